@@ -1,0 +1,157 @@
+/**
+ * Loading the policy file: YAML → schema validation → a resolved Policy. Every error names the
+ * file, line and column and what was expected there.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import type { ZodError } from 'zod';
+import { AirlockError } from '../errors.ts';
+import { hashToken } from '../identity/tokens.ts';
+import type { Policy, PolicyConnection, PolicyRule } from './policy.ts';
+import { policySchema, reviewSchema } from './schema.ts';
+import { Secret } from './secret.ts';
+
+export interface PolicyProblem {
+  file: string;
+  line: number;
+  column: number;
+  path: string;
+  message: string;
+}
+
+export class PolicyError extends AirlockError {
+  readonly problems: PolicyProblem[];
+  constructor(problems: PolicyProblem[]) {
+    super(
+      'AIRLOCK_E_CONFIG_INVALID',
+      problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n'),
+      { hint: 'fix the file and start again (see the policy reference in the README)' },
+    );
+    this.problems = problems;
+  }
+}
+
+export function loadPolicyFile(file: string): Policy {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new AirlockError('AIRLOCK_E_CONFIG_NOT_FOUND', `cannot read policy file ${path}`, {
+      hint: 'pass an existing file with --config',
+      cause,
+    });
+  }
+  return parsePolicy(text, path);
+}
+
+export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(resolve(file))): Policy {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new PolicyError(
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return { file, line: pos.line, column: pos.col, path: '', message: e.message.split('\n')[0]! };
+      }),
+    );
+  }
+  const raw = doc.toJS() ?? {};
+  const parsed = policySchema.safeParse(raw);
+  if (!parsed.success) throw new PolicyError(problemsOf(parsed.error, doc, lineCounter, file));
+  const p = parsed.data;
+
+  const connections = new Map<string, PolicyConnection>();
+  for (const [name, c] of Object.entries(p.connections)) {
+    connections.set(name, {
+      name,
+      type: c.type,
+      description: c.description,
+      default: c.default,
+      review: c.review,
+      upstream: {
+        host: c.upstream.host,
+        port: c.upstream.port,
+        database: c.upstream.database,
+        user: c.upstream.user,
+        password: c.upstream.password === undefined ? undefined : Secret.parse(c.upstream.password, baseDir),
+        tls: c.upstream.tls,
+        ca: c.upstream.ca === undefined ? undefined : resolve(baseDir, c.upstream.ca),
+      },
+    });
+  }
+
+  const rules: PolicyRule[] = p.rules.map((r, index) => ({ ...r, index }));
+  const tokens = p.identities.tokens.map((t) => {
+    const secret = Secret.parse(t.token, baseDir);
+    let value: string;
+    try {
+      value = secret.reveal();
+    } catch (err) {
+      const at = locate(doc, lineCounter, ['identities', 'tokens', p.identities.tokens.indexOf(t), 'token']);
+      throw new PolicyError([
+        { file, ...at, path: `identities.tokens.${t.name}.token`, message: (err as AirlockError).describe() },
+      ]);
+    }
+    return { name: t.name, kind: t.kind, groups: t.groups, hash: hashToken(value) };
+  });
+
+  return {
+    source: file,
+    listen: p.listen,
+    publicUrl: (p.public_url ?? `http://${p.listen.api || '127.0.0.1:7070'}`).replace(/\/$/, ''),
+    store: p.store,
+    baseDir,
+    tls: p.tls ? { cert: Secret.parse(p.tls.cert, baseDir), key: Secret.parse(p.tls.key, baseDir) } : undefined,
+    tokens,
+    connections,
+    rules,
+    defaultReview: p.defaults.review ?? reviewSchema.parse({ groups: ['admins'] }),
+  };
+}
+
+function problemsOf(error: ZodError, doc: Document, lc: LineCounter, file: string): PolicyProblem[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k));
+    // Unknown keys are reported on their parent; point at the key itself.
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+    const at = locate(doc, lc, keys.length > 0 ? [...path, keys[0]!] : path, keys.length > 0);
+    const message =
+      issue.code === 'unrecognized_keys'
+        ? `unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`
+        : issue.message;
+    return { file, ...at, path: path.join('.'), message };
+  });
+}
+
+/** Line and column of the deepest node on `path` that exists in the document. */
+function locate(
+  doc: Document,
+  lc: LineCounter,
+  path: readonly (string | number)[],
+  atKey = false,
+): { line: number; column: number } {
+  for (let n = path.length; n >= 0; n--) {
+    const sub = path.slice(0, n);
+    if (atKey && n === path.length && n > 0) {
+      const parent = sub.length > 1 ? doc.getIn(sub.slice(0, -1), true) : doc.contents;
+      const pair = isNode(parent) && 'items' in parent
+        ? (parent.items as { key?: { value?: unknown; range?: [number, number, number] } }[]).find(
+            (it) => it.key?.value === sub[sub.length - 1],
+          )
+        : undefined;
+      if (pair?.key?.range) {
+        const pos = lc.linePos(pair.key.range[0]);
+        return { line: pos.line, column: pos.col };
+      }
+      continue;
+    }
+    const node = n === 0 ? doc.contents : doc.getIn(sub, true);
+    if (isNode(node) && node.range) {
+      const pos = lc.linePos(node.range[0]);
+      return { line: pos.line, column: pos.col };
+    }
+  }
+  return { line: 1, column: 1 };
+}

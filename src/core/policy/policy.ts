@@ -1,0 +1,54 @@
+/** The resolved policy: what the rest of Airlock reads after the file has been validated. */
+import type { PrincipalKind } from '../action.ts';
+import type { Effect, ReviewSpec, RuleConfig } from './schema.ts';
+import type { Secret } from './secret.ts';
+
+export interface PolicyConnection {
+  readonly name: string;
+  readonly type: 'postgres';
+  readonly description?: string | undefined;
+  readonly default: Effect;
+  readonly review?: ReviewSpec | undefined;
+  readonly upstream: {
+    readonly host: string;
+    readonly port: number;
+    readonly database: string;
+    readonly user: string;
+    readonly password?: Secret | undefined;
+    readonly tls: 'off' | 'verify-full';
+    readonly ca?: string | undefined;
+  };
+}
+
+export interface PolicyRule extends RuleConfig {
+  /** Position in the file, to name the rule when it has no unique name. */
+  readonly index: number;
+}
+
+export interface TokenIdentity {
+  readonly name: string;
+  readonly kind: PrincipalKind;
+  readonly groups: readonly string[];
+  /** sha256 of the token; the token itself is never kept. */
+  readonly hash: string;
+}
+
+export interface Policy {
+  readonly source: string;
+  readonly baseDir: string;
+  readonly listen: {
+    readonly api: string | false;
+    readonly postgres: string | false;
+    readonly mysql?: string | false | undefined;
+    readonly ssh?: string | false | undefined;
+    readonly http?: string | false | undefined;
+  };
+  /** Base URL of the console, for "approve it at ..." messages. No trailing slash. */
+  readonly publicUrl: string;
+  readonly store: string;
+  readonly tls?: { readonly cert: Secret; readonly key: Secret } | undefined;
+  readonly tokens: readonly TokenIdentity[];
+  readonly connections: ReadonlyMap<string, PolicyConnection>;
+  readonly rules: readonly PolicyRule[];
+  readonly defaultReview: ReviewSpec;
+}

@@ -1,0 +1,141 @@
+/**
+ * The policy file schema. Objects are strict so a misspelt key is an error with a line and
+ * column, not a silently ignored rule.
+ */
+import { z } from 'zod';
+import { ACTION_KINDS, PRINCIPAL_KINDS } from '../action.ts';
+
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** "15m" → 900000. */
+export function parseDuration(text: string): number {
+  const m = DURATION.exec(text.trim());
+  if (!m) throw new Error(`not a duration: ${text}`);
+  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+}
+
+const duration = z
+  .string()
+  .regex(DURATION, 'a duration such as 30s, 15m, 2h or 1d')
+  .transform((s) => parseDuration(s));
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:15432')
+  .or(z.literal(false));
+
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a name of letters, digits, - _ . (max 63)');
+
+export const EFFECTS = ['allow', 'review', 'deny'] as const;
+export type Effect = (typeof EFFECTS)[number];
+export const HOLD_MODES = ['wait', 'retry'] as const;
+export type HoldMode = (typeof HOLD_MODES)[number];
+
+export const reviewSchema = z.strictObject({
+  groups: z.array(name).min(1, 'name at least one reviewer group'),
+  approvals: z.number().int().min(1).max(10).default(1),
+  expires: duration.default(15 * 60_000),
+  hold: z.enum(HOLD_MODES).default('wait'),
+  /** For `retry`: how long an approval lets the same command by the same caller through. */
+  window: duration.default(15 * 60_000),
+});
+export type ReviewSpec = z.output<typeof reviewSchema>;
+
+const postgresUpstream = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(5432),
+  database: z.string().min(1),
+  user: z.string().min(1),
+  /** `${env:NAME}` or `${file:path}`; omitted for trust authentication. */
+  password: z.string().optional(),
+  /** `off`, or `verify-full` (certificate chain and host name checked). */
+  tls: z.enum(['off', 'verify-full']).default('off'),
+  /** PEM file with the CA that signed the target's certificate (default: system CAs). */
+  ca: z.string().optional(),
+});
+
+export const connectionSchema = z.strictObject({
+  type: z.literal('postgres'),
+  upstream: postgresUpstream,
+  /** What actions no rule matches get. */
+  default: z.enum(EFFECTS).default('review'),
+  /** Reviewers for actions that fall to a `review` default. */
+  review: reviewSchema.optional(),
+  description: z.string().optional(),
+});
+export type ConnectionConfig = z.output<typeof connectionSchema>;
+
+const tokenIdentity = z.strictObject({
+  name,
+  token: z.string().min(1),
+  kind: z.enum(PRINCIPAL_KINDS),
+  groups: z.array(name).default([]),
+});
+
+export const ruleSchema = z.strictObject({
+  name: z.string().min(1),
+  connections: z.array(z.string()).optional(),
+  principals: z.array(z.string()).optional(),
+  groups: z.array(name).optional(),
+  principal_kinds: z.array(z.enum(PRINCIPAL_KINDS)).optional(),
+  kinds: z.array(z.enum(ACTION_KINDS)).optional(),
+  /** Statement types as the parser names them: DeleteStmt, DropStmt, ... */
+  statements: z.array(z.string()).optional(),
+  /** Table patterns: `orders`, `public.*`, `*.secrets`. */
+  tables: z.array(z.string()).optional(),
+  effect: z.enum(EFFECTS),
+  review: reviewSchema.optional(),
+  reason: z.string().optional(),
+});
+export type RuleConfig = z.output<typeof ruleSchema>;
+
+export const policySchema = z
+  .strictObject({
+    listen: z
+      .strictObject({
+        api: hostPort.default('127.0.0.1:7070'),
+        postgres: hostPort.default('127.0.0.1:15432'),
+        mysql: hostPort.optional(),
+        ssh: hostPort.optional(),
+        http: hostPort.optional(),
+      })
+      .default({ api: '127.0.0.1:7070', postgres: '127.0.0.1:15432' }),
+    public_url: z.url().optional(),
+    store: z.string().default('sqlite:./airlock-data/airlock.db'),
+    /** Certificate the gateway presents to callers that ask for TLS. */
+    tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
+    identities: z
+      .strictObject({
+        tokens: z.array(tokenIdentity).default([]),
+      })
+      .default({ tokens: [] }),
+    /** Reviewers for `review` decisions that name none (connection defaults). */
+    defaults: z
+      .strictObject({ review: reviewSchema.optional() })
+      .default({}),
+    connections: z.record(name, connectionSchema).default({}),
+    rules: z.array(ruleSchema).default([]),
+    masking: z.array(z.unknown()).optional(),
+    notify: z.array(z.unknown()).optional(),
+  })
+  .superRefine((p, ctx) => {
+    p.rules.forEach((rule, i) => {
+      if (rule.effect === 'deny' && !rule.reason)
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'reason'], message: 'a deny rule needs a reason: it is sent to the caller' });
+      if (rule.effect !== 'review' && rule.review)
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'review'], message: 'review settings only apply to effect: review' });
+      for (const c of rule.connections ?? [])
+        if (!c.includes('*') && !(c in p.connections))
+          ctx.addIssue({ code: 'custom', path: ['rules', i, 'connections'], message: `unknown connection "${c}"` });
+    });
+    const seen = new Set<string>();
+    p.identities.tokens.forEach((t, i) => {
+      if (seen.has(t.name))
+        ctx.addIssue({ code: 'custom', path: ['identities', 'tokens', i, 'name'], message: `duplicate identity "${t.name}"` });
+      seen.add(t.name);
+    });
+  });
+
+export type PolicyInput = z.input<typeof policySchema>;
+export type PolicyOutput = z.output<typeof policySchema>;

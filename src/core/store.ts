@@ -1,0 +1,55 @@
+/**
+ * The persistence port core depends on. Implementations live in src/store/ (SQLite embedded,
+ * PostgreSQL for several replicas); core never imports them.
+ */
+import type { ApprovalRequest, ApprovalVote, NewRequest, RequestFilter, RequestStatus } from './approvals/request.ts';
+
+/** One record of the audit hash chain, as stored. */
+export interface AuditRecord {
+  /** 1-based, gap-free. */
+  readonly seq: number;
+  /** Epoch milliseconds. */
+  readonly at: number;
+  readonly type: string;
+  readonly data: Readonly<Record<string, unknown>>;
+  /** Hash of the previous record; 64 zeros for the first. */
+  readonly prevHash: string;
+  /** sha256 hex of the canonical JSON of { seq, at, type, data, prevHash }. */
+  readonly hash: string;
+}
+
+export interface RequestPatch {
+  readonly status?: RequestStatus;
+  readonly decidedAt?: number;
+  readonly deniedBy?: string;
+  readonly reason?: string;
+  readonly grantUntil?: number;
+}
+
+export interface Store {
+  /** Create tables / apply pending migrations. Safe to call on every start. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  createRequest(request: NewRequest): Promise<ApprovalRequest>;
+  getRequest(id: number): Promise<ApprovalRequest | undefined>;
+  /** Newest first. */
+  listRequests(filter?: RequestFilter): Promise<ApprovalRequest[]>;
+  /**
+   * Compare-and-set: applies the patch only if the request is in one of `from`; returns the
+   * updated request, or undefined if it was not in one of those statuses (someone else won).
+   */
+  updateRequest(id: number, from: readonly RequestStatus[], patch: RequestPatch): Promise<ApprovalRequest | undefined>;
+  /** Adds a vote if the request is pending and the voter has not voted; returns the request after. */
+  addApproval(id: number, vote: ApprovalVote): Promise<ApprovalRequest | undefined>;
+  /** Approved/executed requests whose grant window is still open at `now`. */
+  activeGrants(now: number): Promise<ApprovalRequest[]>;
+
+  /** Appends already-hashed records in one transaction (all or nothing). */
+  appendAudit(records: readonly AuditRecord[]): Promise<void>;
+  /** The newest record, or undefined for an empty log. */
+  auditHead(): Promise<AuditRecord | undefined>;
+  /** Records with seq >= fromSeq, ascending. */
+  readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]>;
+  auditCount(): Promise<number>;
+}
