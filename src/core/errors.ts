@@ -40,7 +40,11 @@ export class AirlockError extends Error {
   /** HTTP status the control plane answers with. */
   readonly status: number;
 
-  constructor(code: ErrorCode, message: string, options: { hint?: string; status?: number; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { hint?: string; status?: number; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AirlockError';
     this.code = code;
@@ -54,7 +58,9 @@ export class AirlockError extends Error {
   }
 
   toJSON(): { code: ErrorCode; message: string; hint?: string } {
-    return this.hint ? { code: this.code, message: this.message, hint: this.hint } : { code: this.code, message: this.message };
+    return this.hint
+      ? { code: this.code, message: this.message, hint: this.hint }
+      : { code: this.code, message: this.message };
   }
 }
 

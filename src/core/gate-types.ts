@@ -9,7 +9,12 @@ import type { Decision } from './policy/evaluate.ts';
 
 export type GateOutcome =
   /** Forward it. For non-read actions the audit event is already durable when this resolves. */
-  | { readonly verdict: 'allow'; readonly decision: Decision; readonly via: 'rule' | 'grant'; readonly requestId?: number }
+  | {
+      readonly verdict: 'allow';
+      readonly decision: Decision;
+      readonly via: 'rule' | 'grant';
+      readonly requestId?: number;
+    }
   /** Refuse it; send `reason` back to the caller. Audited. */
   | { readonly verdict: 'deny'; readonly decision: Decision; readonly reason: string }
   /**

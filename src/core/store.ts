@@ -2,7 +2,13 @@
  * The persistence port core depends on. Implementations live in src/store/ (SQLite embedded,
  * PostgreSQL for several replicas); core never imports them.
  */
-import type { ApprovalRequest, ApprovalVote, NewRequest, RequestFilter, RequestStatus } from './approvals/request.ts';
+import type {
+  ApprovalRequest,
+  ApprovalVote,
+  NewRequest,
+  RequestFilter,
+  RequestStatus,
+} from './approvals/request.ts';
 
 /** One record of the audit hash chain, as stored. */
 export interface AuditRecord {
@@ -39,7 +45,11 @@ export interface Store {
    * Compare-and-set: applies the patch only if the request is in one of `from`; returns the
    * updated request, or undefined if it was not in one of those statuses (someone else won).
    */
-  updateRequest(id: number, from: readonly RequestStatus[], patch: RequestPatch): Promise<ApprovalRequest | undefined>;
+  updateRequest(
+    id: number,
+    from: readonly RequestStatus[],
+    patch: RequestPatch,
+  ): Promise<ApprovalRequest | undefined>;
   /** Adds a vote if the request is pending and the voter has not voted; returns the request after. */
   addApproval(id: number, vote: ApprovalVote): Promise<ApprovalRequest | undefined>;
   /** Approved/executed requests whose grant window is still open at `now`. */

@@ -3,7 +3,14 @@ import type { ActionKind, ActionPart, Principal } from '../action.ts';
 import type { RuleRef } from '../policy/evaluate.ts';
 import type { ReviewSpec } from '../policy/schema.ts';
 
-export const REQUEST_STATUSES = ['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed'] as const;
+export const REQUEST_STATUSES = [
+  'pending',
+  'approved',
+  'denied',
+  'expired',
+  'cancelled',
+  'executed',
+] as const;
 export type RequestStatus = (typeof REQUEST_STATUSES)[number];
 
 /** Statuses a request can never leave. `approved` is not final: it becomes `executed`. */
@@ -45,7 +52,10 @@ export interface ApprovalRequest {
   readonly grantUntil?: number | undefined;
 }
 
-export type NewRequest = Omit<ApprovalRequest, 'id' | 'status' | 'approvals' | 'decidedAt' | 'deniedBy' | 'reason' | 'grantUntil'>;
+export type NewRequest = Omit<
+  ApprovalRequest,
+  'id' | 'status' | 'approvals' | 'decidedAt' | 'deniedBy' | 'reason' | 'grantUntil'
+>;
 
 export interface RequestFilter {
   readonly status?: readonly RequestStatus[];

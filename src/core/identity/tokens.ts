@@ -45,7 +45,8 @@ export class TokenRegistry {
   }
 
   principal(name: string): Principal | undefined {
-    for (const i of this.#byHash.values()) if (i.name === name) return { name: i.name, kind: i.kind, groups: i.groups };
+    for (const i of this.#byHash.values())
+      if (i.name === name) return { name: i.name, kind: i.kind, groups: i.groups };
     return undefined;
   }
 }

@@ -68,6 +68,15 @@ function partMatches(rule: PolicyRule, part: ActionPart): boolean {
   return true;
 }
 
+/** Of two matching review rules, the one needing more approvers governs. */
+function moreDemanding(rule: PolicyRule, than: PolicyRule): boolean {
+  return (
+    rule.effect === 'review' &&
+    than.effect === 'review' &&
+    (rule.review?.approvals ?? 1) > (than.review?.approvals ?? 1)
+  );
+}
+
 function ruleRef(rule: PolicyRule): RuleRef {
   return { name: rule.name, index: rule.index };
 }
@@ -78,12 +87,13 @@ export function evaluatePart(policy: Policy, action: Action, part: ActionPart): 
   for (const rule of policy.rules) {
     if (rule.connections && !rule.connections.some((c) => globMatch(c, action.connection))) continue;
     if (!principalMatches(rule, action.principal) || !partMatches(rule, part)) continue;
-    if (!best || SEVERITY[rule.effect] > SEVERITY[best.effect]) best = rule;
+    if (!best || SEVERITY[rule.effect] > SEVERITY[best.effect] || moreDemanding(rule, best)) best = rule;
     if (best.effect === 'deny') break;
   }
   if (best) {
     const why = `rule "${best.name}" matched ${part.kind}${part.statement ? ` (${part.statement})` : ''}`;
-    if (best.effect === 'deny') return { effect: 'deny', rule: ruleRef(best), reason: best.reason ?? best.name, why };
+    if (best.effect === 'deny')
+      return { effect: 'deny', rule: ruleRef(best), reason: best.reason ?? best.name, why };
     if (best.effect === 'review')
       return {
         effect: 'review',
@@ -97,7 +107,12 @@ export function evaluatePart(policy: Policy, action: Action, part: ActionPart): 
   const rule = { name: `default for ${action.connection}`, index: -1 };
   const why = `no rule matched ${part.kind}${part.statement ? ` (${part.statement})` : ''}; connection default is ${effect}`;
   if (effect === 'deny')
-    return { effect, rule, why, reason: `${part.kind} actions are not allowed on ${action.connection} (no rule allows them)` };
+    return {
+      effect,
+      rule,
+      why,
+      reason: `${part.kind} actions are not allowed on ${action.connection} (no rule allows them)`,
+    };
   if (effect === 'review') return { effect, rule, why, review: connection?.review ?? policy.defaultReview };
   return { effect, rule, why };
 }
@@ -105,12 +120,18 @@ export function evaluatePart(policy: Policy, action: Action, part: ActionPart): 
 /** The most restrictive decision over all parts. An action with no parts is unknown: review or deny. */
 export function evaluate(policy: Policy, action: Action): Decision {
   const parts: readonly ActionPart[] =
-    action.parts.length > 0 ? action.parts : [{ kind: 'unknown', text: action.summary, why: 'nothing to classify' }];
+    action.parts.length > 0
+      ? action.parts
+      : [{ kind: 'unknown', text: action.summary, why: 'nothing to classify' }];
   let result: Decision | undefined;
   for (const part of parts) {
     const d = evaluatePart(policy, action, part);
     if (!result || SEVERITY[d.effect] > SEVERITY[result.effect]) result = d;
-    else if (d.effect === 'review' && result.effect === 'review' && d.review.approvals > result.review.approvals)
+    else if (
+      d.effect === 'review' &&
+      result.effect === 'review' &&
+      d.review.approvals > result.review.approvals
+    )
       result = d;
     if (result.effect === 'deny') break;
   }

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
 import type { ZodError } from 'zod';
 import { AirlockError } from '../errors.ts';
 import { hashToken } from '../identity/tokens.ts';
@@ -25,7 +25,9 @@ export class PolicyError extends AirlockError {
   constructor(problems: PolicyProblem[]) {
     super(
       'AIRLOCK_E_CONFIG_INVALID',
-      problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n'),
+      problems
+        .map((p) => `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ''}${p.message}`)
+        .join('\n'),
       { hint: 'fix the file and start again (see the policy reference in the README)' },
     );
     this.problems = problems;
@@ -57,7 +59,15 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
       }),
     );
   }
-  const raw = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    // Unresolvable aliases and alias bombs surface only when the document is converted.
+    throw new PolicyError([
+      { file, line: 1, column: 1, path: '', message: (err as Error).message.split('\n')[0]! },
+    ]);
+  }
   const parsed = policySchema.safeParse(raw);
   if (!parsed.success) throw new PolicyError(problemsOf(parsed.error, doc, lineCounter, file));
   const p = parsed.data;
@@ -103,7 +113,9 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     publicUrl: (p.public_url ?? `http://${p.listen.api || '127.0.0.1:7070'}`).replace(/\/$/, ''),
     store: p.store,
     baseDir,
-    tls: p.tls ? { cert: Secret.parse(p.tls.cert, baseDir), key: Secret.parse(p.tls.key, baseDir) } : undefined,
+    tls: p.tls
+      ? { cert: Secret.parse(p.tls.cert, baseDir), key: Secret.parse(p.tls.key, baseDir) }
+      : undefined,
     tokens,
     connections,
     rules,
@@ -136,11 +148,12 @@ function locate(
     const sub = path.slice(0, n);
     if (atKey && n === path.length && n > 0) {
       const parent = sub.length > 1 ? doc.getIn(sub.slice(0, -1), true) : doc.contents;
-      const pair = isNode(parent) && 'items' in parent
-        ? (parent.items as { key?: { value?: unknown; range?: [number, number, number] } }[]).find(
-            (it) => it.key?.value === sub[sub.length - 1],
-          )
-        : undefined;
+      const pair =
+        isNode(parent) && 'items' in parent
+          ? (parent.items as { key?: { value?: unknown; range?: [number, number, number] } }[]).find(
+              (it) => it.key?.value === sub[sub.length - 1],
+            )
+          : undefined;
       if (pair?.key?.range) {
         const pos = lc.linePos(pair.key.range[0]);
         return { line: pos.line, column: pos.col };

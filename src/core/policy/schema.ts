@@ -25,7 +25,9 @@ const hostPort = z
   .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:15432')
   .or(z.literal(false));
 
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a name of letters, digits, - _ . (max 63)');
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a name of letters, digits, - _ . (max 63)');
 
 export const EFFECTS = ['allow', 'review', 'deny'] as const;
 export type Effect = (typeof EFFECTS)[number];
@@ -111,9 +113,7 @@ export const policySchema = z
       })
       .default({ tokens: [] }),
     /** Reviewers for `review` decisions that name none (connection defaults). */
-    defaults: z
-      .strictObject({ review: reviewSchema.optional() })
-      .default({}),
+    defaults: z.strictObject({ review: reviewSchema.optional() }).default({}),
     connections: z.record(name, connectionSchema).default({}),
     rules: z.array(ruleSchema).default([]),
     masking: z.array(z.unknown()).optional(),
@@ -122,17 +122,33 @@ export const policySchema = z
   .superRefine((p, ctx) => {
     p.rules.forEach((rule, i) => {
       if (rule.effect === 'deny' && !rule.reason)
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'reason'], message: 'a deny rule needs a reason: it is sent to the caller' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'reason'],
+          message: 'a deny rule needs a reason: it is sent to the caller',
+        });
       if (rule.effect !== 'review' && rule.review)
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'review'], message: 'review settings only apply to effect: review' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'review'],
+          message: 'review settings only apply to effect: review',
+        });
       for (const c of rule.connections ?? [])
         if (!c.includes('*') && !(c in p.connections))
-          ctx.addIssue({ code: 'custom', path: ['rules', i, 'connections'], message: `unknown connection "${c}"` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rules', i, 'connections'],
+            message: `unknown connection "${c}"`,
+          });
     });
     const seen = new Set<string>();
     p.identities.tokens.forEach((t, i) => {
       if (seen.has(t.name))
-        ctx.addIssue({ code: 'custom', path: ['identities', 'tokens', i, 'name'], message: `duplicate identity "${t.name}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['identities', 'tokens', i, 'name'],
+          message: `duplicate identity "${t.name}"`,
+        });
       seen.add(t.name);
     });
   });
