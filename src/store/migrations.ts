@@ -1,0 +1,114 @@
+/**
+ * Schema migrations, kept in code (no migration files to ship or lose) and run with Kysely's
+ * Migrator, which records what has been applied in its own `kysely_migration` table. Each
+ * migration is written once for both stores; `flavor` covers the few spots where SQLite and
+ * PostgreSQL differ (auto-increment ids, 64-bit integers).
+ */
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import { AirlockError } from '../core/errors.ts';
+
+export type StoreFlavor = 'sqlite' | 'postgres';
+
+/** Times are epoch milliseconds; they overflow 32-bit integers, so PostgreSQL needs bigint. */
+function timeType(flavor: StoreFlavor): 'integer' | 'bigint' {
+  return flavor === 'postgres' ? 'bigint' : 'integer';
+}
+
+export function migrations(flavor: StoreFlavor): Record<string, Migration> {
+  const time = timeType(flavor);
+  return {
+    '0001_requests_and_audit': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('requests')
+          .ifNotExists()
+          .addColumn('id', flavor === 'postgres' ? 'bigserial' : 'integer', (c) =>
+            flavor === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('fingerprint', 'text', (c) => c.notNull())
+          .addColumn('protocol', 'text', (c) => c.notNull())
+          .addColumn('connection', 'text', (c) => c.notNull())
+          // Denormalized from `principal` so listing by requester does not parse JSON.
+          .addColumn('principal_name', 'text', (c) => c.notNull())
+          .addColumn('principal', 'text', (c) => c.notNull())
+          .addColumn('session_id', 'text', (c) => c.notNull())
+          .addColumn('source', 'text')
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('summary', 'text', (c) => c.notNull())
+          .addColumn('parts', 'text', (c) => c.notNull())
+          .addColumn('attributes', 'text', (c) => c.notNull())
+          .addColumn('rule', 'text', (c) => c.notNull())
+          .addColumn('why', 'text', (c) => c.notNull())
+          .addColumn('review', 'text', (c) => c.notNull())
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('expires_at', time, (c) => c.notNull())
+          .addColumn('decided_at', time)
+          .addColumn('denied_by', 'text')
+          .addColumn('reason', 'text')
+          .addColumn('grant_until', time)
+          .execute();
+        await db.schema
+          .createIndex('requests_fingerprint')
+          .ifNotExists()
+          .on('requests')
+          .column('fingerprint')
+          .execute();
+        await db.schema
+          .createIndex('requests_status_grant')
+          .ifNotExists()
+          .on('requests')
+          .columns(['status', 'grant_until'])
+          .execute();
+
+        await db.schema
+          .createTable('request_approvals')
+          .ifNotExists()
+          .addColumn('request_id', time, (c) => c.notNull().references('requests.id').onDelete('cascade'))
+          .addColumn('by', 'text', (c) => c.notNull())
+          .addColumn('at', time, (c) => c.notNull())
+          .addColumn('note', 'text')
+          .addUniqueConstraint('request_approvals_one_vote', ['request_id', 'by'])
+          .execute();
+
+        await db.schema
+          .createTable('audit')
+          .ifNotExists()
+          .addColumn('seq', time, (c) => c.primaryKey())
+          .addColumn('at', time, (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('prev_hash', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('audit').ifExists().execute();
+        await db.schema.dropTable('request_approvals').ifExists().execute();
+        await db.schema.dropTable('requests').ifExists().execute();
+      },
+    },
+  };
+}
+
+class InCodeProvider implements MigrationProvider {
+  constructor(private readonly flavor: StoreFlavor) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.flavor);
+  }
+}
+
+/** Applies every pending migration; a no-op when the schema is current. */
+export async function migrateToLatest(db: Kysely<unknown>, flavor: StoreFlavor): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new InCodeProvider(flavor) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new AirlockError(
+      'AIRLOCK_E_STORE_UNAVAILABLE',
+      `the store schema could not be migrated${failed ? ` (migration ${failed} failed)` : ''}: ${(error as Error).message ?? error}`,
+      { hint: 'check that the store is writable and was not created by a newer Airlock', cause: error },
+    );
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

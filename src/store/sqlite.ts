@@ -1,0 +1,361 @@
+/**
+ * The embedded store: SQLite through better-sqlite3, behind Kysely so the PostgreSQL store can
+ * share the queries. better-sqlite3 is synchronous and Kysely serializes every query on its one
+ * connection, so each transaction below is atomic with respect to the rest of the process.
+ *
+ * Durability: the database runs in WAL mode with `synchronous = FULL`. In WAL mode NORMAL only
+ * fsyncs at checkpoints, so a power cut can lose the last commits — including audit records
+ * for actions already forwarded to the target. FULL fsyncs the WAL on every commit; the audit
+ * log batches allowed reads, so the cost is one fsync per batch, not per read.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { type Generated, Kysely, type Selectable, SqliteDialect, sql, type Updateable } from 'kysely';
+import type {
+  ApprovalRequest,
+  ApprovalVote,
+  NewRequest,
+  RequestFilter,
+  RequestStatus,
+} from '../core/approvals/request.ts';
+import { canonical } from '../core/audit/canonical.ts';
+import { AirlockError } from '../core/errors.ts';
+import type { AuditRecord, RequestPatch, Store } from '../core/store.ts';
+import { migrateToLatest } from './migrations.ts';
+
+export interface RequestsTable {
+  id: Generated<number>;
+  status: string;
+  fingerprint: string;
+  protocol: string;
+  connection: string;
+  principal_name: string;
+  principal: string;
+  session_id: string;
+  source: string | null;
+  kind: string;
+  summary: string;
+  parts: string;
+  attributes: string;
+  rule: string;
+  why: string;
+  review: string;
+  created_at: number;
+  expires_at: number;
+  decided_at: number | null;
+  denied_by: string | null;
+  reason: string | null;
+  grant_until: number | null;
+}
+
+export interface ApprovalsTable {
+  request_id: number;
+  by: string;
+  at: number;
+  note: string | null;
+}
+
+export interface AuditTable {
+  seq: number;
+  at: number;
+  type: string;
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface StoreSchema {
+  requests: RequestsTable;
+  request_approvals: ApprovalsTable;
+  audit: AuditTable;
+}
+
+const DEFAULT_LIST_LIMIT = 100;
+const MAX_LIST_LIMIT = 1000;
+/** Rows per INSERT; keeps each statement well under SQLite's bound-parameter limit. */
+const AUDIT_INSERT_CHUNK = 500;
+
+export function requestFromRow(
+  row: Selectable<RequestsTable>,
+  votes: readonly ApprovalVote[],
+): ApprovalRequest {
+  return {
+    id: Number(row.id),
+    status: row.status as RequestStatus,
+    fingerprint: row.fingerprint,
+    protocol: row.protocol,
+    connection: row.connection,
+    principal: JSON.parse(row.principal),
+    sessionId: row.session_id,
+    source: row.source ?? undefined,
+    kind: row.kind as ApprovalRequest['kind'],
+    summary: row.summary,
+    parts: JSON.parse(row.parts),
+    attributes: JSON.parse(row.attributes),
+    rule: JSON.parse(row.rule),
+    why: row.why,
+    review: JSON.parse(row.review),
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    decidedAt: row.decided_at === null ? undefined : Number(row.decided_at),
+    approvals: votes,
+    deniedBy: row.denied_by ?? undefined,
+    reason: row.reason ?? undefined,
+    grantUntil: row.grant_until === null ? undefined : Number(row.grant_until),
+  };
+}
+
+export function auditFromRow(row: Selectable<AuditTable>): AuditRecord {
+  let data: Record<string, unknown>;
+  try {
+    data = JSON.parse(row.data);
+  } catch {
+    // A row whose data is no longer JSON was tampered with. Hand it to the verifier as a value
+    // that cannot hash to the stored hash instead of throwing, so verify can name the record.
+    data = { '(unparseable)': row.data };
+  }
+  return {
+    seq: Number(row.seq),
+    at: Number(row.at),
+    type: row.type,
+    data,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+export interface SqliteStoreOptions {
+  /** A file path, or ':memory:'. */
+  readonly filename: string;
+}
+
+export class SqliteStore implements Store {
+  readonly db: Kysely<StoreSchema>;
+  private readonly sqlite: Database.Database;
+  private closed = false;
+
+  constructor(options: SqliteStoreOptions) {
+    const memory = options.filename === ':memory:';
+    if (!memory) mkdirSync(dirname(options.filename), { recursive: true });
+    try {
+      this.sqlite = new Database(options.filename);
+      if (!memory) this.sqlite.pragma('journal_mode = WAL');
+      this.sqlite.pragma('synchronous = FULL');
+      this.sqlite.pragma('foreign_keys = ON');
+      // Another process (a CLI running `audit verify`) may hold a read lock briefly.
+      this.sqlite.pragma('busy_timeout = 5000');
+    } catch (err) {
+      throw new AirlockError(
+        'AIRLOCK_E_STORE_UNAVAILABLE',
+        `the SQLite store ${options.filename} could not be opened: ${(err as Error).message}`,
+        {
+          hint: 'check that the path is writable and not used by another program',
+          cause: err,
+        },
+      );
+    }
+    this.db = new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: this.sqlite }) });
+  }
+
+  async migrate(): Promise<void> {
+    await migrateToLatest(this.db as unknown as Kysely<unknown>, 'sqlite');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Kysely's destroy closes the better-sqlite3 handle.
+    await this.db.destroy();
+  }
+
+  async createRequest(request: NewRequest): Promise<ApprovalRequest> {
+    const row = await this.db
+      .insertInto('requests')
+      .values({
+        status: 'pending',
+        fingerprint: request.fingerprint,
+        protocol: request.protocol,
+        connection: request.connection,
+        principal_name: request.principal.name,
+        principal: JSON.stringify(request.principal),
+        session_id: request.sessionId,
+        source: request.source ?? null,
+        kind: request.kind,
+        summary: request.summary,
+        parts: JSON.stringify(request.parts),
+        attributes: JSON.stringify(request.attributes),
+        rule: JSON.stringify(request.rule),
+        why: request.why,
+        review: JSON.stringify(request.review),
+        created_at: request.createdAt,
+        expires_at: request.expiresAt,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return requestFromRow(row, []);
+  }
+
+  async getRequest(id: number): Promise<ApprovalRequest | undefined> {
+    if (!Number.isSafeInteger(id)) return undefined;
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) return undefined;
+      const votes = await trx
+        .selectFrom('request_approvals')
+        .selectAll()
+        .where('request_id', '=', id)
+        .orderBy('at')
+        .orderBy('by')
+        .execute();
+      return requestFromRow(row, votes.map(voteFromRow));
+    });
+  }
+
+  async listRequests(filter: RequestFilter = {}): Promise<ApprovalRequest[]> {
+    const limit = Math.min(Math.max(1, filter.limit ?? DEFAULT_LIST_LIMIT), MAX_LIST_LIMIT);
+    let query = this.db.selectFrom('requests').selectAll();
+    if (filter.status && filter.status.length > 0) query = query.where('status', 'in', [...filter.status]);
+    if (filter.connection !== undefined) query = query.where('connection', '=', filter.connection);
+    if (filter.principal !== undefined) query = query.where('principal_name', '=', filter.principal);
+    if (filter.beforeId !== undefined) query = query.where('id', '<', filter.beforeId);
+    if (filter.since !== undefined) query = query.where('created_at', '>=', filter.since);
+    const rows = await query.orderBy('id', 'desc').limit(limit).execute();
+    return this.withVotes(rows);
+  }
+
+  async updateRequest(
+    id: number,
+    from: readonly RequestStatus[],
+    patch: RequestPatch,
+  ): Promise<ApprovalRequest | undefined> {
+    if (from.length === 0) return undefined;
+    const set: Updateable<RequestsTable> = {};
+    if (patch.status !== undefined) set.status = patch.status;
+    if (patch.decidedAt !== undefined) set.decided_at = patch.decidedAt;
+    if (patch.deniedBy !== undefined) set.denied_by = patch.deniedBy;
+    if (patch.reason !== undefined) set.reason = patch.reason;
+    if (patch.grantUntil !== undefined) set.grant_until = patch.grantUntil;
+    return this.db.transaction().execute(async (trx) => {
+      // The status test is in the UPDATE itself, so two deciders racing cannot both win.
+      const result = await trx
+        .updateTable('requests')
+        .set(Object.keys(set).length > 0 ? set : { status: sql<string>`status` })
+        .where('id', '=', id)
+        .where('status', 'in', [...from])
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return undefined;
+      const row = await trx.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      const votes = await trx
+        .selectFrom('request_approvals')
+        .selectAll()
+        .where('request_id', '=', id)
+        .orderBy('at')
+        .execute();
+      return requestFromRow(row, votes.map(voteFromRow));
+    });
+  }
+
+  async addApproval(id: number, vote: ApprovalVote): Promise<ApprovalRequest | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+      if (row?.status !== 'pending') return undefined;
+      await trx
+        .insertInto('request_approvals')
+        .values({ request_id: id, by: vote.by, at: vote.at, note: vote.note ?? null })
+        .onConflict((oc) => oc.columns(['request_id', 'by']).doNothing())
+        .execute();
+      const votes = await trx
+        .selectFrom('request_approvals')
+        .selectAll()
+        .where('request_id', '=', id)
+        .orderBy('at')
+        .execute();
+      return requestFromRow(row, votes.map(voteFromRow));
+    });
+  }
+
+  async activeGrants(now: number): Promise<ApprovalRequest[]> {
+    const rows = await this.db
+      .selectFrom('requests')
+      .selectAll()
+      .where('status', 'in', ['approved', 'executed'])
+      .where('grant_until', '>', now)
+      .orderBy('id')
+      .execute();
+    return this.withVotes(rows);
+  }
+
+  async appendAudit(records: readonly AuditRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const rows = records.map((r) => ({
+      seq: r.seq,
+      at: r.at,
+      type: r.type,
+      data: canonical(r.data),
+      prev_hash: r.prevHash,
+      hash: r.hash,
+    }));
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < rows.length; i += AUDIT_INSERT_CHUNK) {
+        await trx
+          .insertInto('audit')
+          .values(rows.slice(i, i + AUDIT_INSERT_CHUNK))
+          .execute();
+      }
+    });
+  }
+
+  async auditHead(): Promise<AuditRecord | undefined> {
+    const row = await this.db
+      .selectFrom('audit')
+      .selectAll()
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row ? auditFromRow(row) : undefined;
+  }
+
+  async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
+    const rows = await this.db
+      .selectFrom('audit')
+      .selectAll()
+      .where('seq', '>=', fromSeq)
+      .orderBy('seq')
+      .limit(Math.max(1, limit))
+      .execute();
+    return rows.map(auditFromRow);
+  }
+
+  async auditCount(): Promise<number> {
+    const row = await this.db
+      .selectFrom('audit')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  private async withVotes(rows: Selectable<RequestsTable>[]): Promise<ApprovalRequest[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => Number(r.id));
+    const votes = await this.db
+      .selectFrom('request_approvals')
+      .selectAll()
+      .where('request_id', 'in', ids)
+      .orderBy('at')
+      .execute();
+    const byRequest = new Map<number, ApprovalVote[]>();
+    for (const v of votes) {
+      const list = byRequest.get(Number(v.request_id)) ?? [];
+      list.push(voteFromRow(v));
+      byRequest.set(Number(v.request_id), list);
+    }
+    return rows.map((r) => requestFromRow(r, byRequest.get(Number(r.id)) ?? []));
+  }
+}
+
+function voteFromRow(row: Selectable<ApprovalsTable>): ApprovalVote {
+  return row.note === null
+    ? { by: row.by, at: Number(row.at) }
+    : { by: row.by, at: Number(row.at), note: row.note };
+}
