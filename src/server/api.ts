@@ -1,0 +1,445 @@
+/**
+ * The control-plane REST API, under /api/v1. Callers authenticate with
+ * `Authorization: Bearer <token>`. Reviewers (principals in a group that the policy names as
+ * reviewers anywhere) may list and decide requests; anyone else may only read their own
+ * requests, so an agent can poll the status of what it asked for.
+ */
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Action, Principal } from '../core/action.ts';
+import { kindOfParts } from '../core/action.ts';
+import type { ApprovalRequest, RequestFilter, RequestStatus } from '../core/approvals/request.ts';
+import { REQUEST_STATUSES } from '../core/approvals/request.ts';
+import { verifyChain } from '../core/audit/verify.ts';
+import { AirlockError, isAirlockError } from '../core/errors.ts';
+import type { TokenRegistry } from '../core/identity/tokens.ts';
+import { evaluate } from '../core/policy/evaluate.ts';
+import type { Policy } from '../core/policy/policy.ts';
+import { parseDuration } from '../core/policy/schema.ts';
+import type { Store } from '../core/store.ts';
+import { classifySql } from '../protocols/postgres/classify.ts';
+import { requestPage } from './page.ts';
+
+/** What the API needs from the approvals service. */
+export interface ApprovalsApi {
+  get(id: number): Promise<ApprovalRequest | undefined>;
+  list(filter?: RequestFilter): Promise<ApprovalRequest[]>;
+  approve(
+    id: number,
+    reviewer: Principal,
+    opts?: { note?: string; windowMs?: number },
+  ): Promise<ApprovalRequest>;
+  deny(id: number, reviewer: Principal, reason: string): Promise<ApprovalRequest>;
+}
+
+export interface ApiOptions {
+  readonly policy: Policy;
+  readonly store: Store;
+  readonly approvals: ApprovalsApi;
+  readonly tokens: TokenRegistry;
+  /** Where callers reach the PostgreSQL listener, or undefined when it is off. */
+  readonly postgres: () => { host: string; port: number } | undefined;
+  readonly logger?: Logger | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+/** Every group the policy names as a reviewer group. */
+export function reviewerGroups(policy: Policy): Set<string> {
+  const groups = new Set<string>(policy.defaultReview.groups);
+  for (const rule of policy.rules) for (const g of rule.review?.groups ?? []) groups.add(g);
+  for (const c of policy.connections.values()) for (const g of c.review?.groups ?? []) groups.add(g);
+  return groups;
+}
+
+export function isReviewer(policy: Policy, principal: Principal, groups = reviewerGroups(policy)): boolean {
+  return principal.groups.some((g) => groups.has(g));
+}
+
+const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+
+/** The public JSON shape of a request. Attributes are left out: they are protocol internals. */
+export function requestJson(policy: Policy, r: ApprovalRequest) {
+  return {
+    id: r.id,
+    status: r.status,
+    connection: r.connection,
+    protocol: r.protocol,
+    principal: { name: r.principal.name, kind: r.principal.kind, groups: [...r.principal.groups] },
+    source: r.source ?? null,
+    kind: r.kind,
+    summary: r.summary,
+    parts: r.parts.map((p) => ({
+      kind: p.kind,
+      text: p.text,
+      statement: p.statement ?? null,
+      tables: p.tables ?? [],
+      why: p.why ?? null,
+    })),
+    rule: r.rule,
+    why: r.why,
+    review: {
+      groups: [...r.review.groups],
+      approvals: r.review.approvals,
+      hold: r.review.hold,
+      expiresMs: r.review.expires,
+      windowMs: r.review.window,
+    },
+    createdAt: iso(r.createdAt),
+    expiresAt: iso(r.expiresAt),
+    decidedAt: iso(r.decidedAt),
+    approvals: r.approvals.map((v) => ({ by: v.by, at: iso(v.at), note: v.note ?? null })),
+    deniedBy: r.deniedBy ?? null,
+    reason: r.reason ?? null,
+    grantUntil: iso(r.grantUntil),
+    url: `${policy.publicUrl}/requests/${r.id}`,
+  };
+}
+
+const idParams = z.object({ id: z.coerce.number().int().positive() });
+const listQuery = z.strictObject({
+  status: z.enum([...REQUEST_STATUSES, 'all']).default('pending'),
+  connection: z.string().min(1).optional(),
+  principal: z.string().min(1).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  before: z.coerce.number().int().positive().optional(),
+});
+const approveBody = z.strictObject({
+  note: z.string().max(2000).optional(),
+  window: z
+    .string()
+    .regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as 15m')
+    .optional(),
+});
+const denyBody = z.strictObject({
+  reason: z.string().trim().min(1, 'say why: the reason is sent back to the caller').max(2000),
+});
+const auditQuery = z.strictObject({
+  from: z.coerce.number().int().min(1).default(1),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+const policyTestBody = z.strictObject({
+  as: z.string().min(1),
+  connection: z.string().min(1),
+  sql: z.string().min(1).max(1_000_000),
+});
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value ?? {});
+  if (r.success) return r.data;
+  const detail = r.error.issues
+    .map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message))
+    .join('; ');
+  throw new AirlockError('AIRLOCK_E_BAD_REQUEST', `invalid ${what}: ${detail}`, {
+    hint: 'see the API reference in the README',
+  });
+}
+
+/** Store calls: anything that is not already an AirlockError means the store failed. */
+async function viaStore<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isAirlockError(err)) throw err;
+    throw new AirlockError('AIRLOCK_E_STORE_UNAVAILABLE', 'the Airlock store could not be reached', {
+      hint: 'check the store (disk space, file permissions, database reachability) and retry',
+      cause: err,
+    });
+  }
+}
+
+function bearer(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (!header) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m)
+    throw new AirlockError('AIRLOCK_E_TOKEN_MISSING', 'the Authorization header is not "Bearer <token>"', {
+      hint: 'send "Authorization: Bearer <your Airlock token>" (the CLI reads AIRLOCK_TOKEN)',
+    });
+  return m[1];
+}
+
+export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
+  const { policy, approvals, store, tokens } = opts;
+  const groups = reviewerGroups(policy);
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
+    disableRequestLogging: true,
+    bodyLimit: 2 * 1024 * 1024,
+  });
+
+  app.setErrorHandler((err: unknown, request, reply) => {
+    let e: AirlockError;
+    if (isAirlockError(err)) e = err;
+    else if (
+      typeof err === 'object' &&
+      err !== null &&
+      'statusCode' in err &&
+      (err as { statusCode: number }).statusCode < 500
+    )
+      e = new AirlockError(
+        'AIRLOCK_E_BAD_REQUEST',
+        String((err as { message?: unknown }).message ?? 'bad request'),
+        { hint: 'send a JSON body' },
+      );
+    else {
+      request.log.error({ err }, 'internal error in the API');
+      e = new AirlockError('AIRLOCK_E_INTERNAL', 'an internal error occurred', {
+        hint: 'see the gateway log for details',
+      });
+    }
+    if (e.status >= 500 && e.code !== 'AIRLOCK_E_INTERNAL')
+      request.log.warn({ code: e.code, err: e.cause }, e.message);
+    void reply.status(e.status).send({ error: e.toJSON() });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const e = new AirlockError(
+      'AIRLOCK_E_BAD_REQUEST',
+      `no such endpoint: ${request.method} ${request.url.split('?')[0]}`,
+      {
+        hint: 'the API lives under /api/v1 (see the README)',
+        status: 404,
+      },
+    );
+    void reply.status(404).send({ error: e.toJSON() });
+  });
+
+  const authenticate = async (request: FastifyRequest): Promise<Principal> => {
+    const principal = tokens.authenticate(bearer(request));
+    request.principal = principal;
+    return principal;
+  };
+
+  const requireReviewer = async (request: FastifyRequest): Promise<Principal> => {
+    const principal = await authenticate(request);
+    if (!isReviewer(policy, principal, groups))
+      throw new AirlockError('AIRLOCK_E_FORBIDDEN', `${principal.name} is not a reviewer`, {
+        hint: `only members of ${[...groups].map((g) => `"${g}"`).join(', ')} may review requests`,
+      });
+    return principal;
+  };
+
+  const findRequest = async (id: number): Promise<ApprovalRequest> => {
+    const r = await viaStore(() => approvals.get(id));
+    if (!r)
+      throw new AirlockError('AIRLOCK_E_REQUEST_NOT_FOUND', `there is no request ${id}`, {
+        hint: 'list requests with `airlock requests --status all`',
+      });
+    return r;
+  };
+
+  app.get('/api/v1/health', async () => ({ ok: true }));
+
+  app.get('/api/v1/whoami', async (request) => {
+    const p = await authenticate(request);
+    return { name: p.name, kind: p.kind, groups: [...p.groups], reviewer: isReviewer(policy, p, groups) };
+  });
+
+  app.get('/api/v1/requests', async (request) => {
+    await requireReviewer(request);
+    const q = parse(listQuery, request.query, 'query');
+    const filter: RequestFilter = {
+      ...(q.status === 'all' ? {} : { status: [q.status as RequestStatus] }),
+      ...(q.connection ? { connection: q.connection } : {}),
+      ...(q.principal ? { principal: q.principal } : {}),
+      ...(q.before ? { beforeId: q.before } : {}),
+      limit: q.limit,
+    };
+    const list = await viaStore(() => approvals.list(filter));
+    return { requests: list.map((r) => requestJson(policy, r)) };
+  });
+
+  app.get('/api/v1/requests/:id', async (request) => {
+    const principal = await authenticate(request);
+    const { id } = parse(idParams, request.params, 'request id');
+    const reviewer = isReviewer(policy, principal, groups);
+    if (!reviewer) {
+      const r = await viaStore(() => approvals.get(id));
+      // Same answer for "not yours" and "does not exist": ids are sequential, so a
+      // non-reviewer must not learn from the API which requests other people made.
+      if (!r || r.principal.name !== principal.name)
+        throw new AirlockError('AIRLOCK_E_FORBIDDEN', `${principal.name} may only read its own requests`, {
+          hint: 'ask a reviewer, or use a reviewer token',
+        });
+      return { request: requestJson(policy, r) };
+    }
+    return { request: requestJson(policy, await findRequest(id)) };
+  });
+
+  app.post('/api/v1/requests/:id/approve', async (request) => {
+    const reviewer = await requireReviewer(request);
+    const { id } = parse(idParams, request.params, 'request id');
+    const body = parse(approveBody, request.body, 'body');
+    await findRequest(id);
+    const windowMs = body.window === undefined ? undefined : parseDuration(body.window);
+    const r = await viaStore(() =>
+      approvals.approve(id, reviewer, {
+        ...(body.note !== undefined ? { note: body.note } : {}),
+        ...(windowMs !== undefined ? { windowMs } : {}),
+      }),
+    );
+    return { request: requestJson(policy, r) };
+  });
+
+  app.post('/api/v1/requests/:id/deny', async (request) => {
+    const reviewer = await requireReviewer(request);
+    const { id } = parse(idParams, request.params, 'request id');
+    const body = parse(denyBody, request.body, 'body');
+    await findRequest(id);
+    const r = await viaStore(() => approvals.deny(id, reviewer, body.reason));
+    return { request: requestJson(policy, r) };
+  });
+
+  app.get('/api/v1/connections', async (request) => {
+    await authenticate(request);
+    const pg = opts.postgres();
+    return {
+      connections: [...policy.connections.values()].map((c) => ({
+        name: c.name,
+        type: c.type,
+        description: c.description ?? null,
+        ...(c.type === 'postgres' && pg
+          ? { postgres: { host: pg.host, port: pg.port, database: c.name } }
+          : {}),
+      })),
+    };
+  });
+
+  app.get('/api/v1/audit/verify', async (request) => {
+    await requireReviewer(request);
+    return viaStore(() => verifyChain(store));
+  });
+
+  app.get('/api/v1/audit', async (request) => {
+    await requireReviewer(request);
+    const q = parse(auditQuery, request.query, 'query');
+    const records = await viaStore(() => store.readAudit(q.from, q.limit));
+    return { records };
+  });
+
+  app.post('/api/v1/policy/test', async (request) => {
+    await requireReviewer(request);
+    const body = parse(policyTestBody, request.body, 'body');
+    return policyTest(policy, tokens, body);
+  });
+
+  app.get('/requests/:id', async (request, reply: FastifyReply) => {
+    const { id } = parse(idParams, request.params, 'request id');
+    let viewer: Principal | undefined;
+    try {
+      viewer = tokens.authenticate(bearer(request));
+    } catch {
+      viewer = undefined;
+    }
+    const r = await viaStore(() => approvals.get(id));
+    const full =
+      r !== undefined &&
+      viewer !== undefined &&
+      (isReviewer(policy, viewer, groups) || viewer.name === r.principal.name);
+    void reply
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
+      .status(r ? 200 : 404)
+      .send(requestPage(id, r && requestJson(policy, r), full));
+  });
+
+  return app;
+}
+
+export interface PolicyTestResult {
+  readonly connection: string;
+  readonly principal: Principal;
+  readonly effect: 'allow' | 'review' | 'deny';
+  readonly rule: { name: string; index: number };
+  readonly why: string;
+  readonly reason?: string;
+  readonly review?: { groups: string[]; approvals: number; hold: string };
+  readonly kind: string;
+  readonly error?: string;
+  readonly parts: {
+    text: string;
+    kind: string;
+    statement: string | null;
+    effect: string;
+    rule: string;
+    why: string;
+  }[];
+}
+
+/** `policy test`: classify the SQL and evaluate it as `as` on `connection`, statement by statement. */
+export function policyTest(
+  policy: Policy,
+  tokens: TokenRegistry,
+  input: { as: string; connection: string; sql: string },
+): PolicyTestResult {
+  if (!policy.connections.has(input.connection))
+    throw new AirlockError(
+      'AIRLOCK_E_CONNECTION_UNKNOWN',
+      `no connection named "${input.connection}" in the policy`,
+      {
+        hint: `known connections: ${[...policy.connections.keys()].join(', ') || '(none)'}`,
+      },
+    );
+  const principal = tokens.principal(input.as);
+  if (!principal)
+    throw new AirlockError('AIRLOCK_E_BAD_REQUEST', `no identity named "${input.as}" in the policy`, {
+      hint: `known identities: ${policy.tokens.map((t) => t.name).join(', ') || '(none)'}`,
+      status: 404,
+    });
+  const classified = classifySql(input.sql);
+  const action: Action = {
+    protocol: 'postgres',
+    connection: input.connection,
+    principal,
+    sessionId: 'policy-test',
+    kind: kindOfParts(classified.parts),
+    summary: input.sql,
+    normalized: classified.normalized,
+    parts: classified.parts,
+    attributes: {},
+  };
+  const decision = evaluate(policy, action);
+  const parts = classified.parts.map((part) => {
+    const d = evaluate(policy, { ...action, kind: part.kind, parts: [part] });
+    return {
+      text: part.text,
+      kind: part.kind,
+      statement: part.statement ?? null,
+      effect: d.effect,
+      rule: d.rule.name,
+      why: d.why,
+    };
+  });
+  return {
+    connection: input.connection,
+    principal,
+    effect: decision.effect,
+    rule: decision.rule,
+    why: decision.why,
+    kind: action.kind,
+    ...(decision.effect === 'deny' ? { reason: decision.reason } : {}),
+    ...(decision.effect === 'review'
+      ? {
+          review: {
+            groups: [...decision.review.groups],
+            approvals: decision.review.approvals,
+            hold: decision.review.hold,
+          },
+        }
+      : {}),
+    ...(classified.error ? { error: classified.error } : {}),
+    parts,
+  };
+}
