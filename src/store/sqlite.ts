@@ -20,6 +20,7 @@ import type {
   RequestStatus,
 } from '../core/approvals/request.ts';
 import { canonical } from '../core/audit/canonical.ts';
+import type { RawAuditReader, RawAuditRecord } from '../core/audit/verify.ts';
 import { AirlockError } from '../core/errors.ts';
 import type { AuditRecord, RequestPatch, Store } from '../core/store.ts';
 import { migrateToLatest } from './migrations.ts';
@@ -130,9 +131,10 @@ export interface SqliteStoreOptions {
   readonly filename: string;
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore implements Store, RawAuditReader {
   readonly db: Kysely<StoreSchema>;
   private readonly sqlite: Database.Database;
+  private rawAuditStmt: Database.Statement<[number, number], unknown[]> | undefined;
   private closed = false;
 
   constructor(options: SqliteStoreOptions) {
@@ -325,6 +327,32 @@ export class SqliteStore implements Store {
       .limit(Math.max(1, limit))
       .execute();
     return rows.map(auditFromRow);
+  }
+
+  /**
+   * The verifier's read path. It bypasses Kysely and fetches rows as arrays: verification of a
+   * large log is dominated by per-row overhead, and this is a fixed, parameterized query.
+   */
+  async readAuditRaw(fromSeq: number, limit: number): Promise<RawAuditRecord[]> {
+    this.rawAuditStmt ??= this.sqlite
+      .prepare<[number, number], unknown[]>(
+        'SELECT seq, at, type, data, prev_hash, hash FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?',
+      )
+      .raw(true);
+    const rows = this.rawAuditStmt.all(fromSeq, Math.max(1, limit));
+    const out: RawAuditRecord[] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      out[i] = {
+        seq: Number(r[0]),
+        at: Number(r[1]),
+        type: String(r[2]),
+        dataJson: String(r[3]),
+        prevHash: String(r[4]),
+        hash: String(r[5]),
+      };
+    }
+    return out;
   }
 
   async auditCount(): Promise<number> {

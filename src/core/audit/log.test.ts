@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { SqliteStore } from '../../store/sqlite.ts';
+import { isAirlockError } from '../errors.ts';
+import type { AuditRecord } from '../store.ts';
+import { GENESIS, hashRecord } from './chain.ts';
+import { AuditLog } from './log.ts';
+import { verifyChain } from './verify.ts';
+
+/** A real store whose audit writes can be made to fail, like a full disk. */
+class FlakyStore extends SqliteStore {
+  failing = false;
+  writes = 0;
+  constructor() {
+    super({ filename: ':memory:' });
+  }
+  override async appendAudit(records: readonly AuditRecord[]): Promise<void> {
+    if (this.failing) throw new Error('disk I/O error');
+    this.writes++;
+    return super.appendAudit(records);
+  }
+}
+
+async function setup(opts: ConstructorParameters<typeof AuditLog>[1] = {}) {
+  const store = new FlakyStore();
+  await store.migrate();
+  const log = new AuditLog(store, opts);
+  await log.init();
+  return { store, log };
+}
+
+describe('AuditLog', () => {
+  test('append is durable and chained from genesis', async () => {
+    const { store, log } = await setup();
+    const a = await log.append('session.opened', { sessionId: 's1' });
+    const b = await log.append('action.denied', { reason: 'no' });
+    assert.equal(a.seq, 1);
+    assert.equal(a.prevHash, GENESIS);
+    assert.equal(b.prevHash, a.hash);
+    assert.equal(b.hash, hashRecord(b));
+    assert.deepEqual(await store.readAudit(1, 10), [a, b]);
+    assert.ok(log.healthy);
+    await store.close();
+  });
+
+  test('init continues an existing chain', async () => {
+    const { store, log } = await setup();
+    await log.append('x', { i: 1 });
+    const log2 = new AuditLog(store);
+    await log2.init();
+    const r = await log2.append('x', { i: 2 });
+    assert.equal(r.seq, 2);
+    assert.deepEqual(await verifyChain(store), { ok: true, count: 2, headHash: r.hash });
+    await store.close();
+  });
+
+  test('appendLater batches; append flushes queued records first, in order', async () => {
+    const { store, log } = await setup({ batchMs: 10_000 });
+    log.appendLater('action.allowed', { i: 1 });
+    log.appendLater('action.allowed', { i: 2 });
+    assert.equal(await store.auditCount(), 0);
+    const durable = await log.append('action.denied', { i: 3 });
+    assert.equal(durable.seq, 3);
+    assert.equal(store.writes, 1, 'one transaction for the batch and the durable record');
+    assert.deepEqual(
+      (await store.readAudit(1, 10)).map((r) => r.data.i),
+      [1, 2, 3],
+    );
+    await store.close();
+  });
+
+  test('appendLater commits within batchMs, or at once when the batch is full', async () => {
+    const { store, log } = await setup({ batchMs: 20, batchMax: 3 });
+    log.appendLater('a', { i: 1 });
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(await store.auditCount(), 1);
+    log.appendLater('a', { i: 2 });
+    log.appendLater('a', { i: 3 });
+    log.appendLater('a', { i: 4 });
+    await new Promise((r) => setImmediate(r));
+    await log.flush();
+    assert.equal(await store.auditCount(), 4);
+    await store.close();
+  });
+
+  test('queued data is a snapshot', async () => {
+    const { store, log } = await setup({ batchMs: 10_000 });
+    const data = { v: 1 };
+    log.appendLater('a', data);
+    data.v = 2;
+    await log.flush();
+    assert.deepEqual((await store.readAudit(1, 1))[0]!.data, { v: 1 });
+    assert.equal((await verifyChain(store)).ok, true);
+    await store.close();
+  });
+
+  test('rejects data that cannot be canonicalized, at the caller', async () => {
+    const { store, log } = await setup();
+    await assert.rejects(log.append('a', { n: Number.NaN }), TypeError);
+    assert.throws(() => log.appendLater('a', { n: Number.POSITIVE_INFINITY }), TypeError);
+    assert.equal((await log.append('a', { ok: true })).seq, 1);
+    await store.close();
+  });
+
+  test('fail closed: a failing store rejects append, keeps the head, and the chain continues after recovery', async () => {
+    const { store, log } = await setup({ batchMs: 10_000 });
+    await log.append('a', { i: 1 });
+    log.appendLater('read', { i: 2 });
+    store.failing = true;
+    await assert.rejects(log.append('a', { i: 3 }), (err: unknown) => {
+      assert.ok(isAirlockError(err));
+      assert.equal(err.code, 'AIRLOCK_E_AUDIT_UNAVAILABLE');
+      assert.ok(err.hint && err.hint.length > 0);
+      return true;
+    });
+    assert.equal(log.healthy, false);
+    assert.equal(log.headSeq, 1);
+    await assert.rejects(log.flush(), /audit log could not be written/);
+    store.failing = false;
+    const next = await log.append('a', { i: 4 });
+    assert.equal(next.seq, 3, 'the queued read is kept and written before it');
+    assert.ok(log.healthy);
+    assert.deepEqual(
+      (await store.readAudit(1, 10)).map((r) => r.data.i),
+      [1, 2, 4],
+    );
+    const v = await verifyChain(store);
+    assert.equal(v.ok, true);
+    assert.equal(v.count, 3);
+    await store.close();
+  });
+
+  test('concurrent appends stay gap-free', async () => {
+    const { store, log } = await setup({ batchMs: 1 });
+    const all: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) {
+      if (i % 3 === 0) log.appendLater('r', { i });
+      else all.push(log.append('w', { i }));
+    }
+    await Promise.all(all);
+    await log.close();
+    const v = await verifyChain(store);
+    assert.deepEqual(v.ok && v.count, 200);
+    await store.close();
+  });
+
+  test('the queue is bounded while the store is down', async () => {
+    const { store, log } = await setup({ batchMs: 10_000, batchMax: 2, maxQueued: 3 });
+    store.failing = true;
+    log.appendLater('r', { i: 1 });
+    log.appendLater('r', { i: 2 });
+    log.appendLater('r', { i: 3 });
+    assert.throws(() => log.appendLater('r', { i: 4 }), /audit queue is full/);
+    assert.equal(log.healthy, false);
+    store.failing = false;
+    await log.flush();
+    assert.equal(log.healthy, true);
+    assert.equal(await store.auditCount(), 3);
+    await store.close();
+  });
+});

@@ -1,0 +1,183 @@
+/**
+ * The audit log writer. Every record gets the next seq and the previous record's hash, so
+ * writes are strictly serialized through one queue. Two ways in:
+ *
+ * - `append` is durable: it resolves only after the record (and every batched record queued
+ *   before it, to keep the chain in order) is committed. Non-read actions wait for this before
+ *   they are forwarded.
+ * - `appendLater` queues a record (allowed reads, session closes) and commits it with others
+ *   within `batchMs`, so the hot path does not wait for an fsync per statement.
+ *
+ * Fail closed: if the store refuses a write, nothing is advanced in memory — the next attempt
+ * reuses the same seq and prevHash — and queued records stay queued until a write succeeds.
+ */
+import { AirlockError } from '../errors.ts';
+import type { AuditRecord, Store } from '../store.ts';
+import { canonical } from './canonical.ts';
+import { GENESIS, hashCanonicalData } from './chain.ts';
+
+export interface AuditLogOptions {
+  /** How long an `appendLater` record may wait for its batch. Default 50 ms. */
+  readonly batchMs?: number;
+  /** A batch is written as soon as it holds this many records. Default 512. */
+  readonly batchMax?: number;
+  /**
+   * Queued records beyond this are refused while the store is down (the log becomes unhealthy
+   * and callers fall back to durable appends, which fail closed). Default 64 × batchMax.
+   */
+  readonly maxQueued?: number;
+  readonly now?: () => number;
+}
+
+interface Queued {
+  readonly at: number;
+  readonly type: string;
+  /** Snapshot of the caller's data (it may mutate its object after queueing). */
+  readonly data: Readonly<Record<string, unknown>>;
+  readonly dataJson: string;
+}
+
+const UNAVAILABLE_HINT =
+  'the gateway refuses actions it cannot record; check that the audit store is reachable and has free disk space';
+
+export class AuditLog {
+  private readonly store: Store;
+  private readonly batchMs: number;
+  private readonly batchMax: number;
+  private readonly maxQueued: number;
+  private readonly now: () => number;
+  private head: { seq: number; hash: string } | undefined;
+  private queued: Queued[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** Tail of the write queue: every write runs after the previous one settled. */
+  private tail: Promise<unknown> = Promise.resolve();
+  private lastWriteFailed = false;
+  private overflowed = false;
+  private closed = false;
+
+  constructor(store: Store, opts: AuditLogOptions = {}) {
+    this.store = store;
+    this.batchMs = opts.batchMs ?? 50;
+    this.batchMax = Math.max(1, opts.batchMax ?? 512);
+    this.maxQueued = opts.maxQueued ?? this.batchMax * 64;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** False after a failed write (until one succeeds) or while batched records overflowed. */
+  get healthy(): boolean {
+    return this.head !== undefined && !this.lastWriteFailed && !this.overflowed;
+  }
+
+  /** Seq of the newest committed record (0 for an empty log). */
+  get headSeq(): number {
+    return this.head?.seq ?? 0;
+  }
+
+  async init(): Promise<void> {
+    try {
+      const head = await this.store.auditHead();
+      this.head = head ? { seq: head.seq, hash: head.hash } : { seq: 0, hash: GENESIS };
+    } catch (err) {
+      throw unavailable('the audit log could not be read', err);
+    }
+  }
+
+  async append(type: string, data: Readonly<Record<string, unknown>>): Promise<AuditRecord> {
+    const item = this.prepare(type, data);
+    const records = await this.enqueue(() => this.write([item]));
+    return records[records.length - 1]!;
+  }
+
+  appendLater(type: string, data: Readonly<Record<string, unknown>>): void {
+    const item = this.prepare(type, data);
+    if (this.queued.length >= this.maxQueued) {
+      // The store has been failing for a while; keep the buffer bounded and say so through
+      // `healthy`, which makes the Gate record reads durably (and so refuse them) until it heals.
+      this.overflowed = true;
+      throw unavailable(`the audit queue is full (${this.maxQueued} records waiting for the store)`);
+    }
+    this.queued.push(item);
+    if (this.queued.length >= this.batchMax) this.schedule(0);
+    else this.schedule(this.batchMs);
+  }
+
+  /** Commits every queued record. Rejects (records stay queued) if the store refuses. */
+  async flush(): Promise<void> {
+    await this.enqueue(() => this.write([]));
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.head !== undefined && this.queued.length > 0) await this.flush();
+    this.closed = true;
+  }
+
+  private prepare(type: string, data: Readonly<Record<string, unknown>>): Queued {
+    if (this.closed) throw unavailable('the audit log is closed');
+    if (this.head === undefined)
+      throw new AirlockError('AIRLOCK_E_INTERNAL', 'AuditLog.init() was not called');
+    // Canonicalize now: a value that cannot be canonicalized is the caller's bug and must
+    // surface at the caller, not poison a batch later.
+    const dataJson = canonical(data);
+    return { at: this.now(), type, data: JSON.parse(dataJson), dataJson };
+  }
+
+  private enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(op, op);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) {
+      if (ms > 0) return;
+      clearTimeout(this.timer);
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.queued.length === 0 || this.closed) return;
+      this.flush().catch(() => {
+        // Already reflected in `healthy`; try again after another window. Records stay queued.
+        if (this.queued.length > 0 && !this.closed) this.schedule(this.batchMs);
+      });
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** Writes the queued records followed by `extra`, in one store transaction. */
+  private async write(extra: readonly Queued[]): Promise<AuditRecord[]> {
+    const head = this.head!;
+    const batch = this.queued.length > 0 ? [...this.queued, ...extra] : extra;
+    if (batch.length === 0) return [];
+    const records: AuditRecord[] = [];
+    let seq = head.seq;
+    let prevHash = head.hash;
+    for (const item of batch) {
+      seq += 1;
+      const hash = hashCanonicalData(seq, item.at, item.type, item.dataJson, prevHash);
+      records.push({ seq, at: item.at, type: item.type, data: item.data, prevHash, hash });
+      prevHash = hash;
+    }
+    const taken = this.queued.length;
+    try {
+      await this.store.appendAudit(records);
+    } catch (err) {
+      this.lastWriteFailed = true;
+      throw unavailable('the audit log could not be written', err);
+    }
+    // Records queued while the write was in flight stay queued for the next write.
+    this.queued = this.queued.slice(taken);
+    this.head = { seq, hash: prevHash };
+    this.lastWriteFailed = false;
+    if (this.queued.length < this.maxQueued) this.overflowed = false;
+    return records;
+  }
+}
+
+function unavailable(message: string, cause?: unknown): AirlockError {
+  return new AirlockError('AIRLOCK_E_AUDIT_UNAVAILABLE', message, {
+    hint: UNAVAILABLE_HINT,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
