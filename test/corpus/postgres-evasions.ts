@@ -40,6 +40,12 @@ export const POSTGRES_EVASIONS: readonly EvasionCase[] = [
     kind: 'write',
     note: 'line comment ends at newline; DELETE is real',
   },
+  { sql: 'SELECT 1; --x\rDELETE FROM t', kind: 'write', note: 'a carriage return also ends a line comment' },
+  {
+    sql: 'SELECT 1 --x\rDELETE FROM t',
+    kind: 'read',
+    note: 'without a semicolon the server reads DELETE as a column alias: SELECT 1 AS delete FROM t',
+  },
   { sql: 'dElEtE\tfRoM\n\n  t', kind: 'write', note: 'odd case and whitespace' },
   {
     sql: '\u00a0SELECT 1',

@@ -396,7 +396,7 @@ pg_config pg_control_system pg_control_checkpoint pg_control_recovery pg_control
 int2 int4 int8 float4 float8 numeric bool varchar bpchar date time timestamp timestamptz interval bytea
 jsonb json uuid inet cidr macaddr oid regclass regtype regproc int4range int8range numrange tsrange
 tstzrange daterange int4multirange int8multirange nummultirange tsmultirange tstzmultirange datemultirange
-isnan num_nulls num_nonnulls collation_for
+isnan num_nulls num_nonnulls collation_for pg_collation_for like_escape
 `
     .split(/\s+/)
     .filter((name) => name.length > 0),
