@@ -1,0 +1,247 @@
+/**
+ * The Gate: the one place adapters ask "may this run?". It combines the policy decision, open
+ * grants and the approval workflow, and makes sure the audit log knows about an action before
+ * the adapter forwards it (allowed reads are batched; everything else is durable first).
+ */
+import { type Action, fingerprintOf, type Principal } from './action.ts';
+import type { ApprovalRequest } from './approvals/request.ts';
+import { type Approvals, formatDuration } from './approvals/service.ts';
+import type { AuditLog } from './audit/log.ts';
+import { AirlockError, isAirlockError } from './errors.ts';
+import type { GateOutcome, GatePort, SessionInfo, Settlement } from './gate-types.ts';
+import { type Decision, evaluate } from './policy/evaluate.ts';
+import type { Policy } from './policy/policy.ts';
+
+export interface GateOptions {
+  readonly policy: Policy;
+  readonly approvals: Approvals;
+  readonly audit: AuditLog;
+  readonly now?: () => number;
+}
+
+/** Keys whose values are never written to the audit log, whatever a caller passes in. */
+const SECRET_KEY = /token|password|passwd|secret|credential|authorization|cookie|private[_-]?key/i;
+
+function principalData(p: Principal): Record<string, unknown> {
+  return { name: p.name, kind: p.kind, groups: [...p.groups] };
+}
+
+/** Drops secret-looking keys (recursively) and anything that is not plain JSON. */
+export function scrub(value: unknown, depth = 0): unknown {
+  if (depth > 8) return '(nested too deep)';
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (typeof value === 'bigint') return value.toString();
+  if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
+  if (typeof value === 'object') {
+    if (Buffer.isBuffer(value) || value instanceof Uint8Array) return `(${value.byteLength} bytes)`;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (SECRET_KEY.test(k) || v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+      out[k] = scrub(v, depth + 1);
+    }
+    return out;
+  }
+  return undefined;
+}
+
+/** What the audit log records about an action: who, where, what — never credentials. */
+function actionData(action: Action, fingerprint: string, decision: Decision): Record<string, unknown> {
+  return {
+    principal: principalData(action.principal),
+    connection: action.connection,
+    protocol: action.protocol,
+    sessionId: action.sessionId,
+    ...(action.source === undefined ? {} : { source: action.source }),
+    kind: action.kind,
+    summary: action.summary,
+    fingerprint,
+    rule: decision.rule.name,
+    decision: decision.effect,
+    why: decision.why,
+  };
+}
+
+export class Gate implements GatePort {
+  private readonly policy: Policy;
+  private readonly approvals: Approvals;
+  private readonly audit: AuditLog;
+  private readonly now: () => number;
+
+  constructor(opts: GateOptions) {
+    this.policy = opts.policy;
+    this.approvals = opts.approvals;
+    this.audit = opts.audit;
+    this.now = opts.now ?? Date.now;
+  }
+
+  async decide(action: Action): Promise<GateOutcome> {
+    const decision = evaluate(this.policy, action);
+    const fingerprint = fingerprintOf(action);
+
+    if (decision.effect === 'allow') {
+      const data = actionData(action, fingerprint, decision);
+      // A read can go out before its record is committed, but only while the log is healthy:
+      // once writes fail, reads are recorded durably too, and so refused until it recovers.
+      if (action.kind === 'read' && this.audit.healthy) this.audit.appendLater('action.allowed', data);
+      else await this.audit.append('action.allowed', data);
+      return { verdict: 'allow', decision, via: 'rule' };
+    }
+
+    if (decision.effect === 'deny') {
+      await this.audit.append('action.denied', {
+        ...actionData(action, fingerprint, decision),
+        reason: decision.reason,
+      });
+      return { verdict: 'deny', decision, reason: decision.reason };
+    }
+
+    const now = this.now();
+    const grant = this.approvals.findGrant(fingerprint, now);
+    if (grant) {
+      await this.audit.append('action.allowed', {
+        ...actionData(action, fingerprint, decision),
+        via: 'grant',
+        requestId: grant.requestId,
+        grantUntil: grant.until,
+      });
+      // The first use of a grant moves the request to executed, so reviewers see it ran.
+      if (grant.status === 'approved') await this.approvals.markExecuted(grant.requestId).catch(() => {});
+      return { verdict: 'allow', decision, via: 'grant', requestId: grant.requestId };
+    }
+
+    const request = await this.approvals.create({
+      fingerprint,
+      protocol: action.protocol,
+      connection: action.connection,
+      principal: action.principal,
+      sessionId: action.sessionId,
+      source: action.source,
+      kind: action.kind,
+      summary: action.summary,
+      parts: action.parts,
+      attributes: scrub(action.attributes) as Record<string, unknown>,
+      rule: decision.rule,
+      why: decision.why,
+      review: decision.review,
+      createdAt: now,
+      expiresAt: now + decision.review.expires,
+    });
+    const url = this.requestUrl(request.id);
+    return {
+      verdict: 'hold',
+      decision,
+      request,
+      mode: decision.review.hold,
+      url,
+      message: `approval required: request ${request.id} (rule "${decision.rule.name}") — approve it at ${url}`,
+    };
+  }
+
+  async settled(requestId: number, signal?: AbortSignal): Promise<Settlement> {
+    let request: ApprovalRequest;
+    try {
+      request = await this.approvals.waitFor(requestId, signal);
+    } catch (err) {
+      if (!signal?.aborted || isAirlockError(err)) throw err;
+      try {
+        request = await this.approvals.cancel(requestId, 'the caller disconnected');
+      } catch (cancelErr) {
+        // It was decided in the same instant; report what actually happened.
+        if (!isAirlockError(cancelErr) || cancelErr.code !== 'AIRLOCK_E_REQUEST_NOT_PENDING') throw cancelErr;
+        const current = await this.approvals.get(requestId);
+        if (!current) throw cancelErr;
+        request = current;
+      }
+    }
+    return settlement(request);
+  }
+
+  async release(requestId: number): Promise<void> {
+    const request = await this.approvals.get(requestId);
+    if (!request) throw new AirlockError('AIRLOCK_E_REQUEST_NOT_FOUND', `there is no request ${requestId}`);
+    if (request.status !== 'approved')
+      throw new AirlockError(
+        'AIRLOCK_E_REQUEST_NOT_PENDING',
+        `request ${requestId} is ${request.status}, not approved`,
+        {
+          hint: 'only an approved request can be forwarded',
+        },
+      );
+    await this.audit.append('action.forwarded', {
+      requestId,
+      principal: principalData(request.principal),
+      connection: request.connection,
+      protocol: request.protocol,
+      sessionId: request.sessionId,
+      kind: request.kind,
+      summary: request.summary,
+      fingerprint: request.fingerprint,
+      rule: request.rule.name,
+      approvers: request.approvals.map((v) => v.by),
+    });
+    await this.approvals.markExecuted(requestId);
+  }
+
+  async sessionOpened(session: SessionInfo): Promise<void> {
+    await this.audit.append('session.opened', {
+      sessionId: session.sessionId,
+      protocol: session.protocol,
+      connection: session.connection,
+      principal: principalData(session.principal),
+      ...(session.source === undefined ? {} : { source: session.source }),
+      ...(session.attributes === undefined ? {} : { attributes: scrub(session.attributes) }),
+    });
+  }
+
+  sessionClosed(sessionId: string, details?: Readonly<Record<string, unknown>>): void {
+    this.later('session.closed', {
+      sessionId,
+      ...(details === undefined ? {} : { details: scrub(details) }),
+    });
+  }
+
+  authFailed(details: Readonly<Record<string, unknown>>): void {
+    this.later('auth.failed', scrub(details) as Record<string, unknown>);
+  }
+
+  private later(type: string, data: Record<string, unknown>): void {
+    try {
+      this.audit.appendLater(type, data);
+    } catch {
+      // The log is full or closed; `healthy` is already false, so the next action is refused.
+    }
+  }
+
+  private requestUrl(id: number): string {
+    return `${this.policy.publicUrl.replace(/\/+$/, '')}/requests/${id}`;
+  }
+}
+
+export function settlement(request: ApprovalRequest): Settlement {
+  switch (request.status) {
+    case 'approved':
+    case 'executed':
+      return { status: 'approved', request };
+    case 'denied':
+      return {
+        status: 'denied',
+        request,
+        reason: `denied by ${request.deniedBy ?? 'a reviewer'}: ${request.reason ?? 'no reason given'}`,
+      };
+    case 'expired':
+      return {
+        status: 'expired',
+        request,
+        reason: `request ${request.id} expired after ${formatDuration(request.expiresAt - request.createdAt)} without a decision`,
+      };
+    case 'cancelled':
+      return {
+        status: 'cancelled',
+        request,
+        reason: `request ${request.id} was cancelled: ${request.reason ?? 'no reason given'}`,
+      };
+    default:
+      throw new AirlockError('AIRLOCK_E_INTERNAL', `request ${request.id} is still ${request.status}`);
+  }
+}
