@@ -222,6 +222,22 @@ describe('Gate', () => {
     await t.close();
   });
 
+  test('a held action approved with a window is still released after another session used the grant', async () => {
+    const t = await setup();
+    const del = action('DELETE FROM orders WHERE id = 8', 'write');
+    const held = await t.gate.decide(del);
+    assert.equal(held.verdict, 'hold');
+    if (held.verdict !== 'hold') return;
+    await t.approvals.approve(held.request.id, alice, { windowMs: 60_000 });
+    const viaGrant = await t.gate.decide({ ...del, sessionId: 'sess-2' });
+    assert.equal(viaGrant.verdict, 'allow');
+    assert.equal((await t.approvals.get(held.request.id))?.status, 'executed');
+    await t.gate.release(held.request.id);
+    t.clock.now += 60_000;
+    await assert.rejects(t.gate.release(held.request.id), /not approved/);
+    await t.close();
+  });
+
   test('fail closed: decide rejects while the audit store fails, and the chain continues afterwards', async () => {
     const t = await setup();
     await t.gate.decide(action('SELECT 1', 'read'));

@@ -160,7 +160,13 @@ export class Gate implements GatePort {
   async release(requestId: number): Promise<void> {
     const request = await this.approvals.get(requestId);
     if (!request) throw new AirlockError('AIRLOCK_E_REQUEST_NOT_FOUND', `there is no request ${requestId}`);
-    if (request.status !== 'approved')
+    // Executed already is fine only while its grant window is open: the same command could
+    // pass through the grant anyway (another session used it first). Otherwise one approval
+    // releases one held action.
+    const covered =
+      request.status === 'approved' ||
+      (request.status === 'executed' && request.grantUntil !== undefined && request.grantUntil > this.now());
+    if (!covered)
       throw new AirlockError(
         'AIRLOCK_E_REQUEST_NOT_PENDING',
         `request ${requestId} is ${request.status}, not approved`,
@@ -180,7 +186,7 @@ export class Gate implements GatePort {
       rule: request.rule.name,
       approvers: request.approvals.map((v) => v.by),
     });
-    await this.approvals.markExecuted(requestId);
+    if (request.status === 'approved') await this.approvals.markExecuted(requestId);
   }
 
   async sessionOpened(session: SessionInfo): Promise<void> {
