@@ -37,6 +37,8 @@ rules:
     connections: [${CONNECTION}]
     kinds: [read]
     effect: allow
+  # Review beats allow, so the review rules below name the principal kinds they hold; the
+  # bench service is none of them.
   - name: the benchmark may write
     connections: [${CONNECTION}]
     principals: [bench]
@@ -48,12 +50,14 @@ rules:
     reason: schema drops go through the migration pipeline
   - name: customer changes are approved per statement
     connections: [${CONNECTION}]
+    principal_kinds: [agent, human]
     tables: [customers]
     kinds: [write]
     effect: review
     review: { groups: [dba], approvals: 1, expires: 10m, hold: retry, window: 10m }
   - name: writes need a DBA
     connections: [${CONNECTION}]
+    principal_kinds: [agent, human]
     kinds: [write]
     effect: review
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }

@@ -201,6 +201,8 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pr
   };
   const client = async (o: { db?: string; user?: string } = {}) => {
     const c = new pg.Client({ connectionString: connectionString(o.db ?? 'app', o.user ?? 'postgres') });
+    // A server shutdown while a test still holds the client must not become an uncaught error.
+    c.on('error', () => {});
     await c.connect();
     return c;
   };
