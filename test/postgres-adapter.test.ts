@@ -3,7 +3,11 @@
  * with a scripted GatePort so each test decides exactly what is allowed, held or denied.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import type { Action, Principal } from '../src/core/action.ts';
@@ -356,4 +360,52 @@ test('malformed startup packets get an error and the gateway keeps serving', asy
   const c = await client();
   assert.equal((await c.query('SELECT 5 AS five')).rows[0].five, 5);
   await c.end();
+});
+
+test('SSLRequest gets TLS when a certificate is configured', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-tls-'));
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=localhost',
+        '-days',
+        '1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const tlsListener = await startPostgresListener({
+      host: '127.0.0.1',
+      port: 0,
+      policy: policyFor(server),
+      gate,
+      tokens: { authenticate: () => agent },
+      tls: {
+        cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+        key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      },
+    });
+    try {
+      const p = psqlCommand({ ...target(), port: tlsListener.port }, 'SELECT 7', ['-tA']);
+      p.write('');
+      const exit = await p.waitForExit(20_000);
+      assert.equal(exit.code, 0, p.output());
+      assert.equal(p.stdout().trim(), '7');
+      assert.equal(gate.opened.at(-1)?.attributes?.tls, true);
+    } finally {
+      await tlsListener.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
