@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -172,7 +173,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const groups = reviewerGroups(policy);
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
-    disableRequestLogging: true,
+    // Per-request lines would repeat every poll of a waiting agent; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 2 * 1024 * 1024,
   });
 
