@@ -62,7 +62,7 @@ export class ScramClient {
     const nonce = a.get('r');
     const salt = a.get('s');
     const iterations = Number(a.get('i'));
-    if (!nonce || !nonce.startsWith(this.#nonce) || nonce.length === this.#nonce.length)
+    if (!nonce?.startsWith(this.#nonce) || nonce.length === this.#nonce.length)
       fail('the server nonce does not extend ours');
     if (!salt) fail('no salt');
     if (!Number.isInteger(iterations) || iterations < 1 || iterations > 10_000_000)

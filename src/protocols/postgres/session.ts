@@ -368,7 +368,7 @@ export class PgSession {
       return;
     }
     const connection = policy.connections.get(database);
-    if (!connection || connection.type !== 'postgres') {
+    if (connection?.type !== 'postgres') {
       const names = [...policy.connections.values()].filter((c) => c.type === 'postgres').map((c) => c.name);
       gate.authFailed({
         protocol: 'postgres',
