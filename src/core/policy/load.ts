@@ -8,7 +8,7 @@ import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
 import type { ZodError } from 'zod';
 import { AirlockError } from '../errors.ts';
 import { hashToken } from '../identity/tokens.ts';
-import type { Policy, PolicyConnection, PolicyRule } from './policy.ts';
+import type { NotifyChannel, Policy, PolicyConnection, PolicyRule } from './policy.ts';
 import { policySchema, reviewSchema } from './schema.ts';
 import { Secret } from './secret.ts';
 
@@ -107,6 +107,39 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     return { name: t.name, kind: t.kind, groups: t.groups, hash: hashToken(value) };
   });
 
+  // Notification secrets are resolved at use, so rotating a file needs no restart; a missing
+  // one is reported now, with its position, rather than at the first held request.
+  const notify: NotifyChannel[] = p.notify.map((n, i) => {
+    const secret = (key: string, text: string): Secret => {
+      const s = Secret.parse(text, baseDir);
+      try {
+        s.reveal();
+      } catch (err) {
+        const at = locate(doc, lineCounter, ['notify', i, key]);
+        throw new PolicyError([
+          { file, ...at, path: `notify.${i}.${key}`, message: (err as AirlockError).describe() },
+        ]);
+      }
+      return s;
+    };
+    const filters = { connections: n.connections, rules: n.rules, events: n.events };
+    if (n.type === 'webhook')
+      return { type: 'webhook', url: n.url, secret: secret('secret', n.secret), ...filters };
+    if (n.type === 'slack')
+      return {
+        type: 'slack',
+        token: secret('token', n.token),
+        channel: n.channel,
+        signingSecret:
+          n.signing_secret === undefined ? undefined : secret('signing_secret', n.signing_secret),
+        buttons: n.buttons,
+        apiUrl: n.api_url.replace(/\/+$/, ''),
+        users: new Map(Object.entries(n.users)),
+        ...filters,
+      };
+    return { type: 'email', smtp: secret('smtp', n.smtp), from: n.from, to: n.to, ...filters };
+  });
+
   return {
     source: file,
     listen: p.listen,
@@ -120,6 +153,7 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     connections,
     rules,
     defaultReview: p.defaults.review ?? reviewSchema.parse({ groups: ['admins'] }),
+    notify,
   };
 }
 

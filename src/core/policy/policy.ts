@@ -1,6 +1,6 @@
 /** The resolved policy: what the rest of Airlock reads after the file has been validated. */
 import type { PrincipalKind } from '../action.ts';
-import type { Effect, ReviewSpec, RuleConfig } from './schema.ts';
+import type { Effect, NotifyEvent, ReviewSpec, RuleConfig } from './schema.ts';
 import type { Secret } from './secret.ts';
 
 export interface PolicyConnection {
@@ -33,6 +33,41 @@ export interface TokenIdentity {
   readonly hash: string;
 }
 
+interface NotifyFilter {
+  readonly connections?: readonly string[] | undefined;
+  readonly rules?: readonly string[] | undefined;
+  /** Undefined: the channel's default events. */
+  readonly events?: readonly NotifyEvent[] | undefined;
+}
+
+export interface WebhookNotify extends NotifyFilter {
+  readonly type: 'webhook';
+  readonly url: string;
+  readonly secret: Secret;
+}
+
+export interface SlackNotify extends NotifyFilter {
+  readonly type: 'slack';
+  readonly token: Secret;
+  readonly channel: string;
+  readonly signingSecret?: Secret | undefined;
+  readonly buttons: boolean;
+  /** No trailing slash. */
+  readonly apiUrl: string;
+  /** Slack user id → principal name. */
+  readonly users: ReadonlyMap<string, string>;
+}
+
+export interface EmailNotify extends NotifyFilter {
+  readonly type: 'email';
+  /** The SMTP URL, which usually carries a password. */
+  readonly smtp: Secret;
+  readonly from: string;
+  readonly to: readonly string[];
+}
+
+export type NotifyChannel = WebhookNotify | SlackNotify | EmailNotify;
+
 export interface Policy {
   readonly source: string;
   readonly baseDir: string;
@@ -51,4 +86,6 @@ export interface Policy {
   readonly connections: ReadonlyMap<string, PolicyConnection>;
   readonly rules: readonly PolicyRule[];
   readonly defaultReview: ReviewSpec;
+  /** Notification channels (absent or empty: none). */
+  readonly notify?: readonly NotifyChannel[] | undefined;
 }

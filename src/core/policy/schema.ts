@@ -92,6 +92,62 @@ export const ruleSchema = z.strictObject({
 });
 export type RuleConfig = z.output<typeof ruleSchema>;
 
+/** Request changes a notification channel can hear about. `decided`: approved, denied, expired or cancelled. */
+export const NOTIFY_EVENTS = ['created', 'approval', 'decided', 'executed'] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+
+/** A `${env:NAME}` / `${file:path}` reference, or (tests, demo) a literal. */
+const secretText = z.string().min(1);
+const SECRET_REFERENCE = /^\$\{(env|file):[^}]+\}$/;
+
+const notifyFilters = {
+  /** Only requests on these connections (`*` wildcards); all when omitted. */
+  connections: z.array(z.string().min(1)).min(1).optional(),
+  /** Only requests held by these rules (by name); all when omitted. */
+  rules: z.array(z.string().min(1)).min(1).optional(),
+  events: z.array(z.enum(NOTIFY_EVENTS)).min(1).optional(),
+};
+
+export const notifySchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('webhook'),
+    url: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' }),
+    /** HMAC-SHA256 key the receiver verifies X-Airlock-Signature with. */
+    secret: secretText,
+    ...notifyFilters,
+  }),
+  z.strictObject({
+    type: z.literal('slack'),
+    /** Bot token (xoxb-...) with chat:write. */
+    token: secretText,
+    channel: z.string().min(1),
+    /** Verifies interactivity callbacks; required for buttons. */
+    signing_secret: secretText.optional(),
+    /** Approve/Deny buttons on the message. */
+    buttons: z.boolean().default(false),
+    api_url: z
+      .url({ protocol: /^https?$/, error: 'an http:// or https:// URL' })
+      .default('https://slack.com/api'),
+    /** Slack user id → Airlock principal name; only mapped users' clicks count. */
+    users: z
+      .record(z.string().regex(/^[A-Z0-9]{2,32}$/, 'a Slack user id such as U0123ABCD'), name)
+      .default({}),
+    ...notifyFilters,
+  }),
+  z.strictObject({
+    type: z.literal('email'),
+    /** smtp://user:pass@host:587 or smtps://...; best given by reference. */
+    smtp: secretText.refine(
+      (s) => SECRET_REFERENCE.test(s.trim()) || /^smtps?:\/\/[^\s]+$/.test(s),
+      'an smtp:// or smtps:// URL, or a ${env:NAME} / ${file:path} reference to one',
+    ),
+    from: z.string().min(3),
+    to: z.array(z.string().min(3)).min(1),
+    ...notifyFilters,
+  }),
+]);
+export type NotifyConfig = z.output<typeof notifySchema>;
+
 export const policySchema = z
   .strictObject({
     listen: z
@@ -117,7 +173,7 @@ export const policySchema = z
     connections: z.record(name, connectionSchema).default({}),
     rules: z.array(ruleSchema).default([]),
     masking: z.array(z.unknown()).optional(),
-    notify: z.array(z.unknown()).optional(),
+    notify: z.array(notifySchema).default([]),
   })
   .superRefine((p, ctx) => {
     p.rules.forEach((rule, i) => {
@@ -138,6 +194,21 @@ export const policySchema = z
           ctx.addIssue({
             code: 'custom',
             path: ['rules', i, 'connections'],
+            message: `unknown connection "${c}"`,
+          });
+    });
+    p.notify.forEach((n, i) => {
+      if (n.type === 'slack' && n.buttons && !n.signing_secret)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['notify', i, 'signing_secret'],
+          message: 'buttons need the signing_secret, so that clicks can be verified as coming from Slack',
+        });
+      for (const c of n.connections ?? [])
+        if (!c.includes('*') && !(c in p.connections))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['notify', i, 'connections'],
             message: `unknown connection "${c}"`,
           });
     });
