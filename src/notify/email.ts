@@ -106,18 +106,25 @@ export class EmailChannel implements Channel {
   private async send(message: EmailMessage, signal: AbortSignal): Promise<AttemptResult> {
     const options = smtpOptions(this.config.smtp.reveal(), this.timeoutMs);
     const transport = createTransport(options);
-    // nodemailer takes no AbortSignal: closing the transport ends the socket.
-    const onAbort = () => transport.close();
+    // nodemailer takes no AbortSignal, and closing a non-pooled transport does not end the
+    // connection it is using: stop waiting at once and let its own socket timeouts end it.
+    let onAbort: () => void = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+    });
+    aborted.catch(() => {});
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       if (signal.aborted) return { ok: false, retry: true, error: 'aborted' };
-      await transport.sendMail({
+      const sent = transport.sendMail({
         from: this.config.from,
         to: [...this.config.to],
         subject: message.subject,
         text: message.text,
         html: message.html,
       });
+      sent.catch(() => {});
+      await Promise.race([sent, aborted]);
       return { ok: true };
     } catch (err) {
       const code = (err as { responseCode?: unknown }).responseCode;
