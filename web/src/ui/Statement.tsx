@@ -1,0 +1,69 @@
+/** The exact statement(s), highlighted as text nodes (never innerHTML). */
+import { useMemo, useState } from 'preact/hooks';
+import { tokenize } from '../sql.ts';
+import type { AirlockRequest } from '../types.ts';
+
+function Highlighted({ text }: { text: string }) {
+  const tokens = useMemo(() => tokenize(text), [text]);
+  return (
+    <>
+      {tokens.map((t, i) =>
+        t.type === 'space' || t.type === 'punct' || t.type === 'ident' ? (
+          t.text
+        ) : (
+          <span key={i} class={`sql-${t.type}`}>
+            {t.text}
+          </span>
+        ),
+      )}
+    </>
+  );
+}
+
+export function Statements({ request, tall = false }: { request: AirlockRequest; tall?: boolean }) {
+  const [wrap, setWrap] = useState(false);
+  const parts =
+    request.parts.length > 0
+      ? request.parts
+      : [{ kind: request.kind, text: request.summary, statement: null, tables: [], why: null }];
+  const total = parts.reduce((n, p) => n + p.text.length, 0);
+  return (
+    <div class="statements">
+      <div class="statements-bar">
+        <span class="muted">
+          {parts.length === 1 ? '1 statement' : `${parts.length} statements`}
+          {total > 2000 ? ` · ${(total / 1024).toFixed(1)} KB` : ''}
+        </span>
+        <button
+          type="button"
+          class="link-button"
+          aria-pressed={wrap}
+          aria-label={wrap ? 'Do not wrap long lines' : 'Wrap long lines'}
+          onClick={() => setWrap(!wrap)}
+        >
+          {wrap ? 'No wrap' : 'Wrap'}
+        </button>
+      </div>
+      {parts.map((p, i) => (
+        <figure class="statement" key={i} aria-label={`statement ${i + 1} of ${parts.length}`}>
+          {parts.length > 1 && (
+            <figcaption>
+              <span class={`badge kind-${p.kind}`}>{p.kind}</span> {i + 1} of {parts.length}
+              {p.statement ? ` · ${p.statement}` : ''}
+              {p.tables.length > 0 ? ` · ${p.tables.join(', ')}` : ''}
+            </figcaption>
+          )}
+          <pre
+            class={`sql${wrap ? ' wrap' : ''}${tall ? ' tall' : ''}`}
+            // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable from the keyboard
+            tabIndex={0}
+          >
+            <code>
+              <Highlighted text={p.text} />
+            </code>
+          </pre>
+        </figure>
+      ))}
+    </div>
+  );
+}
