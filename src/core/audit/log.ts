@@ -194,7 +194,7 @@ export class AuditLog {
     this.head = { seq, hash: prevHash };
     this.lastWriteFailed = false;
     if (this.queued.length < this.maxQueued) this.overflowed = false;
-    batch.forEach((q, i) => q.waiter?.resolve(records[i]!));
+    for (let i = 0; i < batch.length; i++) batch[i]!.waiter?.resolve(records[i]!);
     return records;
   }
 }
