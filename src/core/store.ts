@@ -18,6 +18,11 @@ export interface AuditRecord {
   readonly at: number;
   readonly type: string;
   readonly data: Readonly<Record<string, unknown>>;
+  /**
+   * The canonical JSON of `data`, when the writer already has it: the hash was computed over
+   * exactly these bytes, so the store keeps them instead of serialising `data` a second time.
+   */
+  readonly dataJson?: string;
   /** Hash of the previous record; 64 zeros for the first. */
   readonly prevHash: string;
   /** sha256 hex of the canonical JSON of { seq, at, type, data, prevHash }. */

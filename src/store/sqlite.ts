@@ -294,7 +294,7 @@ export class SqliteStore implements Store, RawAuditReader {
       seq: r.seq,
       at: r.at,
       type: r.type,
-      data: canonical(r.data),
+      data: r.dataJson ?? canonical(r.data),
       prev_hash: r.prevHash,
       hash: r.hash,
     }));

@@ -134,8 +134,10 @@ export class AuditLog {
       throw new AirlockError('AIRLOCK_E_INTERNAL', 'AuditLog.init() was not called');
     // Canonicalize now: a value that cannot be canonicalized is the caller's bug and must
     // surface at the caller, not poison a batch later.
+    // The canonical text is the snapshot that is hashed and stored; the caller's object is only
+    // handed back on the returned record.
     const dataJson = canonical(data);
-    return { at: this.now(), type, data: JSON.parse(dataJson), dataJson };
+    return { at: this.now(), type, data, dataJson };
   }
 
   private enqueue<T>(op: () => Promise<T>): Promise<T> {
@@ -171,7 +173,7 @@ export class AuditLog {
     for (const item of batch) {
       seq += 1;
       const hash = hashCanonicalData(seq, item.at, item.type, item.dataJson, prevHash);
-      records.push({ seq, at: item.at, type: item.type, data: item.data, prevHash, hash });
+      records.push({ seq, at: item.at, type: item.type, data: item.data, dataJson: item.dataJson, prevHash, hash });
       prevHash = hash;
     }
     const taken = batch.length;
@@ -194,7 +196,13 @@ export class AuditLog {
     this.head = { seq, hash: prevHash };
     this.lastWriteFailed = false;
     if (this.queued.length < this.maxQueued) this.overflowed = false;
-    for (let i = 0; i < batch.length; i++) batch[i]!.waiter?.resolve(records[i]!);
+    for (let i = 0; i < batch.length; i++) {
+      const waiter = batch[i]!.waiter;
+      if (waiter) {
+        const { dataJson: _, ...record } = records[i]!;
+        waiter.resolve(record);
+      }
+    }
     return records;
   }
 }
