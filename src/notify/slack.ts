@@ -348,14 +348,14 @@ export async function handleSlackAction(
   let channel: SlackChannel | undefined;
   let stale = false;
   for (const c of signed) {
-    const verdict = verifySlackSignature(
-      c.config.signingSecret!.reveal(),
-      timestamp,
-      rawBody,
-      signature,
-      undefined,
-      now(),
-    );
+    let secret: string;
+    try {
+      secret = c.config.signingSecret!.reveal();
+    } catch {
+      // An unreadable secret verifies nothing: fail closed.
+      continue;
+    }
+    const verdict = verifySlackSignature(secret, timestamp, rawBody, signature, undefined, now());
     if (verdict.ok) {
       channel = c;
       break;
