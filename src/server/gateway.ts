@@ -12,11 +12,13 @@ import { Gate } from '../core/gate.ts';
 import { TokenRegistry } from '../core/identity/tokens.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import type { Store } from '../core/store.ts';
+import { startNotifier } from '../notify/notifier.ts';
 import { initClassifier } from '../protocols/postgres/classify.ts';
 import { startPostgresListener } from '../protocols/postgres/listener.ts';
 import { openStore } from '../store/open.ts';
 import { buildApi } from './api.ts';
 import { registerConsole } from './console.ts';
+import { registerNotifyRoutes } from './notify-routes.ts';
 
 export interface GatewayOptions {
   readonly policy: Policy;
@@ -99,6 +101,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       logger: log,
     });
     await registerConsole(api, { policy: effective, tokens, approvals, bus });
+    // Notifications go out off the bus; a channel that is down never delays a request.
+    const notifier = startNotifier({
+      policy: effective,
+      approvals,
+      bus,
+      audit,
+      log: log.child({ component: 'notify' }),
+    });
+    cleanup.push(() => notifier.close());
+    registerNotifyRoutes(api, { notifier, tokens, policy: effective });
     let apiInfo = { url: '', host: '', port: 0 };
     if (apiAddr !== false) {
       const { host, port } = parseHostPort(apiAddr);
