@@ -280,6 +280,26 @@ describe('PostgreSQL through Airlock', { timeout: 10 * 60_000 }, () => {
     assert.match(bob.stderr(), /approval required/i);
   });
 
+  test('a request nobody decides expires, and the caller is told so', { timeout: TEST_TIMEOUT }, async () => {
+    const p = psqlSession(gw.target('agent'));
+    p.write("INSERT INTO audit_notes (note) VALUES ('nobody will look');\n");
+    const id = requestIdFrom((await p.waitForOutput(/NOTICE:.*request \d+/i, 30_000, 'stderr'))[0]);
+    // The rule gives reviewers 2 s; the caller gets an error naming the expiry, not a hang.
+    await p.waitForOutput(/ERROR:.*expired/i, 60_000, 'stderr');
+    assert.equal((await showRequest(id)).status, 'expired');
+    p.write("SELECT 'after expiry' AS marker;\n");
+    await p.waitForOutput(/after expiry/, 30_000, 'stdout');
+    p.endInput();
+    await p.waitForExit(30_000);
+    const c = await upstream.client();
+    try {
+      const r = await c.query("SELECT count(*)::int AS n FROM audit_notes WHERE note = 'nobody will look'");
+      assert.equal(r.rows[0].n, 0);
+    } finally {
+      await c.end();
+    }
+  });
+
   test('DROP TABLE is denied by a deny rule with its reason', { timeout: TEST_TIMEOUT }, async () => {
     const p = psqlCommand(gw.target('agent'), 'DROP TABLE orders');
     const exit = await p.waitForExit(30_000);

@@ -48,6 +48,13 @@ rules:
     statements: [DropStmt, TruncateStmt]
     effect: deny
     reason: schema drops go through the migration pipeline
+  - name: agent notes expire quickly
+    connections: [${CONNECTION}]
+    principals: [agent]
+    tables: [audit_notes]
+    kinds: [write]
+    effect: review
+    review: { groups: [dba], approvals: 1, expires: 2s, hold: wait }
   - name: customer changes are approved per statement
     connections: [${CONNECTION}]
     principal_kinds: [agent, human]
