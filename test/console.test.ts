@@ -9,10 +9,15 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
+import Fastify from 'fastify';
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { KIND_RISK } from '../src/core/action.ts';
+import { InProcessEventBus } from '../src/core/approvals/bus.ts';
+import type { ApprovalRequest } from '../src/core/approvals/request.ts';
+import { TokenRegistry } from '../src/core/identity/tokens.ts';
+import { parsePolicy } from '../src/core/policy/load.ts';
 import { CONSOLE_CSP, consoleBuilt, readCookie, SESSION_COOKIE } from '../src/server/console.ts';
-import { TicketSigner } from '../src/server/events.ts';
+import { registerEvents, TicketSigner } from '../src/server/events.ts';
 import { KIND_RISK as WEB_KIND_RISK } from '../web/src/risk.ts';
 import { tokenize } from '../web/src/sql.ts';
 import { startTestGateway, type TestGateway } from './support/gateway.ts';
@@ -79,6 +84,137 @@ describe('console building blocks', () => {
     const forged = Buffer.from(JSON.stringify({ n: 'bob', e: 9e15, r: 'x' })).toString('base64url');
     assert.equal(signer.verify(`${forged}.${mac}`, 2_000), undefined);
     assert.equal(signer.verify(`${body}.`, 2_000), undefined);
+  });
+});
+
+describe('the event stream', () => {
+  const TOKENS = { agent: 'alk_test_sse_agent_0123456789', alice: 'alk_test_sse_alice_0123456789' };
+  const policy = parsePolicy(
+    `
+identities:
+  tokens:
+    - { name: agent, token: ${TOKENS.agent}, kind: agent, groups: [agents] }
+    - { name: alice, token: ${TOKENS.alice}, kind: human, groups: [dba] }
+connections:
+  app:
+    type: postgres
+    upstream: { host: 127.0.0.1, port: 5432, database: app, user: app, password: x }
+rules:
+  - name: writes need a DBA
+    kinds: [write]
+    effect: review
+    review: { groups: [dba], approvals: 1, expires: 15m, hold: wait }
+`,
+    '/tmp/events-test.yaml',
+  );
+  const requests = new Map<number, ApprovalRequest>();
+  const fake = (id: number, by: string, summary: string): ApprovalRequest =>
+    ({
+      id,
+      status: 'pending',
+      fingerprint: 'f',
+      protocol: 'postgres',
+      connection: 'app',
+      principal: { name: by, kind: 'agent', groups: [] },
+      sessionId: 's',
+      kind: 'write',
+      summary,
+      parts: [{ kind: 'write', text: summary }],
+      attributes: { estimatedRows: 42 },
+      rule: { name: 'writes need a DBA', index: 0 },
+      why: 'a write',
+      review: { groups: ['dba'], approvals: 1, expires: 900_000, hold: 'wait' },
+      createdAt: Date.now(),
+      expiresAt: Date.now() + 900_000,
+      approvals: [],
+    }) as unknown as ApprovalRequest;
+
+  async function serve(opts: { maxBufferedBytes?: number } = {}) {
+    const bus = new InProcessEventBus();
+    const app = Fastify();
+    const events = registerEvents(app, {
+      policy,
+      tokens: new TokenRegistry(policy.tokens),
+      approvals: { get: async (id) => requests.get(id) },
+      bus,
+      ...opts,
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as { port: number };
+    return { app, bus, events, url: `http://127.0.0.1:${port}/api/v1/events` };
+  }
+
+  /** Reads frames until `until` matches the text so far. */
+  async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, until: RegExp): Promise<string> {
+    let text = '';
+    const dec = new TextDecoder();
+    while (!until.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+    }
+    return text;
+  }
+
+  test('reviewers hear every request, others only their own, re-read with estimated rows', async () => {
+    const { app, bus, events, url } = await serve();
+    requests.set(1, fake(1, 'bob', 'DELETE FROM a'));
+    requests.set(2, fake(2, 'agent', 'DELETE FROM b'));
+    const open = async (who: keyof typeof TOKENS, ctl: AbortController) => {
+      const res = await fetch(url, {
+        headers: { authorization: `Bearer ${TOKENS[who]}` },
+        signal: ctl.signal,
+      });
+      assert.equal(res.status, 200);
+      const reader = res.body!.getReader();
+      await readUntil(reader, /event: ready/);
+      return reader;
+    };
+    const c1 = new AbortController();
+    const c2 = new AbortController();
+    const alice = await open('alice', c1);
+    const agent = await open('agent', c2);
+    assert.equal(events.streams(), 2);
+    bus.publish({ type: 'request', id: 1, status: 'pending' });
+    bus.publish({ type: 'request', id: 2, status: 'pending' });
+    const seen = await readUntil(alice, /DELETE FROM b/);
+    assert.match(seen, /DELETE FROM a[\s\S]*DELETE FROM b/);
+    assert.match(seen, /"estimatedRows":42/);
+    const own = await readUntil(agent, /DELETE FROM b/);
+    assert.doesNotMatch(own, /DELETE FROM a/);
+    c1.abort();
+    c2.abort();
+    for (let i = 0; i < 50 && events.streams() > 0; i++) await new Promise((ok) => setTimeout(ok, 20));
+    assert.equal(events.streams(), 0, 'closed streams are forgotten');
+    await app.close();
+  });
+
+  test('a reader that stops reading is cut off, and close() ends open streams', async () => {
+    const { app, bus, events, url } = await serve({ maxBufferedBytes: 64 * 1024 });
+    requests.set(3, fake(3, 'agent', `DELETE FROM c WHERE note = '${'x'.repeat(256 * 1024)}'`));
+    const stalled = await fetch(url, { headers: { authorization: `Bearer ${TOKENS.alice}` } });
+    assert.equal(stalled.status, 200);
+    const live = new AbortController();
+    const reading = await fetch(url, {
+      headers: { authorization: `Bearer ${TOKENS.alice}` },
+      signal: live.signal,
+    });
+    const reader = reading.body!.getReader();
+    await readUntil(reader, /event: ready/);
+    assert.equal(events.streams(), 2);
+    // The stalled one never reads: its socket buffers fill, then its backlog passes the bound.
+    for (let i = 0; i < 80 && events.streams() > 1; i++) {
+      bus.publish({ type: 'request', id: 3, status: 'pending' });
+      await readUntil(reader, /"estimatedRows":42}\n\n/);
+      await new Promise((ok) => setTimeout(ok, 5));
+    }
+    assert.equal(events.streams(), 1, 'the stalled stream was dropped');
+    await stalled.body?.cancel().catch(() => undefined);
+    const closing = app.close();
+    // The stream ends (the server does not wait forever for it).
+    await readUntil(reader, /$^/).catch(() => '');
+    await closing;
+    assert.equal(events.streams(), 0);
   });
 });
 

@@ -35,7 +35,7 @@ export interface EventsDeps {
   /** HMAC key for tickets; random per process unless given (replicas must share one). */
   readonly ticketKey?: Buffer;
   readonly heartbeatMs?: number;
-  /** Unsent bytes a stream may hold before it is closed. */
+  /** Unsent bytes a stream may hold before it is closed (plus the one frame being written). */
   readonly maxBufferedBytes?: number;
   readonly maxClients?: number;
 }
@@ -101,7 +101,7 @@ function bearerOf(request: FastifyRequest): string | undefined {
 }
 
 /** Registers POST /api/v1/events/ticket and GET /api/v1/events. */
-export function registerEvents(app: FastifyInstance, deps: EventsDeps): void {
+export function registerEvents(app: FastifyInstance, deps: EventsDeps): { readonly streams: () => number } {
   const { policy, tokens, approvals, bus } = deps;
   const groups = reviewerGroups(policy);
   const signer = new TicketSigner(deps.ticketKey);
@@ -118,8 +118,9 @@ export function registerEvents(app: FastifyInstance, deps: EventsDeps): void {
 
   const write = (c: Client, chunk: string) => {
     if (c.res.destroyed || c.res.writableEnded) return drop(c);
-    // A stalled reader: close rather than hold an unbounded backlog for it.
-    if (c.res.writableLength + chunk.length > maxBuffered) return drop(c);
+    // A stalled reader: close rather than hold an unbounded backlog for it. The backlog is
+    // checked before writing, so one frame larger than the bound still reaches a reader.
+    if (c.res.writableLength > maxBuffered) return drop(c);
     c.res.write(chunk);
   };
 
@@ -206,4 +207,6 @@ export function registerEvents(app: FastifyInstance, deps: EventsDeps): void {
     // `retry` sets the reconnect delay; `ready` tells the client to (re)load what it shows.
     res.write(`retry: 3000\nevent: ready\ndata: ${JSON.stringify({ principal: principal.name })}\n\n`);
   });
+
+  return { streams: () => clients.size };
 }
