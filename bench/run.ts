@@ -24,6 +24,7 @@ import type { TestGateway } from '../test/support/gateway.ts';
 import { freePort } from '../test/support/ports.ts';
 import { findTool, type PrivatePostgres, startPostgres } from '../test/support/postgres.ts';
 import { type ManagedProcess, startProcess, stopAll } from '../test/support/processes.ts';
+import { benchNotifyLatency } from './notify-latency.ts';
 import { type Relay, startRelay } from './relay.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -389,6 +390,9 @@ async function main(): Promise<void> {
     for (const c of cleanups) await c().catch((err) => log(`cleanup: ${(err as Error).message}`));
   }
 
+  // Review latency (issue 3): held → webhook received, approval → held statement released.
+  const review = await benchNotifyLatency(200);
+
   console.log('');
   console.log(`pgbench, ${CLIENTS} clients / ${JOBS} threads, ${SECONDS} s per run, scale ${SCALE}`);
   printTable(results);
@@ -406,6 +410,7 @@ async function main(): Promise<void> {
         node: process.version,
         durationSeconds: Math.round((Date.now() - started) / 1000),
         results,
+        review,
       },
       null,
       2,
