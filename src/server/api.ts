@@ -4,6 +4,7 @@
  * reviewers anywhere) may list and decide requests; anyone else may only read their own
  * requests, so an agent can poll the status of what it asked for.
  */
+
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -22,6 +23,7 @@ import type { TokenRegistry } from '../core/identity/tokens.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import { parseDuration } from '../core/policy/schema.ts';
 import type { Store } from '../core/store.ts';
+import { type RequestPayload, requestPayload } from '../notify/summary.ts';
 import { requestPage } from './page.ts';
 import { policyTest } from './policy-test.ts';
 
@@ -65,44 +67,12 @@ export function isReviewer(policy: Policy, principal: Principal, groups = review
   return principal.groups.some((g) => groups.has(g));
 }
 
-const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
-
-/** The public JSON shape of a request. Attributes are left out: they are protocol internals. */
-export function requestJson(policy: Policy, r: ApprovalRequest) {
-  return {
-    id: r.id,
-    status: r.status,
-    connection: r.connection,
-    protocol: r.protocol,
-    principal: { name: r.principal.name, kind: r.principal.kind, groups: [...r.principal.groups] },
-    source: r.source ?? null,
-    kind: r.kind,
-    summary: r.summary,
-    parts: r.parts.map((p) => ({
-      kind: p.kind,
-      text: p.text,
-      statement: p.statement ?? null,
-      tables: p.tables ?? [],
-      why: p.why ?? null,
-    })),
-    rule: r.rule,
-    why: r.why,
-    review: {
-      groups: [...r.review.groups],
-      approvals: r.review.approvals,
-      hold: r.review.hold,
-      expiresMs: r.review.expires,
-      windowMs: r.review.window,
-    },
-    createdAt: iso(r.createdAt),
-    expiresAt: iso(r.expiresAt),
-    decidedAt: iso(r.decidedAt),
-    approvals: r.approvals.map((v) => ({ by: v.by, at: iso(v.at), note: v.note ?? null })),
-    deniedBy: r.deniedBy ?? null,
-    reason: r.reason ?? null,
-    grantUntil: iso(r.grantUntil),
-    url: `${policy.publicUrl}/requests/${r.id}`,
-  };
+/**
+ * The public JSON shape of a request: the same shape webhook receivers get, so one function
+ * defines it. Attributes are left out: they are protocol internals.
+ */
+export function requestJson(policy: Policy, r: ApprovalRequest): RequestPayload {
+  return requestPayload(policy.publicUrl, r);
 }
 
 const idParams = z.object({ id: z.coerce.number().int().positive() });
