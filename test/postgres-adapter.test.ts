@@ -138,7 +138,8 @@ before(async () => {
     policy: policyFor(server),
     gate,
     tokens: {
-      authenticate(token) {
+      principal: () => undefined,
+      async authenticate(token) {
         if (token === TOKEN) return agent;
         throw new AirlockError(
           token ? 'AIRLOCK_E_TOKEN_INVALID' : 'AIRLOCK_E_TOKEN_MISSING',
@@ -389,7 +390,7 @@ test('SSLRequest gets TLS when a certificate is configured', async () => {
       port: 0,
       policy: policyFor(server),
       gate,
-      tokens: { authenticate: () => agent },
+      tokens: { authenticate: async () => agent, principal: () => undefined },
       tls: {
         cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
         key: readFileSync(join(dir, 'key.pem'), 'utf8'),

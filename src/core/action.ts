@@ -64,6 +64,12 @@ export interface ActionPart {
   readonly functions?: readonly string[];
   /** Why the classifier chose this kind, for reviewers and `policy test`. */
   readonly why?: string;
+  /**
+   * Protocol facts rules match on, by field: `command` (shell), `method` and `path` (HTTP),
+   * `verb`, `resource`, `namespace` (Kubernetes), `ref` and `file` (Git), `tool` and
+   * `argument.NAME` (MCP). A rule that names a field the part does not have does not match.
+   */
+  readonly fields?: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface Action {

@@ -71,7 +71,7 @@ before(async () => {
     store,
     approvals,
     tokens,
-    postgres: () => ({ host: '127.0.0.1', port: 15432 }),
+    listeners: () => ({ postgres: { host: '127.0.0.1', port: 15432 } }),
   });
 });
 
@@ -327,7 +327,7 @@ test('a store failure answers 503 with a clear message', async () => {
       deny: () => Promise.reject(new Error('SQLITE_IOERR')),
     },
     tokens,
-    postgres: () => undefined,
+    listeners: () => ({}),
   });
   const res = await broken.inject({
     method: 'GET',

@@ -19,7 +19,7 @@ import type { ApprovalRequest, RequestFilter, RequestStatus } from '../core/appr
 import { REQUEST_STATUSES } from '../core/approvals/request.ts';
 import { verifyChain } from '../core/audit/verify.ts';
 import { AirlockError, isAirlockError } from '../core/errors.ts';
-import type { TokenRegistry } from '../core/identity/tokens.ts';
+import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import { parseDuration } from '../core/policy/schema.ts';
 import type { Store } from '../core/store.ts';
@@ -43,9 +43,10 @@ export interface ApiOptions {
   readonly policy: Policy;
   readonly store: Store;
   readonly approvals: ApprovalsApi;
-  readonly tokens: TokenRegistry;
+  readonly tokens: Authenticator;
   /** Where callers reach the PostgreSQL listener, or undefined when it is off. */
-  readonly postgres: () => { host: string; port: number } | undefined;
+  /** Where each protocol listener runs, for telling callers where to connect. */
+  readonly listeners: () => { readonly [protocol: string]: { host: string; port: number } | undefined };
   readonly logger?: Logger | undefined;
 }
 
@@ -186,7 +187,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   const authenticate = async (request: FastifyRequest): Promise<Principal> => {
-    const principal = tokens.authenticate(bearer(request));
+    const principal = await tokens.authenticate(bearer(request), { source: request.ip, protocol: 'api' });
     request.principal = principal;
     return principal;
   };
@@ -273,7 +274,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   app.get('/api/v1/connections', async (request) => {
     await authenticate(request);
-    const pg = opts.postgres();
+    const pg = opts.listeners().postgres;
     return {
       connections: [...policy.connections.values()].map((c) => ({
         name: c.name,
@@ -308,7 +309,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const { id } = parse(idParams, request.params, 'request id');
     let viewer: Principal | undefined;
     try {
-      viewer = tokens.authenticate(bearer(request));
+      viewer = await tokens.authenticate(bearer(request), { source: request.ip, protocol: 'api' });
     } catch {
       viewer = undefined;
     }

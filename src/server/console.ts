@@ -20,7 +20,7 @@ import { z } from 'zod';
 import type { Principal } from '../core/action.ts';
 import type { EventBus } from '../core/approvals/bus.ts';
 import { AirlockError } from '../core/errors.ts';
-import type { TokenRegistry } from '../core/identity/tokens.ts';
+import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import { isReviewer, reviewerGroups } from './api.ts';
 import { type EventsApprovals, registerEvents } from './events.ts';
@@ -61,7 +61,7 @@ const tokenSignIn = z.strictObject({ token: z.string().trim().min(1).max(1024) }
 /** Local sign-in: the reviewer pastes their Airlock API token. */
 export class TokenSessionAuthenticator implements SessionAuthenticator {
   readonly method = 'token';
-  constructor(private readonly tokens: TokenRegistry) {}
+  constructor(private readonly tokens: Authenticator) {}
 
   async authenticate(credentials: unknown) {
     const r = tokenSignIn.safeParse(credentials ?? {});
@@ -69,7 +69,7 @@ export class TokenSessionAuthenticator implements SessionAuthenticator {
       throw new AirlockError('AIRLOCK_E_BAD_REQUEST', 'sign in with {"token": "<your Airlock token>"}', {
         hint: 'paste the Airlock token you were given',
       });
-    return { principal: this.tokens.authenticate(r.data.token), credential: r.data.token };
+    return { principal: await this.tokens.authenticate(r.data.token), credential: r.data.token };
   }
 }
 
@@ -160,7 +160,7 @@ const CONTENT_TYPES: Record<string, string> = {
 
 export interface ConsoleDeps {
   readonly policy: Policy;
-  readonly tokens: TokenRegistry;
+  readonly tokens: Authenticator;
   readonly approvals: EventsApprovals;
   readonly bus: EventBus;
   /** Defaults to local token sign-in. */
@@ -254,7 +254,10 @@ export async function registerConsole(app: FastifyInstance, deps: ConsoleDeps): 
         hint: `sign in to the console at ${policy.publicUrl}/login`,
       });
     // Re-check the credential: a token removed from the policy ends the session.
-    const principal = deps.tokens.authenticate(session.credential);
+    const principal = await deps.tokens.authenticate(session.credential, {
+      source: request.ip,
+      protocol: 'api',
+    });
     return { principal: whoami(principal), csrf: session.csrf, method: authenticator.method };
   });
 

@@ -19,7 +19,7 @@ import type { Principal } from '../core/action.ts';
 import type { EventBus, RequestEvent } from '../core/approvals/bus.ts';
 import type { ApprovalRequest } from '../core/approvals/request.ts';
 import { AirlockError } from '../core/errors.ts';
-import type { TokenRegistry } from '../core/identity/tokens.ts';
+import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import { isReviewer, requestJson, reviewerGroups } from './api.ts';
 
@@ -29,7 +29,7 @@ export interface EventsApprovals {
 
 export interface EventsDeps {
   readonly policy: Policy;
-  readonly tokens: TokenRegistry;
+  readonly tokens: Authenticator;
   readonly approvals: EventsApprovals;
   readonly bus: EventBus;
   /** HMAC key for tickets; random per process unless given (replicas must share one). */
@@ -161,7 +161,7 @@ export function registerEvents(app: FastifyInstance, deps: EventsDeps): { readon
   });
 
   app.post('/api/v1/events/ticket', async (request) => {
-    const principal = tokens.authenticate(bearerOf(request));
+    const principal = await tokens.authenticate(bearerOf(request), { source: request.ip, protocol: 'api' });
     const { ticket, expiresAt } = signer.issue(principal);
     return { ticket, expiresAt: new Date(expiresAt).toISOString() };
   });
@@ -178,7 +178,7 @@ export function registerEvents(app: FastifyInstance, deps: EventsDeps): { readon
         });
       principal = p;
     } else {
-      principal = tokens.authenticate(bearerOf(request));
+      principal = await tokens.authenticate(bearerOf(request), { source: request.ip, protocol: 'api' });
     }
     if (clients.size >= maxClients)
       throw new AirlockError('AIRLOCK_E_BAD_REQUEST', 'too many open event streams', {

@@ -14,17 +14,17 @@ import type { Policy } from '../core/policy/policy.ts';
 import type { Store } from '../core/store.ts';
 import { startNotifier } from '../notify/notifier.ts';
 import { initClassifier } from '../protocols/postgres/classify.ts';
-import { startPostgresListener } from '../protocols/postgres/listener.ts';
 import { openStore } from '../store/open.ts';
 import { buildApi } from './api.ts';
 import { registerConsole } from './console.ts';
+import { type ListenProtocol, listenAddress, PROTOCOL_LISTENERS } from './listeners.ts';
 import { registerNotifyRoutes } from './notify-routes.ts';
 
 export interface GatewayOptions {
   readonly policy: Policy;
   readonly logger?: Logger;
   /** Replace the policy's listen addresses ("host:port", port 0 = any free port; false = off). */
-  readonly listen?: { readonly api?: string | false; readonly postgres?: string | false };
+  readonly listen?: { readonly [K in 'api' | ListenProtocol]?: string | false };
 }
 
 export interface Gateway {
@@ -32,6 +32,8 @@ export interface Gateway {
   readonly api: { readonly url: string; readonly host: string; readonly port: number };
   /** Port 0 when the PostgreSQL listener is off. */
   readonly postgres: { readonly host: string; readonly port: number };
+  /** Every protocol listener that runs, by protocol. */
+  readonly listeners: { readonly [K in ListenProtocol]?: { readonly host: string; readonly port: number } };
   readonly store: Store;
   readonly approvals: Approvals;
   readonly audit: AuditLog;
@@ -58,7 +60,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const { policy } = opts;
   const log = opts.logger ?? pino({ level: 'silent' });
   const apiAddr = opts.listen?.api !== undefined ? opts.listen.api : policy.listen.api;
-  const pgAddr = opts.listen?.postgres !== undefined ? opts.listen.postgres : policy.listen.postgres;
 
   const cleanup: (() => Promise<void>)[] = [];
   const closeAll = async () => {
@@ -90,14 +91,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     // reads it per request and the Gate is built after it is fixed.
     const effective: { -readonly [K in keyof Policy]: Policy[K] } = { ...policy };
 
-    let postgres = { host: '', port: 0 };
-    let listening = false;
+    const listeners: { [K in ListenProtocol]?: { host: string; port: number } } = {};
     const api = await buildApi({
       policy: effective,
       store,
       approvals,
       tokens,
-      postgres: () => (listening ? postgres : undefined),
+      listeners: () => listeners,
       logger: log,
     });
     await registerConsole(api, { policy: effective, tokens, approvals, bus });
@@ -127,28 +127,36 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
     const gate = new Gate({ policy: effective, approvals, audit });
 
-    if (pgAddr !== false) {
-      const { host, port } = parseHostPort(pgAddr);
-      const listener = await startPostgresListener({
+    const tls = policy.tls ? { cert: policy.tls.cert.reveal(), key: policy.tls.key.reveal() } : undefined;
+    for (const listener of PROTOCOL_LISTENERS) {
+      const addr = listenAddress(listener, policy, opts.listen?.[listener.protocol]);
+      if (addr === false) continue;
+      const { host, port } = parseHostPort(addr);
+      const running = await listener.start(
+        {
+          policy: effective,
+          gate,
+          tokens,
+          approvals,
+          audit,
+          store,
+          tls,
+          log: log.child({ protocol: listener.protocol }),
+        },
         host,
         port,
-        policy: effective,
-        gate,
-        tokens,
-        ...(policy.tls ? { tls: { cert: policy.tls.cert.reveal(), key: policy.tls.key.reveal() } } : {}),
-        log: log.child({ protocol: 'postgres' }),
-      });
-      // Close protocol listeners first: held statements are cancelled while the store still works.
-      cleanup.push(() => listener.close());
-      postgres = { host: listener.host, port: listener.port };
-      listening = true;
-      log.info({ host: postgres.host, port: postgres.port }, 'PostgreSQL listener ready');
+      );
+      // Close protocol listeners first: held requests are cancelled while the store still works.
+      cleanup.push(() => running.close());
+      listeners[listener.protocol] = { host: running.host, port: running.port };
+      log.info({ host: running.host, port: running.port }, `${listener.protocol} listener ready`);
     }
 
     let closing: Promise<void> | undefined;
     return {
       api: apiInfo,
-      postgres,
+      postgres: listeners.postgres ?? { host: '', port: 0 },
+      listeners,
       store,
       approvals,
       audit,

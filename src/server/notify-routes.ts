@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AirlockError } from '../core/errors.ts';
-import type { TokenRegistry } from '../core/identity/tokens.ts';
+import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import type { Notifier } from '../notify/notifier.ts';
 import { isReviewer } from './api.ts';
@@ -14,15 +14,15 @@ const SLACK_BODY_LIMIT = 64 * 1024;
 
 export function registerNotifyRoutes(
   app: FastifyInstance,
-  deps: { notifier: Notifier; tokens: TokenRegistry; policy: Policy },
+  deps: { notifier: Notifier; tokens: Authenticator; policy: Policy },
 ): void {
   const { notifier, tokens, policy } = deps;
   const bearer = (request: FastifyRequest): string | undefined => {
     const h = request.headers.authorization;
     return h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
   };
-  const reviewer = (request: FastifyRequest) => {
-    const principal = tokens.authenticate(bearer(request));
+  const reviewer = async (request: FastifyRequest) => {
+    const principal = await tokens.authenticate(bearer(request), { source: request.ip, protocol: 'api' });
     if (!isReviewer(policy, principal))
       throw new AirlockError('AIRLOCK_E_FORBIDDEN', `${principal.name} is not a reviewer`, {
         hint: 'use a token of a principal in a reviewer group',
@@ -44,7 +44,7 @@ export function registerNotifyRoutes(
   });
 
   app.post('/api/v1/notify/decisions', async (request, reply) => {
-    const r = await notifier.handleInboundDecision(reviewer(request), request.body);
+    const r = await notifier.handleInboundDecision(await reviewer(request), request.body);
     return reply.code(r.status).send(r.body);
   });
 

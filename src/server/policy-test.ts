@@ -2,7 +2,7 @@
 import type { Action, Principal } from '../core/action.ts';
 import { kindOfParts } from '../core/action.ts';
 import { AirlockError } from '../core/errors.ts';
-import type { TokenRegistry } from '../core/identity/tokens.ts';
+import type { Authenticator } from '../core/identity/authenticator.ts';
 import { evaluate } from '../core/policy/evaluate.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import { classifySql } from '../protocols/postgres/classify.ts';
@@ -30,7 +30,7 @@ export interface PolicyTestResult {
 /** `policy test`: classify the SQL and evaluate it as `as` on `connection`, statement by statement. */
 export function policyTest(
   policy: Policy,
-  tokens: TokenRegistry,
+  tokens: Authenticator,
   input: { as: string; connection: string; sql: string },
 ): PolicyTestResult {
   if (!policy.connections.has(input.connection))

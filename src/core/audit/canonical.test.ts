@@ -45,13 +45,16 @@ test('canonical round-trips and does not depend on key insertion order', () => {
         : v;
   fc.assert(
     // JSON has no negative zero: -0 is written as 0, which is what a verifier re-reads.
-    fc.property(fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v)) as unknown), (value) => {
-      const text = canonical(value);
-      assert.deepEqual(JSON.parse(text), value);
-      assert.equal(canonical(JSON.parse(text)), text);
-      assert.equal(canonical(reversed(value)), text);
-      assert.doesNotMatch(text.replace(/"(?:[^"\\]|\\.)*"/g, '""'), /\s/);
-    }),
+    fc.property(
+      fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v)) as unknown),
+      (value) => {
+        const text = canonical(value);
+        assert.deepEqual(JSON.parse(text), value);
+        assert.equal(canonical(JSON.parse(text)), text);
+        assert.equal(canonical(reversed(value)), text);
+        assert.doesNotMatch(text.replace(/"(?:[^"\\]|\\.)*"/g, '""'), /\s/);
+      },
+    ),
     { numRuns: 300 },
   );
 });

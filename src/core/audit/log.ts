@@ -173,7 +173,15 @@ export class AuditLog {
     for (const item of batch) {
       seq += 1;
       const hash = hashCanonicalData(seq, item.at, item.type, item.dataJson, prevHash);
-      records.push({ seq, at: item.at, type: item.type, data: item.data, dataJson: item.dataJson, prevHash, hash });
+      records.push({
+        seq,
+        at: item.at,
+        type: item.type,
+        data: item.data,
+        dataJson: item.dataJson,
+        prevHash,
+        hash,
+      });
       prevHash = hash;
     }
     const taken = batch.length;

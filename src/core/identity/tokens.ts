@@ -7,6 +7,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Principal } from '../action.ts';
 import { AirlockError } from '../errors.ts';
 import type { TokenIdentity } from '../policy/policy.ts';
+import type { Authenticator } from './authenticator.ts';
 
 export const TOKEN_PREFIX = 'alk_';
 
@@ -18,15 +19,19 @@ export function generateToken(): string {
   return TOKEN_PREFIX + randomBytes(32).toString('base64url');
 }
 
-export class TokenRegistry {
+export class TokenRegistry implements Authenticator {
   readonly #byHash: Map<string, TokenIdentity>;
 
   constructor(identities: readonly TokenIdentity[]) {
     this.#byHash = new Map(identities.map((i) => [i.hash, i]));
   }
 
+  async authenticate(token: string | undefined | null): Promise<Principal> {
+    return this.verify(token);
+  }
+
   /** The principal a token stands for; throws a clear error (without the token) otherwise. */
-  authenticate(token: string | undefined | null): Principal {
+  verify(token: string | undefined | null): Principal {
     if (token === undefined || token === null || token === '')
       throw new AirlockError('AIRLOCK_E_TOKEN_MISSING', 'no Airlock token was presented', {
         hint: 'pass your Airlock token as the password (databases) or as "Authorization: Bearer <token>" (API)',

@@ -120,3 +120,43 @@ describe('policy evaluation', () => {
     assert.ok(!tableMatch('public.orders', 'audit.orders'));
   });
 });
+
+describe('rules over protocol fields', () => {
+  const fieldPolicy = parsePolicy(
+    `
+connections:
+  db: { type: postgres, upstream: { host: h, database: app, user: u }, default: allow }
+rules:
+  - { name: no rm, commands: ["rm -rf *"], effect: deny, reason: no recursive deletes }
+  - { name: deletes in prod, verbs: [delete], namespaces: [prod], effect: review, review: { groups: [sre] } }
+  - name: etc is off limits
+    tools: [write_file]
+    arguments: { path: "/etc/*" }
+    effect: deny
+    reason: not under /etc
+`,
+    'fields.yaml',
+    tmpdir(),
+  );
+  const part = (fields: Record<string, string[]>): ActionPart => ({ kind: 'exec', text: 'x', fields });
+
+  it('matches commands, verbs with namespaces, and tool arguments', () => {
+    assert.equal(evaluate(fieldPolicy, action('db', [part({ command: ['rm -rf /var'] })])).effect, 'deny');
+    assert.equal(evaluate(fieldPolicy, action('db', [part({ command: ['ls -l'] })])).effect, 'allow');
+    assert.equal(
+      evaluate(fieldPolicy, action('db', [part({ verb: ['delete'], namespace: ['prod'] })])).effect,
+      'review',
+    );
+    assert.equal(
+      evaluate(fieldPolicy, action('db', [part({ verb: ['delete'], namespace: ['dev'] })])).effect,
+      'allow',
+    );
+    const write = (path: string) => part({ tool: ['write_file'], 'argument.path': [path] });
+    assert.equal(evaluate(fieldPolicy, action('db', [write('/etc/passwd')])).effect, 'deny');
+    assert.equal(evaluate(fieldPolicy, action('db', [write('/tmp/x')])).effect, 'allow');
+  });
+
+  it('a rule naming a field the part lacks does not match it', () => {
+    assert.equal(evaluate(fieldPolicy, action('db', [select])).effect, 'allow');
+  });
+});

@@ -58,7 +58,32 @@ function principalMatches(rule: PolicyRule, principal: Principal): boolean {
   return true;
 }
 
+/** Rule keys that match a part's `fields`, and the field each one reads. */
+const FIELD_RULES = [
+  ['commands', 'command'],
+  ['methods', 'method'],
+  ['paths', 'path'],
+  ['verbs', 'verb'],
+  ['resources', 'resource'],
+  ['namespaces', 'namespace'],
+  ['refs', 'ref'],
+  ['files', 'file'],
+  ['tools', 'tool'],
+] as const;
+
+function fieldMatches(patterns: readonly string[], values: readonly string[] | undefined): boolean {
+  return (values ?? []).some((v) => patterns.some((p) => globMatch(p, v)));
+}
+
 function partMatches(rule: PolicyRule, part: ActionPart): boolean {
+  for (const [key, field] of FIELD_RULES) {
+    const patterns = rule[key];
+    if (patterns && !fieldMatches(patterns, part.fields?.[field])) return false;
+  }
+  if (rule.arguments)
+    for (const [arg, pattern] of Object.entries(rule.arguments))
+      if (!fieldMatches(typeof pattern === 'string' ? [pattern] : pattern, part.fields?.[`argument.${arg}`]))
+        return false;
   if (rule.kinds && !rule.kinds.includes(part.kind)) return false;
   if (rule.statements && !(part.statement && rule.statements.includes(part.statement))) return false;
   if (rule.tables) {

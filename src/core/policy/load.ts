@@ -8,6 +8,8 @@ import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
 import type { ZodError } from 'zod';
 import { AirlockError } from '../errors.ts';
 import { hashToken } from '../identity/tokens.ts';
+import { ConnectionFieldError, resolveContext } from './connections/common.ts';
+import { resolveConnection } from './connections/index.ts';
 import type { NotifyChannel, Policy, PolicyConnection, PolicyRule } from './policy.ts';
 import { policySchema, reviewSchema } from './schema.ts';
 import { Secret } from './secret.ts';
@@ -74,22 +76,15 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
 
   const connections = new Map<string, PolicyConnection>();
   for (const [name, c] of Object.entries(p.connections)) {
-    connections.set(name, {
-      name,
-      type: c.type,
-      description: c.description,
-      default: c.default,
-      review: c.review,
-      upstream: {
-        host: c.upstream.host,
-        port: c.upstream.port,
-        database: c.upstream.database,
-        user: c.upstream.user,
-        password: c.upstream.password === undefined ? undefined : Secret.parse(c.upstream.password, baseDir),
-        tls: c.upstream.tls,
-        ca: c.upstream.ca === undefined ? undefined : resolve(baseDir, c.upstream.ca),
-      },
-    });
+    try {
+      connections.set(name, resolveConnection(c, resolveContext(name, baseDir)));
+    } catch (err) {
+      if (!(err instanceof ConnectionFieldError)) throw err;
+      const path = ['connections', name, ...err.field];
+      throw new PolicyError([
+        { file, ...locate(doc, lineCounter, path), path: path.join('.'), message: err.message },
+      ]);
+    }
   }
 
   const rules: PolicyRule[] = p.rules.map((r, index) => ({ ...r, index }));

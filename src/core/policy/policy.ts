@@ -1,24 +1,11 @@
 /** The resolved policy: what the rest of Airlock reads after the file has been validated. */
 import type { PrincipalKind } from '../action.ts';
-import type { Effect, NotifyEvent, ReviewSpec, RuleConfig } from './schema.ts';
+import type { NotifyEvent, ReviewSpec, RuleConfig } from './schema.ts';
 import type { Secret } from './secret.ts';
 
-export interface PolicyConnection {
-  readonly name: string;
-  readonly type: 'postgres';
-  readonly description?: string | undefined;
-  readonly default: Effect;
-  readonly review?: ReviewSpec | undefined;
-  readonly upstream: {
-    readonly host: string;
-    readonly port: number;
-    readonly database: string;
-    readonly user: string;
-    readonly password?: Secret | undefined;
-    readonly tls: 'off' | 'verify-full';
-    readonly ca?: string | undefined;
-  };
-}
+export type { ConnectionType, PolicyConnection } from './connections/index.ts';
+
+import type { PolicyConnection } from './connections/index.ts';
 
 export interface PolicyRule extends RuleConfig {
   /** Position in the file, to name the rule when it has no unique name. */

@@ -4,69 +4,26 @@
  */
 import { z } from 'zod';
 import { ACTION_KINDS, PRINCIPAL_KINDS } from '../action.ts';
+import { connectionSchema } from './connections/index.ts';
+import { EFFECTS, name, reviewSchema } from './review.ts';
 
-const DURATION = /^(\d+)(ms|s|m|h|d)$/;
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-/** "15m" → 900000. */
-export function parseDuration(text: string): number {
-  const m = DURATION.exec(text.trim());
-  if (!m) throw new Error(`not a duration: ${text}`);
-  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
-}
-
-const duration = z
-  .string()
-  .regex(DURATION, 'a duration such as 30s, 15m, 2h or 1d')
-  .transform((s) => parseDuration(s));
+export type { ConnectionConfig } from './connections/index.ts';
+export { connectionSchema } from './connections/index.ts';
+export {
+  duration,
+  EFFECTS,
+  type Effect,
+  HOLD_MODES,
+  type HoldMode,
+  parseDuration,
+  type ReviewSpec,
+  reviewSchema,
+} from './review.ts';
 
 const hostPort = z
   .string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:15432')
   .or(z.literal(false));
-
-const name = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a name of letters, digits, - _ . (max 63)');
-
-export const EFFECTS = ['allow', 'review', 'deny'] as const;
-export type Effect = (typeof EFFECTS)[number];
-export const HOLD_MODES = ['wait', 'retry'] as const;
-export type HoldMode = (typeof HOLD_MODES)[number];
-
-export const reviewSchema = z.strictObject({
-  groups: z.array(name).min(1, 'name at least one reviewer group'),
-  approvals: z.number().int().min(1).max(10).default(1),
-  expires: duration.default(15 * 60_000),
-  hold: z.enum(HOLD_MODES).default('wait'),
-  /** For `retry`: how long an approval lets the same command by the same caller through. */
-  window: duration.default(15 * 60_000),
-});
-export type ReviewSpec = z.output<typeof reviewSchema>;
-
-const postgresUpstream = z.strictObject({
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535).default(5432),
-  database: z.string().min(1),
-  user: z.string().min(1),
-  /** `${env:NAME}` or `${file:path}`; omitted for trust authentication. */
-  password: z.string().optional(),
-  /** `off`, or `verify-full` (certificate chain and host name checked). */
-  tls: z.enum(['off', 'verify-full']).default('off'),
-  /** PEM file with the CA that signed the target's certificate (default: system CAs). */
-  ca: z.string().optional(),
-});
-
-export const connectionSchema = z.strictObject({
-  type: z.literal('postgres'),
-  upstream: postgresUpstream,
-  /** What actions no rule matches get. */
-  default: z.enum(EFFECTS).default('review'),
-  /** Reviewers for actions that fall to a `review` default. */
-  review: reviewSchema.optional(),
-  description: z.string().optional(),
-});
-export type ConnectionConfig = z.output<typeof connectionSchema>;
 
 const tokenIdentity = z.strictObject({
   name,
@@ -86,6 +43,25 @@ export const ruleSchema = z.strictObject({
   statements: z.array(z.string()).optional(),
   /** Table patterns: `orders`, `public.*`, `*.secrets`. */
   tables: z.array(z.string()).optional(),
+  /** Shell command lines (SSH exec, kubectl exec): `systemctl restart *`, `rm -rf *`. */
+  commands: z.array(z.string().min(1)).optional(),
+  /** HTTP methods: GET, POST, DELETE, ... */
+  methods: z.array(z.string().min(1)).optional(),
+  /** HTTP request paths: `/v1/orders/*`. */
+  paths: z.array(z.string().min(1)).optional(),
+  /** Kubernetes verbs: get, list, watch, create, update, patch, delete, exec, ... */
+  verbs: z.array(z.string().min(1)).optional(),
+  /** Kubernetes resources, with subresources as `pods/exec`. */
+  resources: z.array(z.string().min(1)).optional(),
+  namespaces: z.array(z.string().min(1)).optional(),
+  /** Git refs: `refs/heads/main`, `refs/tags/*`. */
+  refs: z.array(z.string().min(1)).optional(),
+  /** Files changed by a push, or paths of a transfer: `migrations/**`, `*.tf`. */
+  files: z.array(z.string().min(1)).optional(),
+  /** MCP tool names. */
+  tools: z.array(z.string().min(1)).optional(),
+  /** MCP tool arguments by name (dotted for nested fields) → pattern(s) the value must match. */
+  arguments: z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)])).optional(),
   effect: z.enum(EFFECTS),
   review: reviewSchema.optional(),
   reason: z.string().optional(),

@@ -4,8 +4,8 @@
  */
 import { createServer, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
-import type { Principal } from '../../core/action.ts';
 import type { GatePort } from '../../core/gate-types.ts';
+import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { CancelKeys } from './cancel.ts';
 import { initClassifier } from './classify.ts';
@@ -17,7 +17,7 @@ export interface PostgresListenerOptions {
   port: number;
   policy: Policy;
   gate: GatePort;
-  tokens: { authenticate(token: string | undefined): Principal };
+  tokens: Authenticator;
   /** PEM strings; when absent SSLRequest is answered 'N'. */
   tls?: { cert: string; key: string };
   log?: Logger;

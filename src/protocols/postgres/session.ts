@@ -20,6 +20,7 @@ import { type SecureContext, TLSSocket } from 'node:tls';
 import { type Action, type ActionPart, kindOfParts, type Principal } from '../../core/action.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
+import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import { type CancelKeys, sendCancel } from './cancel.ts';
 import { type ClassifiedSql, classifySql } from './classify.ts';
@@ -63,7 +64,7 @@ export interface Logger {
 export interface SessionContext {
   readonly policy: Policy;
   readonly gate: GatePort;
-  readonly tokens: { authenticate(token: string | undefined): Principal };
+  readonly tokens: Authenticator;
   readonly tls?: SecureContext | undefined;
   readonly log?: Logger | undefined;
   readonly keepaliveNoticeMs: number;
@@ -348,7 +349,11 @@ export class PgSession {
     const database = this.#params.get('database') || user;
     let principal: Principal;
     try {
-      principal = this.#ctx.tokens.authenticate(token === '' ? undefined : token);
+      principal = await this.#ctx.tokens.authenticate(token === '' ? undefined : token, {
+        source: this.#source,
+        protocol: 'postgres',
+        connection: database,
+      });
     } catch (err) {
       const e = isAirlockError(err)
         ? err
