@@ -29,6 +29,12 @@ export const ERROR_CODES = {
   AIRLOCK_E_CLASSIFY_FAILED: 'the command could not be classified',
   AIRLOCK_E_BAD_REQUEST: 'the request is malformed',
   AIRLOCK_E_INTERNAL: 'an internal error occurred',
+  AIRLOCK_E_TOKEN_EXPIRED: 'the token has expired',
+  AIRLOCK_E_TOKEN_REVOKED: 'the token was revoked',
+  AIRLOCK_E_TOKEN_SCOPE: 'the token is not valid for this connection',
+  AIRLOCK_E_OIDC_UNAVAILABLE: 'the identity provider could not be reached',
+  AIRLOCK_E_APPROVAL_REVOKED: 'the approval was revoked',
+  AIRLOCK_E_BREAK_GLASS: 'break-glass is not allowed',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -68,7 +74,14 @@ function defaultStatus(code: ErrorCode): number {
   switch (code) {
     case 'AIRLOCK_E_TOKEN_MISSING':
     case 'AIRLOCK_E_TOKEN_INVALID':
+    case 'AIRLOCK_E_TOKEN_EXPIRED':
+    case 'AIRLOCK_E_TOKEN_REVOKED':
       return 401;
+    case 'AIRLOCK_E_TOKEN_SCOPE':
+    case 'AIRLOCK_E_BREAK_GLASS':
+      return 403;
+    case 'AIRLOCK_E_OIDC_UNAVAILABLE':
+      return 503;
     case 'AIRLOCK_E_FORBIDDEN':
     case 'AIRLOCK_E_SELF_APPROVAL':
     case 'AIRLOCK_E_NOT_A_REVIEWER':
