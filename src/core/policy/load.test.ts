@@ -61,6 +61,8 @@ describe('policy loader', () => {
       ],
     );
     const conn = policy.connections.get('prod-db')!;
+    assert.equal(conn.type, 'postgres');
+    if (conn.type !== 'postgres') return;
     assert.equal(conn.upstream.port, 5432);
     assert.equal(conn.default, 'review');
     assert.equal(conn.upstream.password!.reveal(), 'db-password');

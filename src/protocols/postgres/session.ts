@@ -149,7 +149,7 @@ export class PgSession {
   #tls = false;
   #params = new Map<string, string>();
   #principal: Principal | undefined;
-  #connection: PolicyConnection | undefined;
+  #connection: Extract<PolicyConnection, { type: 'postgres' }> | undefined;
   #opened = false;
   #gatewayPid = 0;
   readonly #abort = new AbortController();

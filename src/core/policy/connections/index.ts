@@ -4,17 +4,44 @@
  */
 import { z } from 'zod';
 import type { ResolveContext } from './common.ts';
+import { type GitConnection, gitConnectionSchema, resolveGitConnection } from './git.ts';
+import { type HttpConnection, httpConnectionSchema, resolveHttpConnection } from './http.ts';
+import {
+  type KubernetesConnection,
+  kubernetesConnectionSchema,
+  resolveKubernetesConnection,
+} from './kubernetes.ts';
+import { type McpConnection, mcpConnectionSchema, resolveMcpConnection } from './mcp.ts';
 import { type PostgresConnection, postgresConnectionSchema, resolvePostgresConnection } from './postgres.ts';
 
-export const connectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema]);
+export const connectionSchema = z.discriminatedUnion('type', [
+  postgresConnectionSchema,
+  httpConnectionSchema,
+  kubernetesConnectionSchema,
+  gitConnectionSchema,
+  mcpConnectionSchema,
+]);
 export type ConnectionConfig = z.output<typeof connectionSchema>;
 
-export type PolicyConnection = PostgresConnection;
+export type PolicyConnection =
+  | PostgresConnection
+  | HttpConnection
+  | KubernetesConnection
+  | GitConnection
+  | McpConnection;
 export type ConnectionType = PolicyConnection['type'];
 
 export function resolveConnection(c: ConnectionConfig, ctx: ResolveContext): PolicyConnection {
   switch (c.type) {
     case 'postgres':
       return resolvePostgresConnection(c, ctx);
+    case 'http':
+      return resolveHttpConnection(c, ctx);
+    case 'kubernetes':
+      return resolveKubernetesConnection(c, ctx);
+    case 'git':
+      return resolveGitConnection(c, ctx);
+    case 'mcp':
+      return resolveMcpConnection(c, ctx);
   }
 }
