@@ -13,6 +13,7 @@ import {
 } from './kubernetes.ts';
 import { type McpConnection, mcpConnectionSchema, resolveMcpConnection } from './mcp.ts';
 import { type PostgresConnection, postgresConnectionSchema, resolvePostgresConnection } from './postgres.ts';
+import { resolveSshConnection, type SshConnection, sshConnectionSchema } from './ssh.ts';
 
 export const connectionSchema = z.discriminatedUnion('type', [
   postgresConnectionSchema,
@@ -20,6 +21,7 @@ export const connectionSchema = z.discriminatedUnion('type', [
   kubernetesConnectionSchema,
   gitConnectionSchema,
   mcpConnectionSchema,
+  sshConnectionSchema,
 ]);
 export type ConnectionConfig = z.output<typeof connectionSchema>;
 
@@ -28,7 +30,8 @@ export type PolicyConnection =
   | HttpConnection
   | KubernetesConnection
   | GitConnection
-  | McpConnection;
+  | McpConnection
+  | SshConnection;
 export type ConnectionType = PolicyConnection['type'];
 
 export function resolveConnection(c: ConnectionConfig, ctx: ResolveContext): PolicyConnection {
@@ -43,5 +46,7 @@ export function resolveConnection(c: ConnectionConfig, ctx: ResolveContext): Pol
       return resolveGitConnection(c, ctx);
     case 'mcp':
       return resolveMcpConnection(c, ctx);
+    case 'ssh':
+      return resolveSshConnection(c, ctx);
   }
 }
