@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   AIRLOCK_E_OIDC_UNAVAILABLE: 'the identity provider could not be reached',
   AIRLOCK_E_APPROVAL_REVOKED: 'the approval was revoked',
   AIRLOCK_E_BREAK_GLASS: 'break-glass is not allowed',
+  AIRLOCK_E_HOST_KEY_MISMATCH: 'the target presented a host key other than the one pinned for it',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

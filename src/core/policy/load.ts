@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
 import type { ZodError } from 'zod';
 import { AirlockError } from '../errors.ts';
+import { resolveMaskingRule } from '../masking/schema.ts';
 import { hashToken } from '../identity/tokens.ts';
 import { ConnectionFieldError, resolveContext } from './connections/common.ts';
 import { resolveConnection } from './connections/index.ts';
@@ -135,6 +136,29 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     return { type: 'email', smtp: secret('smtp', n.smtp), from: n.from, to: n.to, ...filters };
   });
 
+  const masking = p.masking.map((m, i) => {
+    const rule = resolveMaskingRule(m, i, baseDir);
+    try {
+      rule.salt?.reveal();
+    } catch (err) {
+      const at = locate(doc, lineCounter, ['masking', i, 'salt']);
+      throw new PolicyError([
+        { file, ...at, path: `masking.${i}.salt`, message: (err as AirlockError).describe() },
+      ]);
+    }
+    for (const c of m.connections ?? [])
+      if (!c.includes('*') && !connections.has(c))
+        throw new PolicyError([
+          {
+            file,
+            ...locate(doc, lineCounter, ['masking', i, 'connections']),
+            path: `masking.${i}.connections`,
+            message: `unknown connection "${c}"`,
+          },
+        ]);
+    return rule;
+  });
+
   return {
     source: file,
     listen: p.listen,
@@ -149,6 +173,7 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     rules,
     defaultReview: p.defaults.review ?? reviewSchema.parse({ groups: ['admins'] }),
     notify,
+    masking,
   };
 }
 

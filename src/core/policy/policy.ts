@@ -1,5 +1,6 @@
 /** The resolved policy: what the rest of Airlock reads after the file has been validated. */
 import type { PrincipalKind } from '../action.ts';
+import type { MaskingRule } from '../masking/schema.ts';
 import type { NotifyEvent, ReviewSpec, RuleConfig } from './schema.ts';
 import type { Secret } from './secret.ts';
 
@@ -75,4 +76,6 @@ export interface Policy {
   readonly defaultReview: ReviewSpec;
   /** Notification channels (absent or empty: none). */
   readonly notify?: readonly NotifyChannel[] | undefined;
+  /** Masking rules, in file order (absent or empty: nothing is masked). */
+  readonly masking?: readonly MaskingRule[] | undefined;
 }

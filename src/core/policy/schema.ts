@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ACTION_KINDS, PRINCIPAL_KINDS } from '../action.ts';
+import { maskingRuleSchema } from '../masking/schema.ts';
 import { connectionSchema } from './connections/index.ts';
 import { EFFECTS, name, reviewSchema } from './review.ts';
 
@@ -148,7 +149,7 @@ export const policySchema = z
     defaults: z.strictObject({ review: reviewSchema.optional() }).default({}),
     connections: z.record(name, connectionSchema).default({}),
     rules: z.array(ruleSchema).default([]),
-    masking: z.array(z.unknown()).optional(),
+    masking: z.array(maskingRuleSchema).default([]),
     notify: z.array(notifySchema).default([]),
   })
   .superRefine((p, ctx) => {
