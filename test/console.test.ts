@@ -492,6 +492,77 @@ describe('console against a gateway', { timeout: TIMEOUT * 3 }, () => {
     await ctx.close();
   });
 
+  test('a notification that fails is shown in the inbox and on the request page; the request still waits', {
+    timeout: TIMEOUT,
+    skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
+  }, async () => {
+    // A webhook receiver that is down: every delivery gets a 500.
+    const hook = Fastify();
+    let hits = 0;
+    hook.post('/hook', async (_req, reply) => {
+      hits++;
+      return reply.code(500).send({ error: 'receiver is down' });
+    });
+    await hook.listen({ host: '127.0.0.1', port: 0 });
+    const hookUrl = `http://127.0.0.1:${(hook.server.address() as { port: number }).port}/hook`;
+    const gw2 = await startTestGateway(upstream, {
+      extra: `notify:\n  - { type: webhook, url: "${hookUrl}", secret: test-hook-secret }\n`,
+    });
+    const ctx = await (await launch()).newContext({
+      viewport: { width: 1280, height: 900 },
+      baseURL: gw2.apiUrl,
+    });
+    try {
+      const page = await ctx.newPage();
+      page.setDefaultTimeout(30_000);
+      await page.goto('/login');
+      await page.getByLabel('Airlock token').fill(gw2.tokens.alice);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+
+      const psql = psqlCommand(gw2.target('agent'), 'DELETE FROM orders WHERE id = 42');
+      running.push(psql);
+      let id = 0;
+      const deadline = Date.now() + 30_000;
+      while (id === 0 && Date.now() < deadline) {
+        const res = await gw2.api<{ requests: { id: number }[] }>(
+          'GET',
+          '/api/v1/requests',
+          undefined,
+          'alice',
+        );
+        id = res.body.requests[0]?.id ?? 0;
+        if (id === 0) await new Promise((ok) => setTimeout(ok, 100));
+      }
+      assert.ok(id > 0, 'the DELETE was held');
+      const card = page.locator(`[data-request-id="${id}"]`);
+      await card.waitFor();
+      // The alert polls every 10 s; it must appear without a reload.
+      const alert = page.getByTestId('notify-alert');
+      await alert.waitFor({ timeout: 30_000 });
+      assert.match(await text(alert), /notification/);
+      assert.match(await text(alert), /webhook/);
+      assert.match(await text(alert), /500/);
+      assert.doesNotMatch(await text(alert), /test-hook-secret/);
+      await page.screenshot({ path: join(ARTIFACTS, 'console-notify-failing.png'), fullPage: true });
+
+      await page.goto(`/requests/${id}`);
+      const list = page.getByTestId('deliveries');
+      await list.waitFor();
+      assert.match(await text(list), /webhook/);
+      assert.match(await text(list), /retrying|failed/);
+      assert.ok(hits >= 1);
+      // The failed notification blocked nothing: the request is pending and can be approved.
+      await page.getByRole('button', { name: `Approve request ${id}`, exact: true }).click();
+      const done = await psql.waitForExit(30_000);
+      assert.equal(done.code, 0, psql.stderr());
+    } finally {
+      await ctx.close();
+      await gw2.close();
+      await hook.close();
+    }
+  });
+
   test('the requester sees no approve button on their own request; a 20 KB statement fits a phone', {
     timeout: TIMEOUT,
     skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,

@@ -13,6 +13,11 @@ export function requestUrl(publicUrl: string, id: number): string {
   return `${publicUrl.replace(/\/+$/, '')}/requests/${id}`;
 }
 
+function estimatedRowsOf(r: ApprovalRequest): number | null {
+  const rows = r.attributes.estimatedRows;
+  return typeof rows === 'number' && Number.isFinite(rows) && rows >= 0 ? rows : null;
+}
+
 /** The request as webhook receivers get it; mirrors GET /api/v1/requests/:id. */
 export function requestPayload(publicUrl: string, r: ApprovalRequest) {
   return {
@@ -29,8 +34,13 @@ export function requestPayload(publicUrl: string, r: ApprovalRequest) {
       text: p.text,
       statement: p.statement ?? null,
       tables: p.tables ?? [],
+      fields: p.fields ?? {},
       why: p.why ?? null,
     })),
+    /** Adapter facts for the reviewer (bound parameters, target database, ...); secrets were scrubbed at the Gate. */
+    attributes: r.attributes,
+    /** Rows a write is estimated to touch, where the adapter can tell; null otherwise. */
+    estimatedRows: estimatedRowsOf(r),
     rule: { name: r.rule.name, index: r.rule.index },
     why: r.why,
     review: {

@@ -367,3 +367,54 @@ test('unknown endpoints and malformed JSON get catalogue errors', async () => {
   assert.equal(bad.statusCode, 400);
   assert.equal(bad.json().error.code, 'AIRLOCK_E_BAD_REQUEST');
 });
+
+test('history filters: decided statuses and a time range, on the server', async () => {
+  const denied = await createRequest('agent', 'DELETE FROM orders WHERE id = 99');
+  await approvals.deny(denied.id, tokens.principal('alice') as Principal, 'not today');
+  const decided = await call('GET', '/api/v1/requests?status=decided&limit=500', 'alice');
+  assert.equal(decided.statusCode, 200);
+  const rows = decided.json().requests as { id: number; status: string }[];
+  assert.ok(rows.some((r) => r.id === denied.id));
+  assert.ok(rows.every((r) => r.status !== 'pending'));
+
+  const created = Date.parse(
+    (await call('GET', `/api/v1/requests/${denied.id}`, 'alice')).json().request.createdAt,
+  );
+  const inRange = await call(
+    'GET',
+    `/api/v1/requests?status=all&since=${new Date(created - 1000).toISOString()}&until=${created + 1000}`,
+    'alice',
+  );
+  assert.ok((inRange.json().requests as { id: number }[]).some((r) => r.id === denied.id));
+  const before = await call('GET', `/api/v1/requests?status=all&until=${created - 60_000}`, 'alice');
+  assert.ok(!(before.json().requests as { id: number }[]).some((r) => r.id === denied.id));
+
+  const bad = await call('GET', '/api/v1/requests?since=yesterday-ish', 'alice');
+  assert.equal(bad.statusCode, 400);
+  assert.match(bad.json().error.message, /since/);
+});
+
+test('the request JSON carries adapter attributes, protocol fields and the estimated rows', async () => {
+  const principal = tokens.principal('agent') as Principal;
+  const now = Date.now();
+  const r = await approvals.create({
+    fingerprint: fingerprintOf({ connection: 'app', principal, normalized: 'DELETE FROM big' }),
+    protocol: 'postgres',
+    connection: 'app',
+    principal,
+    sessionId: 's2',
+    kind: 'write',
+    summary: 'DELETE FROM big',
+    parts: [{ kind: 'write', text: 'DELETE FROM big', statement: 'DeleteStmt', tables: ['big'] }],
+    attributes: { estimatedRows: 1200, parameters: ['7'] },
+    rule: { name: 'writes need a DBA', index: 1 },
+    why: 'w',
+    review: reviewSchema.parse({ groups: ['dba'] }),
+    createdAt: now,
+    expiresAt: now + 60_000,
+  });
+  const res = (await call('GET', `/api/v1/requests/${r.id}`, 'alice')).json().request;
+  assert.equal(res.estimatedRows, 1200);
+  assert.deepEqual(res.attributes.parameters, ['7']);
+  assert.deepEqual(res.parts[0].fields, {});
+});

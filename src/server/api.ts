@@ -77,8 +77,16 @@ export function requestJson(policy: Policy, r: ApprovalRequest): RequestPayload 
 }
 
 const idParams = z.object({ id: z.coerce.number().int().positive() });
+const instant = z
+  .string()
+  .min(1)
+  .transform((s) => (/^\d+$/.test(s) ? Number(s) : Date.parse(s)))
+  .refine((n) => Number.isFinite(n), 'an ISO 8601 time such as 2026-11-21T09:00:00Z, or epoch milliseconds');
 const listQuery = z.strictObject({
-  status: z.enum([...REQUEST_STATUSES, 'all']).default('pending'),
+  /** `decided`: every status but pending. */
+  status: z.enum([...REQUEST_STATUSES, 'all', 'decided']).default('pending'),
+  since: instant.optional(),
+  until: instant.optional(),
   connection: z.string().min(1).optional(),
   principal: z.string().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
@@ -221,7 +229,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     await requireReviewer(request);
     const q = parse(listQuery, request.query, 'query');
     const filter: RequestFilter = {
-      ...(q.status === 'all' ? {} : { status: [q.status as RequestStatus] }),
+      ...(q.status === 'all'
+        ? {}
+        : q.status === 'decided'
+          ? { status: REQUEST_STATUSES.filter((s) => s !== 'pending') }
+          : { status: [q.status] }),
+      ...(q.since !== undefined ? { since: q.since } : {}),
+      ...(q.until !== undefined ? { until: q.until } : {}),
       ...(q.connection ? { connection: q.connection } : {}),
       ...(q.principal ? { principal: q.principal } : {}),
       ...(q.before ? { beforeId: q.before } : {}),

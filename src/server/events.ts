@@ -44,11 +44,7 @@ export const TICKET_TTL_MS = 60_000;
 
 /** The request as the console sees it: the API shape plus what the adapter estimated. */
 export function consoleRequestJson(policy: Policy, r: ApprovalRequest) {
-  const rows = r.attributes.estimatedRows;
-  return {
-    ...requestJson(policy, r),
-    estimatedRows: typeof rows === 'number' && Number.isFinite(rows) ? rows : null,
-  };
+  return requestJson(policy, r);
 }
 
 /** Tickets: base64url(JSON {n: principal name, e: expiry ms, r: nonce}) "." base64url(HMAC). */

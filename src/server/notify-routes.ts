@@ -3,7 +3,9 @@
  * request signature, not a token), the inbound decision endpoint for a team's own bot, and the
  * delivery log reviewers see in the console.
  */
+
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { AirlockError } from '../core/errors.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
@@ -11,6 +13,16 @@ import type { Notifier } from '../notify/notifier.ts';
 import { isReviewer } from './api.ts';
 
 const SLACK_BODY_LIMIT = 64 * 1024;
+
+const deliveriesQuery = z.strictObject({
+  request: z.coerce.number().int().positive().optional(),
+  status: z
+    .string()
+    .transform((s) => s.split(',').filter(Boolean))
+    .pipe(z.array(z.enum(['sending', 'retrying', 'delivered', 'failed'])).min(1))
+    .optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(200),
+});
 
 export function registerNotifyRoutes(
   app: FastifyInstance,
@@ -49,7 +61,18 @@ export function registerNotifyRoutes(
   });
 
   app.get('/api/v1/notify/deliveries', async (request) => {
-    reviewer(request);
-    return { deliveries: notifier.deliveries({ limit: 200 }) };
+    await reviewer(request);
+    const q = deliveriesQuery.safeParse(request.query ?? {});
+    if (!q.success)
+      throw new AirlockError('AIRLOCK_E_BAD_REQUEST', 'invalid deliveries query', {
+        hint: 'use ?request=ID, ?status=failed,retrying and ?limit=1..1000',
+      });
+    return {
+      deliveries: notifier.deliveries({
+        ...(q.data.request === undefined ? {} : { requestId: q.data.request }),
+        ...(q.data.status === undefined ? {} : { status: q.data.status }),
+        limit: q.data.limit,
+      }),
+    };
   });
 }

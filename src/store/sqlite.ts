@@ -222,6 +222,7 @@ export class SqliteStore implements Store, RawAuditReader {
     if (filter.principal !== undefined) query = query.where('principal_name', '=', filter.principal);
     if (filter.beforeId !== undefined) query = query.where('id', '<', filter.beforeId);
     if (filter.since !== undefined) query = query.where('created_at', '>=', filter.since);
+    if (filter.until !== undefined) query = query.where('created_at', '<=', filter.until);
     const rows = await query.orderBy('id', 'desc').limit(limit).execute();
     return this.withVotes(rows);
   }

@@ -18,6 +18,8 @@ export interface RequestPart {
   readonly text: string;
   readonly statement: string | null;
   readonly tables: readonly string[];
+  /** Protocol facts: command, method, path, verb, resource, namespace, ref, file, tool, argument.NAME. */
+  readonly fields?: Readonly<Record<string, readonly string[]>>;
   readonly why: string | null;
 }
 
@@ -52,7 +54,8 @@ export interface AirlockRequest {
   readonly reason: string | null;
   readonly grantUntil: string | null;
   readonly url: string;
-  /** Present on live updates when the adapter estimated the rows a write touches. */
+  readonly attributes?: Readonly<Record<string, unknown>>;
+  /** Rows a write is estimated to touch, where the adapter can tell. */
   readonly estimatedRows?: number | null;
 }
 
@@ -79,4 +82,25 @@ export interface AuditRecord {
   readonly type: string;
   readonly data: Record<string, unknown>;
   readonly hash: string;
+}
+
+/** One notification Airlock tried to send (GET /api/v1/notify/deliveries). */
+export interface Delivery {
+  readonly id: number;
+  readonly channel: 'webhook' | 'slack' | 'email';
+  readonly target: string;
+  readonly requestId: number;
+  readonly event: string;
+  readonly operation: string;
+  readonly status: 'sending' | 'retrying' | 'delivered' | 'failed';
+  readonly attempts: readonly {
+    readonly at: number;
+    readonly ok: boolean;
+    readonly durationMs: number;
+    readonly status?: number;
+    readonly error?: string;
+  }[];
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly nextAttemptAt?: number;
 }

@@ -63,6 +63,9 @@ export interface RequestFilter {
   readonly principal?: string;
   /** Only requests with id below this (pagination, newest first). */
   readonly beforeId?: number;
+  /** Created at or after (epoch ms). */
   readonly since?: number;
+  /** Created at or before (epoch ms). */
+  readonly until?: number;
   readonly limit?: number;
 }

@@ -24,25 +24,22 @@ interface Filters {
   to: string;
 }
 
-/** Pages back (newest first) until the time range is covered or MAX_PAGES were read. */
+/** The server filters by status, connection, principal and time; pages back newest first. */
 async function search(f: Filters): Promise<{ rows: AirlockRequest[]; more: boolean }> {
-  const from = f.from ? Date.parse(f.from) : Number.NEGATIVE_INFINITY;
-  const to = f.to ? Date.parse(f.to) : Number.POSITIVE_INFINITY;
   const rows: AirlockRequest[] = [];
   let before: number | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
-    const q = new URLSearchParams({ status: f.status === 'decided' ? 'all' : f.status, limit: String(PAGE) });
+    const q = new URLSearchParams({ status: f.status, limit: String(PAGE) });
     if (f.connection.trim()) q.set('connection', f.connection.trim());
     if (f.principal.trim()) q.set('principal', f.principal.trim());
+    // datetime-local values are local time; the server wants an absolute instant.
+    if (f.from && Number.isFinite(Date.parse(f.from))) q.set('since', new Date(f.from).toISOString());
+    if (f.to && Number.isFinite(Date.parse(f.to))) q.set('until', new Date(f.to).toISOString());
     if (before !== undefined) q.set('before', String(before));
     const res = await api<{ requests: AirlockRequest[] }>('GET', `/api/v1/requests?${q}`);
-    for (const r of res.requests) {
-      const t = Date.parse(r.createdAt);
-      if (r.status !== 'pending' && t >= from && t <= to) rows.push(r);
-    }
+    rows.push(...res.requests);
     const last = res.requests[res.requests.length - 1];
     if (res.requests.length < PAGE || !last) return { rows, more: false };
-    if (Date.parse(last.createdAt) < from) return { rows, more: false };
     before = last.id;
   }
   return { rows, more: true };

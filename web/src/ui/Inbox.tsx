@@ -5,6 +5,7 @@ import { subscribe } from '../live.ts';
 import { byRisk } from '../risk.ts';
 import { navigate } from '../router.tsx';
 import type { AirlockRequest, Me } from '../types.ts';
+import { NotifyAlert } from './Deliveries.tsx';
 import { cannotDecide, useDecider } from './decide.tsx';
 import { useNow } from './hooks.ts';
 import { RequestCard } from './RequestCard.tsx';
@@ -127,6 +128,7 @@ export function Inbox({ me, onHelp }: { me: Me; onHelp: () => void }) {
           {error}
         </p>
       )}
+      <NotifyAlert enabled={me.reviewer} refresh={list.length} />
       {!me.reviewer && (
         <p class="empty">
           You are signed in as {me.name}, who is not a reviewer. Open a request link to follow one of your own

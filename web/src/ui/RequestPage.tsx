@@ -3,6 +3,7 @@ import { ApiError, api } from '../api.ts';
 import { subscribe } from '../live.ts';
 import { Link } from '../router.tsx';
 import type { AirlockRequest, Me } from '../types.ts';
+import { DeliveryList } from './Deliveries.tsx';
 import { useDecider } from './decide.tsx';
 import { useNow } from './hooks.ts';
 import { RequestCard } from './RequestCard.tsx';
@@ -43,6 +44,9 @@ export function RequestPage({ me, id }: { me: Me; id: number }) {
         </p>
       )}
       {r && <RequestCard r={r} me={me} now={now} decider={decider} tall headingLevel={2} />}
+      {r && me.reviewer && (
+        <DeliveryList requestId={id} refresh={`${r.status}:${r.approvals.length}`} now={now} />
+      )}
       {!r && !error && <p class="muted">Loading…</p>}
       {decider.dialog}
     </main>

@@ -20,12 +20,46 @@ function Highlighted({ text }: { text: string }) {
   );
 }
 
+const SQL_PROTOCOLS = new Set(['postgres', 'mysql']);
+
+/** Protocol facts other than SQL (method and path, verb and resource, command, tool, refs...). */
+function Fields({ fields }: { fields: Readonly<Record<string, readonly string[]>> | undefined }) {
+  const entries = Object.entries(fields ?? {}).filter(([, v]) => v.length > 0);
+  if (entries.length === 0) return null;
+  return (
+    <dl class="fields">
+      {entries.map(([k, v]) => (
+        <div key={k} class="fact">
+          <dt>{k}</dt>
+          <dd class="wrap">{v.join(', ')}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+function Parameters({ attributes }: { attributes: Readonly<Record<string, unknown>> | undefined }) {
+  const params = attributes?.parameters;
+  if (!Array.isArray(params) || params.length === 0) return null;
+  return (
+    <p class="parameters">
+      <span class="muted">Parameters: </span>
+      {params.map((v, i) => (
+        <code key={i} class="param">
+          ${i + 1} = {v === null ? 'NULL' : typeof v === 'string' ? v : JSON.stringify(v)}
+        </code>
+      ))}
+    </p>
+  );
+}
+
 export function Statements({ request, tall = false }: { request: AirlockRequest; tall?: boolean }) {
   const [wrap, setWrap] = useState(false);
   const parts =
     request.parts.length > 0
       ? request.parts
       : [{ kind: request.kind, text: request.summary, statement: null, tables: [], why: null }];
+  const sql = SQL_PROTOCOLS.has(request.protocol);
   const total = parts.reduce((n, p) => n + p.text.length, 0);
   return (
     <div class="statements">
@@ -58,12 +92,12 @@ export function Statements({ request, tall = false }: { request: AirlockRequest;
             // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable from the keyboard
             tabIndex={0}
           >
-            <code>
-              <Highlighted text={p.text} />
-            </code>
+            <code>{sql ? <Highlighted text={p.text} /> : p.text}</code>
           </pre>
+          <Fields fields={'fields' in p ? p.fields : undefined} />
         </figure>
       ))}
+      <Parameters attributes={request.attributes} />
     </div>
   );
 }
