@@ -9,6 +9,7 @@ import type {
   RequestFilter,
   RequestStatus,
 } from './approvals/request.ts';
+import type { RecordingFilter, RecordingMeta } from './recording/types.ts';
 
 /** One record of the audit hash chain, as stored. */
 export interface AuditRecord {
@@ -67,4 +68,10 @@ export interface Store {
   /** Records with seq >= fromSeq, ascending. */
   readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]>;
   auditCount(): Promise<number>;
+
+  /** Inserts or replaces (by id) a recording's metadata: once when it opens, again when it is sealed. */
+  putRecording(meta: RecordingMeta): Promise<void>;
+  getRecording(id: string): Promise<RecordingMeta | undefined>;
+  /** Newest first (by start time, then id). */
+  listRecordings(filter?: RecordingFilter): Promise<RecordingMeta[]>;
 }

@@ -6,7 +6,8 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { InProcessEventBus } from '../core/approvals/bus.ts';
 import { Approvals } from '../core/approvals/service.ts';
-import { AuditLog } from '../core/audit/log.ts';
+import type { AuditLog } from '../core/audit/log.ts';
+import { openEvidence } from '../core/audit/evidence.ts';
 import { AirlockError } from '../core/errors.ts';
 import { Gate } from '../core/gate.ts';
 import { TokenRegistry } from '../core/identity/tokens.ts';
@@ -77,9 +78,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const store = await openStore(policy.store, policy.baseDir);
     cleanup.push(() => store.close());
 
-    const audit = new AuditLog(store);
-    await audit.init();
-    cleanup.push(() => audit.close());
+    // Recordings are sealed into the chain before the audit log closes.
+    const evidence = await openEvidence({ policy, store, log });
+    cleanup.push(() => evidence.close());
+    const { audit, recordings } = evidence;
 
     const bus = new InProcessEventBus();
     const approvals = new Approvals({ store, audit, bus });
@@ -139,6 +141,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           tokens,
           approvals,
           audit,
+          recordings,
           store,
           tls,
           log: log.child({ protocol: listener.protocol }),

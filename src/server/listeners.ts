@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Approvals } from '../core/approvals/service.ts';
 import type { AuditLog } from '../core/audit/log.ts';
 import type { Gate } from '../core/gate.ts';
+import type { Recorder } from '../core/recording/types.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { ConnectionType, Policy } from '../core/policy/policy.ts';
 import type { Store } from '../core/store.ts';
@@ -23,6 +24,8 @@ export interface ListenerContext {
   readonly tokens: Authenticator;
   readonly approvals: Approvals;
   readonly audit: AuditLog;
+  /** Session recordings: `recordings.open(sessionId, connection, format)`; see core/recording. */
+  readonly recordings: Recorder;
   readonly store: Store;
   readonly log: Logger;
   /** The gateway's own certificate (PEM), for callers that ask for TLS. */

@@ -88,6 +88,44 @@ export function migrations(flavor: StoreFlavor): Record<string, Migration> {
         await db.schema.dropTable('requests').ifExists().execute();
       },
     },
+    '0003_recordings': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('recordings')
+          .ifNotExists()
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('session_id', 'text', (c) => c.notNull())
+          .addColumn('connection', 'text', (c) => c.notNull())
+          .addColumn('protocol', 'text')
+          .addColumn('principal', 'text')
+          .addColumn('format', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('started_at', time, (c) => c.notNull())
+          .addColumn('ended_at', time)
+          .addColumn('bytes', time, (c) => c.notNull())
+          .addColumn('sha256', 'text')
+          .addColumn('dropped_bytes', time, (c) => c.notNull())
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('audit_seq', time)
+          .addColumn('error', 'text')
+          .execute();
+        await db.schema
+          .createIndex('recordings_session')
+          .ifNotExists()
+          .on('recordings')
+          .columns(['session_id', 'started_at'])
+          .execute();
+        await db.schema
+          .createIndex('recordings_started')
+          .ifNotExists()
+          .on('recordings')
+          .columns(['started_at', 'id'])
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('recordings').ifExists().execute();
+      },
+    },
   };
 }
 

@@ -22,6 +22,7 @@ import type {
 import { canonical } from '../core/audit/canonical.ts';
 import type { RawAuditReader, RawAuditRecord } from '../core/audit/verify.ts';
 import { AirlockError } from '../core/errors.ts';
+import type { RecordingFilter, RecordingFormat, RecordingMeta } from '../core/recording/types.ts';
 import type { AuditRecord, RequestPatch, Store } from '../core/store.ts';
 import { migrateToLatest } from './migrations.ts';
 
@@ -66,7 +67,66 @@ export interface AuditTable {
   hash: string;
 }
 
+export interface RecordingsTable {
+  id: string;
+  session_id: string;
+  connection: string;
+  protocol: string | null;
+  principal: string | null;
+  format: string;
+  status: string;
+  started_at: number;
+  ended_at: number | null;
+  bytes: number;
+  sha256: string | null;
+  dropped_bytes: number;
+  path: string;
+  audit_seq: number | null;
+  error: string | null;
+}
+
+export function recordingToRow(m: RecordingMeta): RecordingsTable {
+  return {
+    id: m.id,
+    session_id: m.sessionId,
+    connection: m.connection,
+    protocol: m.protocol ?? null,
+    principal: m.principal ?? null,
+    format: m.format,
+    status: m.status,
+    started_at: m.startedAt,
+    ended_at: m.endedAt ?? null,
+    bytes: m.bytes,
+    sha256: m.sha256 ?? null,
+    dropped_bytes: m.droppedBytes,
+    path: m.path,
+    audit_seq: m.auditSeq ?? null,
+    error: m.error ?? null,
+  };
+}
+
+export function recordingFromRow(r: Selectable<RecordingsTable>): RecordingMeta {
+  return {
+    id: r.id,
+    sessionId: r.session_id,
+    connection: r.connection,
+    protocol: r.protocol ?? undefined,
+    principal: r.principal ?? undefined,
+    format: r.format as RecordingFormat,
+    status: r.status === 'closed' ? 'closed' : 'open',
+    startedAt: Number(r.started_at),
+    endedAt: r.ended_at === null ? undefined : Number(r.ended_at),
+    bytes: Number(r.bytes),
+    sha256: r.sha256 ?? undefined,
+    droppedBytes: Number(r.dropped_bytes),
+    path: r.path,
+    auditSeq: r.audit_seq === null ? undefined : Number(r.audit_seq),
+    error: r.error ?? undefined,
+  };
+}
+
 export interface StoreSchema {
+  recordings: RecordingsTable;
   requests: RequestsTable;
   request_approvals: ApprovalsTable;
   audit: AuditTable;
@@ -362,6 +422,38 @@ export class SqliteStore implements Store, RawAuditReader {
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
     return Number(row.n);
+  }
+
+  async putRecording(meta: RecordingMeta): Promise<void> {
+    const row = recordingToRow(meta);
+    const { id: _, ...rest } = row;
+    await this.db
+      .insertInto('recordings')
+      .values(row)
+      .onConflict((oc) => oc.column('id').doUpdateSet(rest))
+      .execute();
+  }
+
+  async getRecording(id: string): Promise<RecordingMeta | undefined> {
+    const row = await this.db.selectFrom('recordings').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? recordingFromRow(row) : undefined;
+  }
+
+  async listRecordings(filter: RecordingFilter = {}): Promise<RecordingMeta[]> {
+    const limit = Math.min(Math.max(1, filter.limit ?? DEFAULT_LIST_LIMIT), MAX_LIST_LIMIT);
+    let query = this.db.selectFrom('recordings').selectAll();
+    if (filter.sessionId !== undefined) query = query.where('session_id', '=', filter.sessionId);
+    if (filter.connection !== undefined) query = query.where('connection', '=', filter.connection);
+    const before = filter.before;
+    if (before !== undefined)
+      query = query.where((eb) =>
+        eb.or([
+          eb('started_at', '<', before.startedAt),
+          eb.and([eb('started_at', '=', before.startedAt), eb('id', '<', before.id)]),
+        ]),
+      );
+    const rows = await query.orderBy('started_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+    return rows.map(recordingFromRow);
   }
 
   private async withVotes(rows: Selectable<RequestsTable>[]): Promise<ApprovalRequest[]> {

@@ -39,6 +39,19 @@ interface Queued {
   readonly waiter?: { resolve(record: AuditRecord): void; reject(err: unknown): void };
 }
 
+/**
+ * Optional store capability, for stores several replicas append to: append onto the chain's
+ * current head under the store's own lock, renumbering and rehashing the batch when another
+ * replica appended since this process last saw the head. Returns the records as committed.
+ */
+export interface SharedAuditWriter {
+  appendAuditOnHead(records: readonly AuditRecord[]): Promise<readonly AuditRecord[]>;
+}
+
+function isSharedWriter(store: Store): store is Store & SharedAuditWriter {
+  return typeof (store as Partial<SharedAuditWriter>).appendAuditOnHead === 'function';
+}
+
 const UNAVAILABLE_HINT =
   'the gateway refuses actions it cannot record; check that the audit store is reachable and has free disk space';
 
@@ -185,8 +198,10 @@ export class AuditLog {
       prevHash = hash;
     }
     const taken = batch.length;
+    let committed: readonly AuditRecord[] = records;
     try {
-      await this.store.appendAudit(records);
+      if (isSharedWriter(this.store)) committed = await this.store.appendAuditOnHead(records);
+      else await this.store.appendAudit(records);
     } catch (err) {
       this.lastWriteFailed = true;
       const error = unavailable('the audit log could not be written', err);
@@ -201,17 +216,18 @@ export class AuditLog {
     }
     // Records queued while the write was in flight stay queued for the next write.
     this.queued = this.queued.slice(taken);
-    this.head = { seq, hash: prevHash };
+    const last = committed[committed.length - 1]!;
+    this.head = { seq: last.seq, hash: last.hash };
     this.lastWriteFailed = false;
     if (this.queued.length < this.maxQueued) this.overflowed = false;
     for (let i = 0; i < batch.length; i++) {
       const waiter = batch[i]!.waiter;
       if (waiter) {
-        const { dataJson: _, ...record } = records[i]!;
+        const { dataJson: _, ...record } = committed[i]!;
         waiter.resolve(record);
       }
     }
-    return records;
+    return [...committed];
   }
 }
 

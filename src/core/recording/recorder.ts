@@ -1,0 +1,297 @@
+/**
+ * The recorder: adapters open a writer per recorded stream; bytes are queued (bounded), hashed
+ * with SHA-256 as they are queued, and appended to a file. On close the file is fsynced, renamed
+ * to its hash (content-addressed: `<dir>/<aa>/<sha256>.<ext>`), the hash enters the audit chain
+ * as a `recording.closed` record, and the store gets the final metadata pointing at that record.
+ *
+ * The data path never waits for the disk: `write` only queues. Past the high-water mark it
+ * returns false so callers that can pause their source do; past the hard limit a chunk is
+ * dropped whole (writers emit whole events per call, so the file stays well-formed) and the
+ * number of dropped bytes is recorded with the hash, so a gap is evidence too.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AuditRecord } from '../store.ts';
+import type {
+  Recorder,
+  RecordingFormat,
+  RecordingMeta,
+  RecordingOpenOptions,
+  RecordingWriter,
+} from './types.ts';
+
+/** The audit record type a closed recording's hash is entered under. */
+export const RECORDING_AUDIT_TYPE = 'recording.closed';
+
+/** What the recorder needs from the store. */
+export interface RecordingStore {
+  putRecording(meta: RecordingMeta): Promise<void>;
+}
+
+/** What the recorder needs from the audit log (AuditLog fits). */
+export interface AuditAppender {
+  append(type: string, data: Readonly<Record<string, unknown>>): Promise<AuditRecord>;
+}
+
+export interface RecordingsOptions {
+  /** Directory the recording files live under. */
+  readonly dir: string;
+  readonly store: RecordingStore;
+  readonly audit: AuditAppender;
+  /** `write` returns false above this many queued bytes. Default 1 MiB. */
+  readonly highWaterBytes?: number;
+  /** Chunks that would take the queue above this are dropped and counted. Default 16 MiB. */
+  readonly maxBufferedBytes?: number;
+  readonly now?: () => number;
+  /** Told about store/disk failures that the data path must not see. */
+  readonly onError?: (err: unknown, recordingId: string) => void;
+}
+
+export function recordingExtension(format: RecordingFormat): string {
+  return format === 'asciicast-v2' ? 'cast' : 'jsonl';
+}
+
+/** Where a sealed recording with this hash lives, relative to the recordings directory. */
+export function sealedPath(sha256: string, format: RecordingFormat): string {
+  return join(sha256.slice(0, 2), `${sha256}.${recordingExtension(format)}`);
+}
+
+export class Recordings implements Recorder {
+  readonly dir: string;
+  private readonly opts: RecordingsOptions;
+  private readonly open_ = new Set<FileRecordingWriter>();
+
+  constructor(opts: RecordingsOptions) {
+    this.opts = opts;
+    this.dir = opts.dir;
+  }
+
+  open(
+    sessionId: string,
+    connection: string,
+    format: RecordingFormat,
+    options: RecordingOpenOptions = {},
+  ): RecordingWriter {
+    const writer = new FileRecordingWriter(this.opts, sessionId, connection, format, options, () =>
+      this.open_.delete(writer),
+    );
+    this.open_.add(writer);
+    return writer;
+  }
+
+  /** Recordings still open. */
+  get openCount(): number {
+    return this.open_.size;
+  }
+
+  /** Seals every recording still open (gateway shutdown). */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.open_].map((w) => w.close()));
+  }
+}
+
+class FileRecordingWriter implements RecordingWriter {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly format: RecordingFormat;
+  private readonly opts: RecordingsOptions;
+  private readonly highWater: number;
+  private readonly maxBuffered: number;
+  private readonly hash = createHash('sha256');
+  private readonly partPath: string;
+  private readonly file: Promise<FileHandle>;
+  private readonly registered: Promise<void>;
+  private readonly onClosed: () => void;
+  private meta: RecordingMeta;
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private bytes = 0;
+  private dropped = 0;
+  private error: string | undefined;
+  private pumping: Promise<void> | undefined;
+  private drainWaiters: (() => void)[] = [];
+  private closing: Promise<RecordingMeta> | undefined;
+
+  constructor(
+    opts: RecordingsOptions,
+    sessionId: string,
+    connection: string,
+    format: RecordingFormat,
+    options: RecordingOpenOptions,
+    onClosed: () => void,
+  ) {
+    this.opts = opts;
+    this.id = randomUUID();
+    this.sessionId = sessionId;
+    this.format = format;
+    this.onClosed = onClosed;
+    this.highWater = opts.highWaterBytes ?? 1024 * 1024;
+    this.maxBuffered = Math.max(this.highWater, opts.maxBufferedBytes ?? 16 * 1024 * 1024);
+    const relPart = join('open', `${this.id}.part`);
+    this.partPath = join(opts.dir, relPart);
+    this.meta = {
+      id: this.id,
+      sessionId,
+      connection,
+      protocol: options.protocol,
+      principal: options.principal,
+      format,
+      status: 'open',
+      startedAt: (opts.now ?? Date.now)(),
+      endedAt: undefined,
+      bytes: 0,
+      sha256: undefined,
+      droppedBytes: 0,
+      path: relPart,
+      auditSeq: undefined,
+      error: undefined,
+    };
+    this.file = mkdir(join(opts.dir, 'open'), { recursive: true }).then(() =>
+      open(this.partPath, 'wx', 0o600),
+    );
+    this.file.catch((err) => this.fail(err));
+    // Listed while open, so a session in progress can be found; a failure here is not the
+    // caller's problem (the final put on close tries again).
+    this.registered = opts.store.putRecording(this.meta).catch((err) => opts.onError?.(err, this.id));
+  }
+
+  write(chunk: string | Uint8Array): boolean {
+    // Copy: callers reuse their buffers.
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk);
+    if (buf.length === 0) return this.queuedBytes < this.highWater;
+    if (this.closing || this.error !== undefined || this.queuedBytes + buf.length > this.maxBuffered) {
+      this.dropped += buf.length;
+      return false;
+    }
+    this.hash.update(buf);
+    this.bytes += buf.length;
+    this.queue.push(buf);
+    this.queuedBytes += buf.length;
+    this.pump();
+    return this.queuedBytes < this.highWater;
+  }
+
+  drained(): Promise<void> {
+    if (this.queuedBytes < this.highWater || this.error !== undefined) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  close(): Promise<RecordingMeta> {
+    this.closing ??= this.seal().finally(this.onClosed);
+    return this.closing;
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = this.drainQueue().finally(() => {
+      this.pumping = undefined;
+      if (this.queue.length > 0 && this.error === undefined) this.pump();
+    });
+  }
+
+  private async drainQueue(): Promise<void> {
+    let fh: FileHandle;
+    try {
+      fh = await this.file;
+    } catch {
+      return; // fail() already recorded it
+    }
+    while (this.queue.length > 0 && this.error === undefined) {
+      const batch = this.queue;
+      this.queue = [];
+      let total = 0;
+      for (const b of batch) total += b.length;
+      try {
+        let { bytesWritten } = await fh.writev(batch);
+        // writev may write part of the data; finish the rest with plain writes.
+        if (bytesWritten < total) {
+          const rest = Buffer.concat(batch).subarray(bytesWritten);
+          let off = 0;
+          while (off < rest.length) {
+            const r = await fh.write(rest, off, rest.length - off);
+            off += r.bytesWritten;
+          }
+          bytesWritten = total;
+        }
+      } catch (err) {
+        this.fail(err);
+      }
+      this.queuedBytes -= total;
+      if (this.queuedBytes < this.highWater) this.releaseWaiters();
+    }
+  }
+
+  private releaseWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private fail(err: unknown): void {
+    if (this.error !== undefined) return;
+    this.error = `the recording file could not be written: ${(err as Error)?.message ?? String(err)}`;
+    // Queued bytes will never reach the file; drop them from the count of queued work.
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.releaseWaiters();
+    this.opts.onError?.(err, this.id);
+  }
+
+  private async seal(): Promise<RecordingMeta> {
+    while (this.pumping) await this.pumping;
+    let path = this.meta.path;
+    const sha256 = this.hash.digest('hex');
+    try {
+      const fh = await this.file;
+      // The hash goes into the chain only once the bytes it vouches for are on disk.
+      await fh.sync();
+      await fh.close();
+      const sealed = sealedPath(sha256, this.format);
+      await mkdir(join(this.opts.dir, sha256.slice(0, 2)), { recursive: true });
+      await rename(this.partPath, join(this.opts.dir, sealed));
+      path = sealed;
+    } catch (err) {
+      this.fail(err);
+    }
+    const endedAt = (this.opts.now ?? Date.now)();
+    const base: RecordingMeta = {
+      ...this.meta,
+      status: 'closed',
+      endedAt,
+      bytes: this.bytes,
+      sha256,
+      droppedBytes: this.dropped,
+      path,
+      error: this.error,
+    };
+    await this.registered;
+    // Durable: the recording is evidence of what happened in the session.
+    const record = await this.opts.audit.append(RECORDING_AUDIT_TYPE, recordingAuditData(base));
+    this.meta = { ...base, auditSeq: record.seq };
+    try {
+      await this.opts.store.putRecording(this.meta);
+    } catch (err) {
+      this.opts.onError?.(err, this.id);
+    }
+    return this.meta;
+  }
+}
+
+/** The content of the `recording.closed` audit record: what replay checks the bytes against. */
+export function recordingAuditData(meta: RecordingMeta): Record<string, unknown> {
+  return {
+    recording: meta.id,
+    session: meta.sessionId,
+    connection: meta.connection,
+    ...(meta.protocol === undefined ? {} : { protocol: meta.protocol }),
+    ...(meta.principal === undefined ? {} : { principal: meta.principal }),
+    format: meta.format,
+    sha256: meta.sha256,
+    bytes: meta.bytes,
+    droppedBytes: meta.droppedBytes,
+    startedAt: meta.startedAt,
+    endedAt: meta.endedAt,
+    ...(meta.error === undefined ? {} : { error: meta.error }),
+  };
+}

@@ -1,0 +1,337 @@
+/**
+ * The PostgreSQL store against a private server: the same contract the SQLite store passes,
+ * plus what sharing adds (concurrent migrations, one audit chain from several writers, CAS
+ * across connections, leases) and the LISTEN/NOTIFY bus with its re-sync.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type PrivatePostgres, startPostgres } from '../../test/support/postgres.ts';
+import type { RequestEvent } from '../core/approvals/bus.ts';
+import type { NewRequest } from '../core/approvals/request.ts';
+import { GENESIS, hashRecord } from '../core/audit/chain.ts';
+import { AuditLog } from '../core/audit/log.ts';
+import { verifyChain } from '../core/audit/verify.ts';
+import { isAirlockError } from '../core/errors.ts';
+import type { AuditRecord } from '../core/store.ts';
+import { openStore } from './open.ts';
+import { PgEventBus } from './pg-event-bus.ts';
+import { PostgresStore } from './postgres.ts';
+
+function newRequest(overrides: Partial<NewRequest> = {}): NewRequest {
+  return {
+    fingerprint: 'f'.repeat(64),
+    protocol: 'postgres',
+    connection: 'prod-db',
+    principal: { name: 'agent', kind: 'agent', groups: ['bots'] },
+    sessionId: 's1',
+    source: '127.0.0.1:5000',
+    kind: 'write',
+    summary: 'DELETE FROM orders WHERE id = 7',
+    parts: [
+      { kind: 'write', text: 'DELETE FROM orders WHERE id = 7', statement: 'DeleteStmt', tables: ['orders'] },
+    ],
+    attributes: { database: 'app' },
+    rule: { name: 'writes need a DBA', index: 1 },
+    why: 'rule "writes need a DBA" matched write (DeleteStmt)',
+    review: { groups: ['dba'], approvals: 1, expires: 900_000, hold: 'wait', window: 900_000 },
+    createdAt: 1_000,
+    expiresAt: 901_000,
+    ...overrides,
+  };
+}
+
+function chain(n: number, start = 1, prev = GENESIS): AuditRecord[] {
+  const out: AuditRecord[] = [];
+  for (let seq = start; seq < start + n; seq++) {
+    const content = {
+      seq,
+      at: 1_700_000_000_000 + seq,
+      type: 'action.allowed',
+      data: { n: seq, s: 'x' },
+      prevHash: prev,
+    };
+    const hash = hashRecord(content);
+    out.push({ ...content, hash });
+    prev = hash;
+  }
+  return out;
+}
+
+function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const poll = () => {
+      if (check()) resolve();
+      else if (Date.now() > deadline) reject(new Error('condition not met in time'));
+      else setTimeout(poll, 10);
+    };
+    poll();
+  });
+}
+
+describe('PostgresStore', () => {
+  let server: PrivatePostgres;
+  let n = 0;
+  /** A fresh, empty database per test. */
+  const freshUrl = async () => {
+    const name = `store_${++n}`;
+    await server.psql(`CREATE DATABASE ${name}`, { db: 'postgres' });
+    return server.connectionString(name);
+  };
+  const stores: PostgresStore[] = [];
+  const open = async (url: string, replicaId?: string) => {
+    const s = new PostgresStore({ connectionString: url, ...(replicaId ? { replicaId } : {}) });
+    stores.push(s);
+    await s.migrate();
+    return s;
+  };
+
+  before(async () => {
+    server = await startPostgres({ sample: false });
+  });
+  after(async () => {
+    for (const s of stores) await s.close().catch(() => {});
+    await server?.stop();
+  });
+
+  test('replicas starting at once migrate once; migrating again keeps data', async () => {
+    const url = await freshUrl();
+    const many = Array.from({ length: 4 }, () => new PostgresStore({ connectionString: url }));
+    stores.push(...many);
+    await Promise.all(many.map((s) => s.migrate()));
+    await many[0]!.createRequest(newRequest());
+    await many[1]!.migrate();
+    assert.equal((await many[2]!.listRequests()).length, 1);
+    const c = await server.client({ db: url.split('/').pop()! });
+    try {
+      const shared = (await c.query('SELECT name FROM kysely_migration')).rows.map((r) => r.name);
+      assert.ok(shared.includes('0001_requests_and_audit'));
+      assert.equal(new Set(shared).size, shared.length, 'each migration recorded once');
+      const own = await c.query('SELECT name FROM airlock_pg_migration');
+      assert.deepEqual(
+        own.rows.map((r) => r.name),
+        ['0001_replica_leases'],
+      );
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('request CRUD, filters and compare-and-set', async () => {
+    const store = await open(await freshUrl());
+    const a = await store.createRequest(newRequest());
+    const b = await store.createRequest(
+      newRequest({ connection: 'other', principal: { name: 'bob', kind: 'human', groups: [] } }),
+    );
+    assert.equal(a.id, 1);
+    assert.equal(b.id, 2);
+    assert.equal(a.status, 'pending');
+    assert.deepEqual(await store.getRequest(1), a);
+    assert.equal(await store.getRequest(99), undefined);
+    assert.deepEqual(
+      (await store.listRequests()).map((r) => r.id),
+      [2, 1],
+    );
+    assert.deepEqual(
+      (await store.listRequests({ connection: 'prod-db' })).map((r) => r.id),
+      [1],
+    );
+    assert.deepEqual(
+      (await store.listRequests({ principal: 'bob' })).map((r) => r.id),
+      [2],
+    );
+    assert.deepEqual(
+      (await store.listRequests({ beforeId: 2 })).map((r) => r.id),
+      [1],
+    );
+    assert.deepEqual(
+      (await store.listRequests({ limit: 1 })).map((r) => r.id),
+      [2],
+    );
+
+    const voted = await store.addApproval(1, { by: 'alice', at: 2_000, note: 'ok' });
+    assert.deepEqual(voted?.approvals, [{ by: 'alice', at: 2_000, note: 'ok' }]);
+    const again = await store.addApproval(1, { by: 'alice', at: 3_000 });
+    assert.equal(again?.approvals.length, 1, 'one vote per person');
+
+    const approved = await store.updateRequest(1, ['pending'], {
+      status: 'approved',
+      decidedAt: 2_000,
+      grantUntil: 10_000,
+    });
+    assert.equal(approved?.status, 'approved');
+    assert.equal(approved?.grantUntil, 10_000);
+    assert.equal(approved?.approvals.length, 1);
+    assert.equal(await store.updateRequest(1, ['pending'], { status: 'denied' }), undefined, 'CAS loses');
+    assert.equal(await store.addApproval(1, { by: 'carol', at: 3_000 }), undefined, 'no votes once decided');
+    assert.equal((await store.getRequest(1))?.status, 'approved');
+    assert.deepEqual(
+      (await store.listRequests({ status: ['approved'] })).map((r) => r.id),
+      [1],
+    );
+    assert.deepEqual(
+      (await store.activeGrants(5_000)).map((r) => r.id),
+      [1],
+    );
+    assert.deepEqual(await store.activeGrants(10_000), []);
+    const executed = await store.updateRequest(1, ['approved'], { status: 'executed' });
+    assert.equal(executed?.status, 'executed');
+    assert.deepEqual(
+      (await store.activeGrants(5_000)).map((r) => r.id),
+      [1],
+    );
+  });
+
+  test('two replicas racing to decide: exactly one wins', async () => {
+    const url = await freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    for (let i = 0; i < 20; i++) {
+      const r = await a.createRequest(newRequest());
+      const results = await Promise.all([
+        a.updateRequest(r.id, ['pending'], { status: 'approved', decidedAt: 2, grantUntil: 3 }),
+        b.updateRequest(r.id, ['pending'], { status: 'denied', decidedAt: 2, reason: 'no' }),
+      ]);
+      assert.equal(results.filter(Boolean).length, 1, `request ${r.id}: one decision`);
+    }
+  });
+
+  test('audit append, head, read, count; a batch is all or nothing', async () => {
+    const store = await open(await freshUrl());
+    assert.equal(await store.auditHead(), undefined);
+    const records = chain(1200);
+    await store.appendAudit(records);
+    assert.equal(await store.auditCount(), 1200);
+    assert.deepEqual(await store.auditHead(), records[1199]);
+    assert.deepEqual(await store.readAudit(1000, 3), records.slice(999, 1002));
+    const bad = [...chain(2, 1201, records[1199]!.hash), records[0]!];
+    await assert.rejects(store.appendAudit(bad));
+    assert.equal(await store.auditCount(), 1200);
+    assert.deepEqual(await verifyChain(store), { ok: true, count: 1200, headHash: records[1199]!.hash });
+  });
+
+  test('two writers append concurrently: one gap-free chain that verifies', async () => {
+    const url = await freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    const logs = [new AuditLog(a, { batchMs: 2 }), new AuditLog(b, { batchMs: 2 })];
+    for (const log of logs) await log.init();
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 300; i++)
+      for (const [w, log] of logs.entries()) {
+        if (i % 3 === 0) writes.push(log.append('action.forwarded', { writer: w, i }));
+        else log.appendLater('action.allowed', { writer: w, i });
+      }
+    await Promise.all(writes);
+    for (const log of logs) await log.close();
+    assert.equal(await a.auditCount(), 600);
+    const result = await verifyChain(b);
+    assert.equal(result.ok, true, JSON.stringify(result));
+    const seqs = (await a.readAudit(1, 1000)).map((r) => r.seq);
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 600 }, (_, i) => i + 1),
+    );
+    // A durable append resolves with the record as committed (renumbered onto the real head).
+    const log = new AuditLog(a);
+    await log.init();
+    const other = new AuditLog(b);
+    await other.init();
+    await other.append('x', { first: true });
+    const rec = await log.append('x', { second: true });
+    assert.equal(rec.seq, 602);
+    assert.equal((await a.auditHead())?.hash, rec.hash);
+    await log.close();
+    await other.close();
+  });
+
+  test('leases: wait holds of a replica that stopped renewing are orphans; retry requests are not', async () => {
+    const url = await freshUrl();
+    const dead = await open(url, 'replica-dead');
+    const alive = await open(url, 'replica-alive');
+    await dead.heartbeat();
+    await alive.heartbeat();
+    const held = await dead.createRequest(newRequest());
+    await dead.createRequest(
+      newRequest({ review: { groups: ['dba'], approvals: 1, expires: 1, hold: 'retry', window: 1 } }),
+    );
+    assert.deepEqual(await alive.orphanedRequests(60_000), [], 'within the lease');
+    await new Promise((r) => setTimeout(r, 50));
+    await alive.heartbeat();
+    assert.deepEqual(await alive.orphanedRequests(20), [{ requestId: held.id, replicaId: 'replica-dead' }]);
+    assert.deepEqual(await dead.orphanedRequests(20), [], 'a replica is never orphaned by itself');
+    await alive.updateRequest(held.id, ['pending'], { status: 'cancelled', decidedAt: 1, reason: 'lease' });
+    assert.deepEqual(await alive.orphanedRequests(20), []);
+    await alive.pruneReplicas(20);
+    const c = await server.client({ db: url.split('/').pop()! });
+    try {
+      const ids = (await c.query('SELECT id FROM airlock_replicas ORDER BY id')).rows.map((r) => r.id);
+      assert.deepEqual(ids, ['replica-alive']);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('openStore opens postgres:// URLs; a bad one is a config error that does not echo the password', async () => {
+    const url = await freshUrl();
+    const store = await openStore(url, '/nonexistent');
+    assert.ok(store instanceof PostgresStore);
+    assert.equal((await store.createRequest(newRequest())).id, 1);
+    await store.close();
+    await assert.rejects(openStore('postgres://user:s3cret@:5432/db', '/tmp'), (err: unknown) => {
+      assert.ok(isAirlockError(err));
+      assert.equal(err.code, 'AIRLOCK_E_CONFIG_INVALID');
+      assert.doesNotMatch(err.describe(), /s3cret/);
+      return true;
+    });
+    const wrong = server.connectionString('postgres').replace(/:[^:@/]+@/, ':wrong-password@');
+    await assert.rejects(openStore(wrong, '/tmp'), (err: unknown) => {
+      assert.ok(isAirlockError(err));
+      assert.equal(err.code, 'AIRLOCK_E_STORE_UNAVAILABLE');
+      assert.doesNotMatch(err.describe(), /wrong-password/);
+      return true;
+    });
+  });
+
+  test('bus: an event on one replica reaches the other with the status re-read; re-sync after reconnect', async () => {
+    const url = await freshUrl();
+    const [a, b] = [await open(url, 'bus-a'), await open(url, 'bus-b')];
+    const busA = new PgEventBus({ store: a, reconcileMs: 60_000 });
+    const busB = new PgEventBus({ store: b, reconcileMs: 60_000, reconnectMs: 20 });
+    await busA.start();
+    await busB.start();
+    try {
+      const seenB: RequestEvent[] = [];
+      const localB: RequestEvent[] = [];
+      busB.subscribe((e) => seenB.push(e));
+      busB.local.subscribe((e) => localB.push(e));
+      const seenA: RequestEvent[] = [];
+      busA.subscribe((e) => seenA.push(e));
+
+      const r = await a.createRequest(newRequest());
+      await a.updateRequest(r.id, ['pending'], { status: 'denied', decidedAt: Date.now(), reason: 'no' });
+      // The payload says which request; the receiver reports the status it reads, not a claim.
+      busA.publish({ type: 'request', id: r.id, status: 'pending' });
+      await until(() => seenB.length === 1);
+      assert.deepEqual(seenB[0], { type: 'request', id: r.id, status: 'denied' });
+      assert.equal(seenA.length, 1, 'local delivery is synchronous and happens once');
+      assert.equal(localB.length, 0, 'events from other replicas are not local');
+
+      // Cut B's LISTEN connection; a decision lands with no NOTIFY while B is away.
+      const r2 = await a.createRequest(newRequest());
+      await until(() => seenB.length >= 1);
+      const c = await server.client({ db: url.split('/').pop()! });
+      try {
+        await c.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()`,
+        );
+      } finally {
+        await c.end();
+      }
+      await a.updateRequest(r2.id, ['pending'], { status: 'approved', decidedAt: Date.now(), grantUntil: 0 });
+      await until(() => seenB.some((e) => e.id === r2.id && e.status === 'approved'));
+      await until(() => busB.connected);
+    } finally {
+      await busA.close();
+      await busB.close();
+    }
+  });
+});

@@ -1,0 +1,588 @@
+/**
+ * The shared store: PostgreSQL through `pg`, behind Kysely with the same queries and migrations
+ * as the embedded store, so several gateway replicas can keep one source of truth.
+ *
+ * What sharing adds over SQLite:
+ * - Migrations run under a session-level advisory lock, so replicas starting together apply
+ *   each migration once and the others wait, then find the schema current.
+ * - Audit appends take a transaction-scoped advisory lock and read the chain's head inside it.
+ *   Each replica hashes its batch against the head it last saw; when another replica appended
+ *   in between, the batch is renumbered and rehashed onto the real head before it is inserted,
+ *   so the log stays one gap-free chain and group commit keeps its one transaction per batch.
+ * - Replica leases: every replica heartbeats a row (on the database's clock, so replicas'
+ *   clocks need not agree) and records which pending requests it holds, so survivors can
+ *   cancel the requests of a replica that died (see replica-leases.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  Kysely,
+  type Kysely as KyselyType,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  PostgresDialect,
+  type Selectable,
+  sql,
+  type Updateable,
+} from 'kysely';
+import pg from 'pg';
+import type {
+  ApprovalRequest,
+  ApprovalVote,
+  NewRequest,
+  RequestFilter,
+  RequestStatus,
+} from '../core/approvals/request.ts';
+import { canonical } from '../core/audit/canonical.ts';
+import { hashCanonicalData } from '../core/audit/chain.ts';
+import type { RawAuditReader, RawAuditRecord } from '../core/audit/verify.ts';
+import { AirlockError } from '../core/errors.ts';
+import type { AuditRecord, RequestPatch, Store } from '../core/store.ts';
+import { migrateToLatest } from './migrations.ts';
+import {
+  type ApprovalsTable,
+  auditFromRow,
+  type RequestsTable,
+  requestFromRow,
+  type StoreSchema,
+} from './sqlite.ts';
+
+/** Which replica holds which pending request, for leases. PostgreSQL only. */
+interface RequestHoldersTable {
+  request_id: number;
+  replica_id: string;
+}
+
+interface ReplicasTable {
+  id: string;
+  started_at: number;
+  heartbeat_at: number;
+  /** Where the replica's API listens, for people reading the table. */
+  info: string;
+}
+
+export interface PostgresSchema extends StoreSchema {
+  airlock_request_holders: RequestHoldersTable;
+  airlock_replicas: ReplicasTable;
+}
+
+/**
+ * Advisory lock keys: (class, object) pairs in the two-int4 key space, with a class that spells
+ * "ARLK" so they do not collide with locks other software takes on the same database.
+ */
+const LOCK_CLASS = 0x41524c4b;
+const MIGRATION_LOCK = 1;
+const AUDIT_LOCK = 2;
+
+const DEFAULT_LIST_LIMIT = 100;
+const MAX_LIST_LIMIT = 1000;
+/** Rows per INSERT: 6 parameters each, well under PostgreSQL's 65535 bind parameters. */
+const AUDIT_INSERT_CHUNK = 1000;
+
+/** The database's clock in epoch milliseconds: one clock for every replica's leases. */
+const DB_NOW_MS = sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+
+// pg returns int8 as strings (to keep precision); every id, seq and time here is a safe integer.
+const INT8_OID = 20;
+
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/database (libpq-style query options accepted). */
+  readonly connectionString: string;
+  /** Identifies this process in leases. Default: a random UUID. */
+  readonly replicaId?: string;
+  /** Pool size. Default 10. */
+  readonly maxConnections?: number;
+}
+
+/** Pending requests a dead replica held, found by lease. */
+export interface OrphanedRequest {
+  readonly requestId: number;
+  readonly replicaId: string;
+}
+
+export class PostgresStore implements Store, RawAuditReader {
+  readonly db: Kysely<PostgresSchema>;
+  readonly replicaId: string;
+  /** For the event bus, which needs its own dedicated connection. */
+  readonly connectionString: string;
+  private readonly pool: pg.Pool;
+  private closed = false;
+
+  constructor(options: PostgresStoreOptions) {
+    this.connectionString = options.connectionString;
+    this.replicaId = options.replicaId ?? randomUUID();
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.maxConnections ?? 10,
+      connectionTimeoutMillis: 10_000,
+      // Per-connection parser: the global pg.types registry is shared with adapters' clients.
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+          oid === INT8_OID && format !== 'binary'
+            ? (v: string) => Number(v)
+            : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
+      },
+    });
+    // An idle pooled connection that the server drops emits 'error' on the pool; the next
+    // query gets a fresh connection, so this must not become an uncaught exception.
+    this.pool.on('error', () => {});
+    this.db = new Kysely<PostgresSchema>({ dialect: new PostgresDialect({ pool: this.pool }) });
+  }
+
+  /** Applies the shared migrations, then the PostgreSQL-only ones, under one advisory lock. */
+  async migrate(): Promise<void> {
+    try {
+      await this.db.connection().execute(async (conn) => {
+        await sql`SELECT pg_advisory_lock(${LOCK_CLASS}, ${MIGRATION_LOCK})`.execute(conn);
+        try {
+          await migrateToLatest(conn as unknown as KyselyType<unknown>, 'postgres');
+          await migrateShared(conn as unknown as KyselyType<unknown>);
+        } finally {
+          await sql`SELECT pg_advisory_unlock(${LOCK_CLASS}, ${MIGRATION_LOCK})`.execute(conn);
+        }
+      });
+    } catch (err) {
+      throw unavailable(this.connectionString, 'could not be migrated', err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Kysely's destroy ends the pool.
+    await this.db.destroy();
+  }
+
+  /** Cheap round trip for readiness checks. */
+  async ping(): Promise<void> {
+    await sql`SELECT 1`.execute(this.db);
+  }
+
+  async createRequest(request: NewRequest): Promise<ApprovalRequest> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto('requests')
+        .values({
+          status: 'pending',
+          fingerprint: request.fingerprint,
+          protocol: request.protocol,
+          connection: request.connection,
+          principal_name: request.principal.name,
+          principal: JSON.stringify(request.principal),
+          session_id: request.sessionId,
+          source: request.source ?? null,
+          kind: request.kind,
+          summary: request.summary,
+          parts: JSON.stringify(request.parts),
+          attributes: JSON.stringify(request.attributes),
+          rule: JSON.stringify(request.rule),
+          why: request.why,
+          review: JSON.stringify(request.review),
+          created_at: request.createdAt,
+          expires_at: request.expiresAt,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      // A `wait` hold lives on the replica that created it (its caller's connection is here);
+      // leases cancel it if this replica dies. A `retry` request has no connection to lose.
+      if (request.review.hold === 'wait')
+        await trx
+          .insertInto('airlock_request_holders')
+          .values({ request_id: Number(row.id), replica_id: this.replicaId })
+          .execute();
+      return requestFromRow(row, []);
+    });
+  }
+
+  async getRequest(id: number): Promise<ApprovalRequest | undefined> {
+    if (!Number.isSafeInteger(id)) return undefined;
+    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) return undefined;
+    return requestFromRow(row, await this.votes(this.db, id));
+  }
+
+  async listRequests(filter: RequestFilter = {}): Promise<ApprovalRequest[]> {
+    const limit = Math.min(Math.max(1, filter.limit ?? DEFAULT_LIST_LIMIT), MAX_LIST_LIMIT);
+    let query = this.db.selectFrom('requests').selectAll();
+    if (filter.status && filter.status.length > 0) query = query.where('status', 'in', [...filter.status]);
+    if (filter.connection !== undefined) query = query.where('connection', '=', filter.connection);
+    if (filter.principal !== undefined) query = query.where('principal_name', '=', filter.principal);
+    if (filter.beforeId !== undefined) query = query.where('id', '<', filter.beforeId);
+    if (filter.since !== undefined) query = query.where('created_at', '>=', filter.since);
+    const rows = await query.orderBy('id', 'desc').limit(limit).execute();
+    return this.withVotes(rows);
+  }
+
+  async updateRequest(
+    id: number,
+    from: readonly RequestStatus[],
+    patch: RequestPatch,
+  ): Promise<ApprovalRequest | undefined> {
+    if (from.length === 0 || !Number.isSafeInteger(id)) return undefined;
+    const set: Updateable<RequestsTable> = {};
+    if (patch.status !== undefined) set.status = patch.status;
+    if (patch.decidedAt !== undefined) set.decided_at = patch.decidedAt;
+    if (patch.deniedBy !== undefined) set.denied_by = patch.deniedBy;
+    if (patch.reason !== undefined) set.reason = patch.reason;
+    if (patch.grantUntil !== undefined) set.grant_until = patch.grantUntil;
+    return this.db.transaction().execute(async (trx) => {
+      // The status test is in the UPDATE itself: under READ COMMITTED a racing UPDATE waits for
+      // the row lock and then re-checks the condition, so two deciders cannot both win.
+      const row = await trx
+        .updateTable('requests')
+        .set(Object.keys(set).length > 0 ? set : { status: sql<string>`status` })
+        .where('id', '=', id)
+        .where('status', 'in', [...from])
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) return undefined;
+      return requestFromRow(row, await this.votes(trx, id));
+    });
+  }
+
+  async addApproval(id: number, vote: ApprovalVote): Promise<ApprovalRequest | undefined> {
+    if (!Number.isSafeInteger(id)) return undefined;
+    return this.db.transaction().execute(async (trx) => {
+      // FOR SHARE: a decision committing on another replica waits for this vote, or this vote
+      // sees the decision and is refused; a vote never lands on a decided request.
+      const row = await trx
+        .selectFrom('requests')
+        .selectAll()
+        .where('id', '=', id)
+        .forShare()
+        .executeTakeFirst();
+      if (row?.status !== 'pending') return undefined;
+      await trx
+        .insertInto('request_approvals')
+        .values({ request_id: id, by: vote.by, at: vote.at, note: vote.note ?? null })
+        .onConflict((oc) => oc.columns(['request_id', 'by']).doNothing())
+        .execute();
+      return requestFromRow(row, await this.votes(trx, id));
+    });
+  }
+
+  async activeGrants(now: number): Promise<ApprovalRequest[]> {
+    const rows = await this.db
+      .selectFrom('requests')
+      .selectAll()
+      .where('status', 'in', ['approved', 'executed'])
+      .where('grant_until', '>', now)
+      .orderBy('id')
+      .execute();
+    return this.withVotes(rows);
+  }
+
+  /** Appends records exactly as given (their seq must be next), under the audit lock. */
+  async appendAudit(records: readonly AuditRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${AUDIT_LOCK})`.execute(trx);
+      await insertAudit(trx, records);
+    });
+  }
+
+  /**
+   * Appends onto the chain's current head: renumbers and rehashes the batch when another
+   * replica appended since this one last saw the head. Returns the records as committed.
+   */
+  async appendAuditOnHead(records: readonly AuditRecord[]): Promise<readonly AuditRecord[]> {
+    if (records.length === 0) return records;
+    return this.db.transaction().execute(async (trx) => {
+      await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${AUDIT_LOCK})`.execute(trx);
+      const head = await trx
+        .selectFrom('audit')
+        .select(['seq', 'hash'])
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      const first = records[0]!;
+      const onHead = head
+        ? first.seq === Number(head.seq) + 1 && first.prevHash === head.hash
+        : first.seq === 1;
+      const committed = onHead ? records : rechain(records, head);
+      await insertAudit(trx, committed);
+      return committed;
+    });
+  }
+
+  async auditHead(): Promise<AuditRecord | undefined> {
+    const row = await this.db
+      .selectFrom('audit')
+      .selectAll()
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row ? auditFromRow(row) : undefined;
+  }
+
+  async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
+    const rows = await this.db
+      .selectFrom('audit')
+      .selectAll()
+      .where('seq', '>=', fromSeq)
+      .orderBy('seq')
+      .limit(Math.max(1, limit))
+      .execute();
+    return rows.map(auditFromRow);
+  }
+
+  /** The verifier's read path: rows with their data text exactly as stored. */
+  async readAuditRaw(fromSeq: number, limit: number): Promise<RawAuditRecord[]> {
+    const rows = await this.db
+      .selectFrom('audit')
+      .selectAll()
+      .where('seq', '>=', fromSeq)
+      .orderBy('seq')
+      .limit(Math.max(1, limit))
+      .execute();
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      at: Number(r.at),
+      type: r.type,
+      dataJson: r.data,
+      prevHash: r.prev_hash,
+      hash: r.hash,
+    }));
+  }
+
+  async auditCount(): Promise<number> {
+    const row = await this.db
+      .selectFrom('audit')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  // ---- replica leases ----
+
+  /** Records (or renews) this replica's lease. */
+  async heartbeat(info = ''): Promise<void> {
+    await this.db
+      .insertInto('airlock_replicas')
+      .values({ id: this.replicaId, started_at: DB_NOW_MS, heartbeat_at: DB_NOW_MS, info })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ heartbeat_at: DB_NOW_MS }))
+      .execute();
+  }
+
+  /** A clean shutdown: this replica's lease ends now, so nobody waits out its timeout. */
+  async retire(): Promise<void> {
+    await this.db.deleteFrom('airlock_replicas').where('id', '=', this.replicaId).execute();
+  }
+
+  /**
+   * Pending requests held by replicas whose lease ran out more than `leaseMs` ago (by the
+   * database's clock), or whose replica is gone from the table without retiring them.
+   */
+  async orphanedRequests(leaseMs: number): Promise<OrphanedRequest[]> {
+    const rows = await this.db
+      .selectFrom('airlock_request_holders as h')
+      .innerJoin('requests as r', 'r.id', 'h.request_id')
+      .leftJoin('airlock_replicas as p', 'p.id', 'h.replica_id')
+      .select(['h.request_id', 'h.replica_id'])
+      .where('r.status', '=', 'pending')
+      .where('h.replica_id', '<>', this.replicaId)
+      .where((eb) =>
+        eb.or([eb('p.id', 'is', null), eb('p.heartbeat_at', '<', sql<number>`${DB_NOW_MS} - ${leaseMs}`)]),
+      )
+      .orderBy('h.request_id')
+      .limit(MAX_LIST_LIMIT)
+      .execute();
+    return rows.map((r) => ({ requestId: Number(r.request_id), replicaId: r.replica_id }));
+  }
+
+  /** Forgets replicas whose lease ran out and that hold no pending request any more. */
+  async pruneReplicas(leaseMs: number): Promise<void> {
+    await this.db
+      .deleteFrom('airlock_replicas as p')
+      .where('p.heartbeat_at', '<', sql<number>`${DB_NOW_MS} - ${leaseMs}`)
+      .where('p.id', '<>', this.replicaId)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('airlock_request_holders as h')
+              .innerJoin('requests as r', 'r.id', 'h.request_id')
+              .select('h.request_id')
+              .whereRef('h.replica_id', '=', 'p.id')
+              .where('r.status', '=', 'pending'),
+          ),
+        ),
+      )
+      .execute();
+  }
+
+  /** Requests that are open, recently decided (by `decidedSince`), or named: for re-syncing a bus. */
+  async requestStatuses(
+    decidedSince: number,
+    ids: readonly number[],
+  ): Promise<{ id: number; status: RequestStatus }[]> {
+    const rows = await this.db
+      .selectFrom('requests')
+      .select(['id', 'status'])
+      .where((eb) => {
+        const any = [eb('status', 'in', ['pending', 'approved']), eb('decided_at', '>=', decidedSince)];
+        if (ids.length > 0) any.push(eb('id', 'in', [...ids]));
+        return eb.or(any);
+      })
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ id: Number(r.id), status: r.status as RequestStatus }));
+  }
+
+  private async votes(db: Kysely<PostgresSchema>, id: number): Promise<ApprovalVote[]> {
+    const votes = await db
+      .selectFrom('request_approvals')
+      .selectAll()
+      .where('request_id', '=', id)
+      .orderBy('at')
+      .orderBy('by')
+      .execute();
+    return votes.map(voteFromRow);
+  }
+
+  private async withVotes(rows: Selectable<RequestsTable>[]): Promise<ApprovalRequest[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => Number(r.id));
+    const votes = await this.db
+      .selectFrom('request_approvals')
+      .selectAll()
+      .where('request_id', 'in', ids)
+      .orderBy('at')
+      .orderBy('by')
+      .execute();
+    const byRequest = new Map<number, ApprovalVote[]>();
+    for (const v of votes) {
+      const list = byRequest.get(Number(v.request_id)) ?? [];
+      list.push(voteFromRow(v));
+      byRequest.set(Number(v.request_id), list);
+    }
+    return rows.map((r) => requestFromRow(r, byRequest.get(Number(r.id)) ?? []));
+  }
+}
+
+async function insertAudit(trx: Kysely<PostgresSchema>, records: readonly AuditRecord[]): Promise<void> {
+  const rows = records.map((r) => ({
+    seq: r.seq,
+    at: r.at,
+    type: r.type,
+    data: r.dataJson ?? canonical(r.data),
+    prev_hash: r.prevHash,
+    hash: r.hash,
+  }));
+  for (let i = 0; i < rows.length; i += AUDIT_INSERT_CHUNK)
+    await trx
+      .insertInto('audit')
+      .values(rows.slice(i, i + AUDIT_INSERT_CHUNK))
+      .execute();
+}
+
+/** The same records renumbered and rehashed to follow `head` (content and times unchanged). */
+function rechain(
+  records: readonly AuditRecord[],
+  head: { seq: number; hash: string } | undefined,
+): AuditRecord[] {
+  let seq = head ? Number(head.seq) : 0;
+  let prevHash = head ? head.hash : '0'.repeat(64);
+  return records.map((r) => {
+    seq += 1;
+    const dataJson = r.dataJson ?? canonical(r.data);
+    const hash = hashCanonicalData(seq, r.at, r.type, dataJson, prevHash);
+    const out: AuditRecord = { seq, at: r.at, type: r.type, data: r.data, dataJson, prevHash, hash };
+    prevHash = hash;
+    return out;
+  });
+}
+
+function voteFromRow(row: Selectable<ApprovalsTable>): ApprovalVote {
+  return row.note === null
+    ? { by: row.by, at: Number(row.at) }
+    : { by: row.by, at: Number(row.at), note: row.note };
+}
+
+/** PostgreSQL-only schema (replica leases), tracked apart from the shared migrations. */
+const SHARED_MIGRATIONS: Record<string, Migration> = {
+  '0001_replica_leases': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('airlock_replicas')
+        .ifNotExists()
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+        .addColumn('info', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema
+        .createTable('airlock_request_holders')
+        .ifNotExists()
+        .addColumn('request_id', 'bigint', (c) =>
+          c.primaryKey().references('requests.id').onDelete('cascade'),
+        )
+        .addColumn('replica_id', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('airlock_request_holders_replica')
+        .ifNotExists()
+        .on('airlock_request_holders')
+        .column('replica_id')
+        .execute();
+      // Finding pending requests (leases, bus re-sync) must not scan the whole history.
+      await db.schema
+        .createIndex('requests_open')
+        .ifNotExists()
+        .on('requests')
+        .column('id')
+        .where(sql.ref('status'), 'in', ['pending', 'approved'])
+        .execute();
+      await db.schema
+        .createIndex('requests_decided_at')
+        .ifNotExists()
+        .on('requests')
+        .column('decided_at')
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('airlock_request_holders').ifExists().execute();
+      await db.schema.dropTable('airlock_replicas').ifExists().execute();
+    },
+  },
+};
+
+class SharedProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return SHARED_MIGRATIONS;
+  }
+}
+
+async function migrateShared(db: Kysely<unknown>): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: new SharedProvider(),
+    migrationTableName: 'airlock_pg_migration',
+    migrationLockTableName: 'airlock_pg_migration_lock',
+  });
+  const { error } = await migrator.migrateToLatest();
+  if (error) throw error;
+}
+
+/** Names the server and database, never the password in the URL. */
+export function describeTarget(connectionString: string): string {
+  try {
+    const u = new URL(connectionString);
+    return `${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  } catch {
+    return 'the configured server';
+  }
+}
+
+function unavailable(connectionString: string, what: string, cause: unknown): AirlockError {
+  if (cause instanceof AirlockError) return cause;
+  const message = (cause as Error)?.message ?? String(cause);
+  return new AirlockError(
+    'AIRLOCK_E_STORE_UNAVAILABLE',
+    `the PostgreSQL store at ${describeTarget(connectionString)} ${what}: ${message}`,
+    {
+      hint: 'check that PostgreSQL is reachable from this host and that the store URL names a database this user may create tables in',
+      cause,
+    },
+  );
+}
