@@ -16,16 +16,24 @@ import type { Store } from '../core/store.ts';
 import { startNotifier } from '../notify/notifier.ts';
 import { initClassifier } from '../protocols/postgres/classify.ts';
 import { openStore } from '../store/open.ts';
+import { PgEventBus } from '../store/pg-event-bus.ts';
+import { PostgresStore } from '../store/postgres.ts';
+import { ReplicaLeases } from '../store/replica-leases.ts';
 import { buildApi } from './api.ts';
 import { registerConsole } from './console.ts';
 import { type ListenProtocol, listenAddress, PROTOCOL_LISTENERS } from './listeners.ts';
 import { registerNotifyRoutes } from './notify-routes.ts';
+import { registerHealthRoutes } from './routes-health.ts';
 
 export interface GatewayOptions {
   readonly policy: Policy;
   readonly logger?: Logger;
   /** Replace the policy's listen addresses ("host:port", port 0 = any free port; false = off). */
   readonly listen?: { readonly [K in 'api' | ListenProtocol]?: string | false };
+  /** PostgreSQL store (several replicas): a replica silent this long loses its held requests. Default 15 s. */
+  readonly leaseMs?: number;
+  /** PostgreSQL store: period of the cross-replica event re-sync backstop. Default 5 s. */
+  readonly reconcileMs?: number;
 }
 
 export interface Gateway {
@@ -39,7 +47,11 @@ export interface Gateway {
   readonly approvals: Approvals;
   readonly audit: AuditLog;
   readonly policy: Policy;
-  close(): Promise<void>;
+  /**
+   * Stops the gateway. With `drainMs`, first reports not ready (GET /api/v1/ready answers 503)
+   * and waits up to that long for callers' connections to end, then closes what is left.
+   */
+  close(opts?: { readonly drainMs?: number }): Promise<void>;
 }
 
 /** "127.0.0.1:7070" or "[::1]:7070" → host and port. */
@@ -83,10 +95,37 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     cleanup.push(() => evidence.close());
     const { audit, recordings } = evidence;
 
-    const bus = new InProcessEventBus();
+    // One process: the in-process bus. Replicas sharing a PostgreSQL store: LISTEN/NOTIFY.
+    const shared = store instanceof PostgresStore ? store : undefined;
+    const pgBus = shared
+      ? new PgEventBus({
+          store: shared,
+          log: log.child({ component: 'bus' }),
+          ...(opts.reconcileMs === undefined ? {} : { reconcileMs: opts.reconcileMs }),
+        })
+      : undefined;
+    if (pgBus) {
+      await pgBus.start();
+      cleanup.push(() => pgBus.close());
+    }
+    const bus = pgBus ?? new InProcessEventBus();
     const approvals = new Approvals({ store, audit, bus });
     await approvals.start();
     cleanup.push(() => approvals.stop());
+    // Survivors cancel what a dead replica held; closed after the listeners (which cancel
+    // their own held requests), so a clean stop leaves nothing for the others to reap.
+    const leases = shared
+      ? new ReplicaLeases({
+          store: shared,
+          cancel: (id, reason) => approvals.cancel(id, reason),
+          log: log.child({ component: 'leases' }),
+          ...(opts.leaseMs === undefined ? {} : { leaseMs: opts.leaseMs }),
+        })
+      : undefined;
+    if (leases) {
+      await leases.start();
+      cleanup.push(() => leases.close());
+    }
 
     const tokens = new TokenRegistry(policy.tokens);
     // With `api: host:0` the derived public URL is only known once the port is bound; the API
@@ -107,12 +146,33 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const notifier = startNotifier({
       policy: effective,
       approvals,
-      bus,
+      // Each event is notified once, by the replica where it happened.
+      bus: pgBus ? pgBus.local : bus,
       audit,
       log: log.child({ component: 'notify' }),
     });
     cleanup.push(() => notifier.close());
     registerNotifyRoutes(api, { notifier, tokens, policy: effective });
+    let draining = false;
+    const failing = (message: string) => Promise.reject(new Error(message));
+    registerHealthRoutes(api, {
+      draining: () => draining,
+      checks: () => [
+        { name: 'store', check: () => (shared ? shared.ping() : store.auditHead()) },
+        { name: 'audit', check: () => audit.healthy || failing('the audit log cannot be written') },
+        ...(pgBus
+          ? [{ name: 'bus', check: () => pgBus.connected || failing('not listening for request events') }]
+          : []),
+        ...(leases
+          ? [
+              {
+                name: 'lease',
+                check: () => leases.healthy || failing('the replica lease is not being renewed'),
+              },
+            ]
+          : []),
+      ],
+    });
     let apiInfo = { url: '', host: '', port: 0 };
     if (apiAddr !== false) {
       const { host, port } = parseHostPort(apiAddr);
@@ -129,6 +189,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
     const gate = new Gate({ policy: effective, approvals, audit });
 
+    /** Open caller connections per listener that can count them, for draining. */
+    const openSessions: (() => number)[] = [];
     const tls = policy.tls ? { cert: policy.tls.cert.reveal(), key: policy.tls.key.reveal() } : undefined;
     for (const listener of PROTOCOL_LISTENERS) {
       const addr = listenAddress(listener, policy, opts.listen?.[listener.protocol]);
@@ -151,6 +213,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       );
       // Close protocol listeners first: held requests are cancelled while the store still works.
       cleanup.push(() => running.close());
+      const sessions = (running as { sessions?: unknown }).sessions;
+      if (typeof sessions === 'function') openSessions.push(() => Number(sessions.call(running)));
       listeners[listener.protocol] = { host: running.host, port: running.port };
       log.info({ host: running.host, port: running.port }, `${listener.protocol} listener ready`);
     }
@@ -164,8 +228,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       approvals,
       audit,
       policy: effective,
-      close() {
-        closing ??= closeAll();
+      close(closeOpts = {}) {
+        closing ??= (async () => {
+          draining = true;
+          const deadline = Date.now() + (closeOpts.drainMs ?? 0);
+          while (Date.now() < deadline && openSessions.some((count) => count() > 0))
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          await closeAll();
+        })();
         return closing;
       },
     };

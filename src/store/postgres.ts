@@ -37,12 +37,15 @@ import { canonical } from '../core/audit/canonical.ts';
 import { hashCanonicalData } from '../core/audit/chain.ts';
 import type { RawAuditReader, RawAuditRecord } from '../core/audit/verify.ts';
 import { AirlockError } from '../core/errors.ts';
+import type { RecordingFilter, RecordingMeta } from '../core/recording/types.ts';
 import type { AuditRecord, RequestPatch, Store } from '../core/store.ts';
 import { migrateToLatest } from './migrations.ts';
 import {
   type ApprovalsTable,
   auditFromRow,
   type RequestsTable,
+  recordingFromRow,
+  recordingToRow,
   requestFromRow,
   type StoreSchema,
 } from './sqlite.ts';
@@ -351,6 +354,40 @@ export class PostgresStore implements Store, RawAuditReader {
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
     return Number(row.n);
+  }
+
+  // ---- recordings ----
+
+  async putRecording(meta: RecordingMeta): Promise<void> {
+    const row = recordingToRow(meta);
+    const { id: _, ...rest } = row;
+    await this.db
+      .insertInto('recordings')
+      .values(row)
+      .onConflict((oc) => oc.column('id').doUpdateSet(rest))
+      .execute();
+  }
+
+  async getRecording(id: string): Promise<RecordingMeta | undefined> {
+    const row = await this.db.selectFrom('recordings').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? recordingFromRow(row) : undefined;
+  }
+
+  async listRecordings(filter: RecordingFilter = {}): Promise<RecordingMeta[]> {
+    const limit = Math.min(Math.max(1, filter.limit ?? DEFAULT_LIST_LIMIT), MAX_LIST_LIMIT);
+    let query = this.db.selectFrom('recordings').selectAll();
+    if (filter.sessionId !== undefined) query = query.where('session_id', '=', filter.sessionId);
+    if (filter.connection !== undefined) query = query.where('connection', '=', filter.connection);
+    const before = filter.before;
+    if (before !== undefined)
+      query = query.where((eb) =>
+        eb.or([
+          eb('started_at', '<', before.startedAt),
+          eb.and([eb('started_at', '=', before.startedAt), eb('id', '<', before.id)]),
+        ]),
+      );
+    const rows = await query.orderBy('started_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+    return rows.map(recordingFromRow);
   }
 
   // ---- replica leases ----
