@@ -13,6 +13,7 @@ import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { ConnectionType, Policy } from '../core/policy/policy.ts';
 import type { Store } from '../core/store.ts';
 import { startPostgresListener } from '../protocols/postgres/listener.ts';
+import { startSshListener } from '../protocols/ssh/listener.ts';
 
 export const LISTEN_PROTOCOLS = ['postgres', 'mysql', 'ssh', 'http'] as const;
 export type ListenProtocol = (typeof LISTEN_PROTOCOLS)[number];
@@ -63,6 +64,22 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         gate: ctx.gate,
         tokens: ctx.tokens,
         ...(ctx.tls ? { tls: ctx.tls } : {}),
+        log: ctx.log,
+      }),
+  },
+  {
+    protocol: 'ssh',
+    defaultAddress: '127.0.0.1:12222',
+    serves: ['ssh'],
+    start: (ctx, host, port) =>
+      startSshListener({
+        host,
+        port,
+        policy: ctx.policy,
+        gate: ctx.gate,
+        tokens: ctx.tokens,
+        audit: ctx.audit,
+        recorder: ctx.recordings,
         log: ctx.log,
       }),
   },

@@ -1,0 +1,81 @@
+/**
+ * Joins a caller's session channel to the channel Airlock opened on the host: data both ways
+ * with backpressure (pipe), stderr, window changes, signals, and the exit status or signal,
+ * which is sent before the caller's channel is closed, as OpenSSH does.
+ * https://www.rfc-editor.org/rfc/rfc4254#section-6.10
+ */
+import type { ClientChannel, ServerChannel } from 'ssh2';
+import type { AsciicastWriter } from '../../core/recording/asciicast.ts';
+
+export type ExitInfo =
+  | { readonly code: number }
+  | { readonly signal: string; readonly coreDumped: boolean; readonly message: string };
+
+export interface RelayOptions {
+  /** Terminal recording, when the session is recorded. */
+  readonly cast?: AsciicastWriter | undefined;
+  /** Record caller keystrokes too (shells); exec stdin is data, not typing, and is not kept. */
+  readonly recordInput?: boolean;
+}
+
+export interface Relay {
+  /** Resolves with how the remote command ended, once both channels are closed. */
+  readonly done: Promise<ExitInfo | undefined>;
+  resize(cols: number, rows: number, height: number, width: number): void;
+  signal(name: string): void;
+}
+
+export function relay(caller: ServerChannel, host: ClientChannel, opts: RelayOptions = {}): Relay {
+  const { cast } = opts;
+  let exit: ExitInfo | undefined;
+  host.on('exit', (codeOrNull: number | null, signal?: string, coreDumped?: boolean, message?: string) => {
+    if (typeof codeOrNull === 'number') exit = { code: codeOrNull };
+    else if (signal) exit = { signal, coreDumped: Boolean(coreDumped), message: message ?? '' };
+  });
+  if (cast) {
+    host.on('data', (d: Buffer) => cast.output(d));
+    host.stderr.on('data', (d: Buffer) => cast.output(d));
+    if (opts.recordInput) caller.on('data', (d: Buffer) => cast.input(d));
+  }
+  // Caller stdin → host; the caller's EOF becomes the host's EOF (e.g. `cat` ends).
+  caller.pipe(host);
+  host.pipe(caller, { end: false });
+  host.stderr.pipe(caller.stderr, { end: false });
+
+  const ended = (s: NodeJS.ReadableStream) => new Promise<void>((r) => s.once('end', () => r()));
+  const hostClosed = new Promise<void>((r) => host.once('close', () => r()));
+  let callerGone = false;
+  const callerClosed = new Promise<void>((r) =>
+    caller.once('close', () => {
+      callerGone = true;
+      r();
+    }),
+  );
+  // The caller went away (Ctrl-C on a client without a pty, network loss): end the command.
+  void callerClosed.then(() => {
+    host.unpipe?.(caller);
+    host.close();
+  });
+
+  const done = (async () => {
+    // All output read (both streams), and the host said it is done.
+    await Promise.race([Promise.all([ended(host), ended(host.stderr), hostClosed]), callerClosed]);
+    if (!callerGone) {
+      if (exit && 'code' in exit) caller.exit(exit.code);
+      else if (exit) caller.exit(exit.signal, exit.coreDumped, exit.message);
+      caller.end();
+    }
+    return exit;
+  })();
+
+  return {
+    done,
+    resize(cols, rows, height, width) {
+      host.setWindow(rows, cols, height, width);
+      cast?.resize(cols, rows);
+    },
+    signal(name) {
+      host.signal(name);
+    },
+  };
+}

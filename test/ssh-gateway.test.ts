@@ -1,0 +1,200 @@
+/**
+ * SSH through Airlock with the real OpenSSH client against a private sshd: exec allowed, held
+ * until approved, denied; bad tokens; the target's host key pinned. Every wait is bounded;
+ * nothing asserts on speed.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { stopAll } from './support/processes.ts';
+import { type SshTestGateway, startSshTestGateway } from './support/ssh-gateway.ts';
+import { type PrivateSshd, startSshd } from './support/sshd.ts';
+
+const TEST_TIMEOUT = 120_000;
+
+let sshd: PrivateSshd;
+let gw: SshTestGateway;
+
+const RULES = `
+rules:
+  - name: harmless commands
+    connections: [web]
+    commands: ["echo *", "printf *", "true", "false", "cat", "cat *", "exit *", "sh -c *", "head *", "wc *"]
+    effect: allow
+  - name: no recursive deletes
+    commands: ["rm -rf *", "rm -fr *"]
+    effect: deny
+    reason: recursive deletes are not allowed on production hosts
+  - name: service restarts need a reviewer
+    connections: [web]
+    commands: ["systemctl *", "touch *"]
+    effect: review
+    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+  - name: shells need a reviewer
+    connections: [web]
+    kinds: [session]
+    effect: review
+    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+`;
+
+before(async () => {
+  sshd = await startSshd();
+  gw = await startSshTestGateway(sshd, {
+    rules: RULES,
+    extraConnections: `  web-pinned-wrong:
+    type: ssh
+    upstream:
+      host: ${sshd.host}
+      port: ${sshd.port}
+      user: ${sshd.user}
+      private_key: "\${file:./secrets/host.key}"
+      host_key: "SHA256:${'A'.repeat(43)}"
+    default: allow
+`,
+  });
+});
+
+after(async () => {
+  await gw?.close();
+  await sshd?.stop();
+  await stopAll();
+});
+
+interface RequestView {
+  id: number;
+  status: string;
+  summary: string;
+  kind: string;
+  principal: { name: string } | string;
+}
+
+async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function auditTypes(): { type: string; data: string }[] {
+  const db = new Database(join(gw.dir, 'data', 'airlock.db'), { readonly: true });
+  try {
+    return db.prepare('SELECT type, data FROM audit ORDER BY seq').all() as { type: string; data: string }[];
+  } finally {
+    db.close();
+  }
+}
+
+describe('exec through Airlock', () => {
+  test('an allowed command returns its exact stdout, stderr and exit status', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const p = gw.sshClient('agent', 'web', ['sh -c \'printf "out\\nline2"; printf err >&2; exit 7\'']);
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 7, p.output());
+    assert.equal(p.stdout(), 'out\nline2');
+    assert.equal(p.stderr(), 'err');
+  });
+
+  test('stdin reaches the command and binary output passes unchanged', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const p = gw.sshClient('agent', 'web', ['cat']);
+    const text = `${'héllo wörld ✓\n'.repeat(5000)}end`;
+    p.write(text);
+    p.endInput();
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 0, p.stderr());
+    assert.equal(p.stdout(), text);
+  });
+
+  test('a held command does not run until approved, then runs', { timeout: TEST_TIMEOUT }, async () => {
+    const marker = join(sshd.dir, `marker-${Date.now()}`);
+    const p = gw.sshClient('agent', 'web', [`touch ${marker} && echo restarted`]);
+    const m = await p.waitForOutput(/waiting for approval: request (\d+), (http\S+)/, 60_000, 'stderr');
+    const id = Number(m[1]);
+    assert.match(m[2]!, /\/requests\/\d+$/);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(existsSync(marker), false, 'the command must not run while held');
+    assert.equal(p.hasExited(), false);
+    const shown = await gw.api<{ request: RequestView }>('GET', `/api/v1/requests/${id}`, undefined, 'alice');
+    assert.equal(shown.body.request.status, 'pending');
+    assert.equal(shown.body.request.kind, 'exec');
+    const approved = await gw.api('POST', `/api/v1/requests/${id}/approve`, {}, 'alice');
+    assert.equal(approved.status, 200, approved.text);
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 0, p.output());
+    assert.equal(p.stdout(), 'restarted\n');
+    assert.equal(existsSync(marker), true);
+  });
+
+  test('a held command denied by a reviewer gets the reason and a non-zero exit', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const p = gw.sshClient('agent', 'web', ['systemctl restart api']);
+    const m = await p.waitForOutput(/waiting for approval: request (\d+)/, 60_000, 'stderr');
+    const denied = await gw.api(
+      'POST',
+      `/api/v1/requests/${m[1]}/deny`,
+      { reason: 'not during business hours' },
+      'bob',
+    );
+    assert.equal(denied.status, 200, denied.text);
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 1);
+    assert.match(p.stderr(), /not during business hours/);
+  });
+
+  test('a denied command gets the rule reason on stderr and exit status 1', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const p = gw.sshClient('agent', 'web', ['echo fine; rm -rf /srv/data']);
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 1);
+    assert.equal(p.stdout(), '', 'nothing of the line ran');
+    assert.match(p.stderr(), /recursive deletes are not allowed on production hosts/);
+    const denied = auditTypes().filter((r) => r.type === 'action.denied');
+    assert.ok(denied.some((r) => r.data.includes('rm -rf /srv/data')));
+  });
+
+  test('a bad token is refused', { timeout: TEST_TIMEOUT }, async () => {
+    const p = gw.sshClient('nobody', 'web', ['echo hi']);
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 255);
+    assert.match(p.stderr(), /Permission denied/);
+    assert.equal(p.stdout(), '');
+    await eventually('the failed login in the audit log', async () =>
+      auditTypes().some((r) => r.type === 'auth.failed' && r.data.includes('"ssh"')) ? true : undefined,
+    );
+  });
+
+  test('an unknown connection name is explained', { timeout: TEST_TIMEOUT }, async () => {
+    const p = gw.sshClient('agent', 'nope', ['echo hi']);
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 1);
+    assert.match(p.stderr(), /connection "nope" is not configured.*web/);
+  });
+
+  test('a host presenting another host key is refused, and that is audited', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const p = gw.sshClient('agent', 'web-pinned-wrong', ['echo should-not-run']);
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 255);
+    assert.equal(p.stdout(), '');
+    assert.match(p.stderr(), /presented host key SHA256:\S+, which is not the one pinned/);
+    await eventually('the mismatch in the audit log', async () =>
+      auditTypes().some((r) => r.type === 'ssh.host_key_mismatch' && r.data.includes(sshd.hostKeyFingerprint))
+        ? true
+        : undefined,
+    );
+  });
+});
