@@ -6,123 +6,40 @@
  * survivors once its lease runs out; readiness and draining behave as a load balancer needs.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyChain } from '../src/core/audit/verify.ts';
-import { loadPolicyFile } from '../src/core/policy/load.ts';
-import { type Gateway, startGateway } from '../src/server/gateway.ts';
+import type { Gateway } from '../src/server/gateway.ts';
 import { PostgresStore } from '../src/store/postgres.ts';
-import { CONNECTION, DEFAULT_RULES, PRINCIPALS, type PrincipalName } from './support/gateway.ts';
+import type { PrincipalName } from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
-import { type ManagedProcess, startProcess, stopAll } from './support/processes.ts';
+import { type ManagedProcess, stopAll } from './support/processes.ts';
 import { type PsqlTarget, pgThrough, psqlCommand } from './support/psql.ts';
+import { type Replica, type ReplicaSetup, replicaOf, setupReplicas } from './support/replicas.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const LEASE_MS = 1_500;
 const TEST_TIMEOUT = 120_000;
 
-interface Replica {
-  readonly name: string;
-  readonly api: string;
-  readonly pg: { readonly host: string; readonly port: number };
-}
-
 let storeDb: PrivatePostgres;
 let target: PrivatePostgres;
-let dir: string;
-let policyFile: string;
+let setup: ReplicaSetup;
 let storeUrl: string;
-const tokens = {} as Record<PrincipalName, string>;
 let a: Gateway;
 let b: Gateway;
 let child: ManagedProcess;
 let replicas: Record<'A' | 'B' | 'C', Replica>;
 
-function writePolicy(): void {
-  mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
-  const identities: string[] = [];
-  for (const [name, p] of Object.entries(PRINCIPALS) as [
-    PrincipalName,
-    (typeof PRINCIPALS)[PrincipalName],
-  ][]) {
-    tokens[name] = `alk_test_${name}_${randomBytes(24).toString('base64url')}`;
-    writeFileSync(join(dir, 'secrets', `${name}.token`), `${tokens[name]}\n`, { mode: 0o600 });
-    identities.push(
-      `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
-    );
-  }
-  writeFileSync(join(dir, 'secrets', 'upstream.password'), `${target.app.password}\n`, { mode: 0o600 });
-  policyFile = join(dir, 'airlock.yaml');
-  writeFileSync(
-    policyFile,
-    `listen:
-  api: 127.0.0.1:0
-  postgres: 127.0.0.1:0
-store: ${storeUrl}
-
-identities:
-  tokens:
-${identities.join('\n')}
-
-connections:
-  ${CONNECTION}:
-    type: postgres
-    upstream:
-      host: ${target.host}
-      port: ${target.port}
-      database: ${target.app.database}
-      user: ${target.app.user}
-      password: "\${file:./secrets/upstream.password}"
-    default: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
-${DEFAULT_RULES}
-`,
-  );
-}
-
-function startChild(): ManagedProcess {
-  return startProcess(
-    process.execPath,
-    ['--import', 'tsx', join(ROOT, 'test/support/replica-process.ts'), policyFile, String(LEASE_MS)],
-    { cwd: ROOT },
-  );
-}
-
-function replicaOf(name: string, gw: Gateway): Replica {
-  return { name, api: gw.api.url, pg: gw.postgres };
-}
-
-async function api<T = unknown>(
+function api<T = unknown>(
   replica: Replica,
   method: string,
   path: string,
   body?: unknown,
   as?: PrincipalName,
 ): Promise<{ status: number; body: T; text: string }> {
-  const headers: Record<string, string> = {};
-  if (as) headers.authorization = `Bearer ${tokens[as]}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(replica.api + path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    // keep the text
-  }
-  return { status: res.status, body: parsed as T, text };
+  return setup.api<T>(replica, method, path, body, as);
 }
 
 function via(replica: Replica, who: PrincipalName = 'agent'): PsqlTarget {
-  return { ...replica.pg, database: CONNECTION, token: tokens[who], user: who };
+  return setup.via(replica, who);
 }
 
 function requestIdFrom(text: string): number {
@@ -176,20 +93,18 @@ before(async () => {
   [storeDb, target] = await Promise.all([startPostgres({ sample: false }), startPostgres()]);
   await storeDb.psql('CREATE DATABASE airlock', { db: 'postgres' });
   storeUrl = storeDb.connectionString('airlock');
-  dir = mkdtempSync(join(tmpdir(), 'airlock-replicas-'));
-  writePolicy();
+  setup = setupReplicas(target, storeUrl);
   // Three replicas start at once against an empty store: the migrations must run once.
-  const policy = loadPolicyFile(policyFile);
-  child = startChild();
-  const [ga, gb, ready] = await Promise.all([
-    startGateway({ policy, leaseMs: LEASE_MS, reconcileMs: 1_000 }),
-    startGateway({ policy, leaseMs: LEASE_MS, reconcileMs: 1_000 }),
-    child.waitForOutput(/READY (.*)\n/, 60_000, 'stdout'),
+  const opts = { leaseMs: LEASE_MS, reconcileMs: 1_000 };
+  const [ga, gb, c] = await Promise.all([
+    setup.start(opts),
+    setup.start(opts),
+    setup.startChild({ leaseMs: LEASE_MS }),
   ]);
   a = ga;
   b = gb;
-  const c = JSON.parse(ready[1]!) as { api: string; postgres: Replica['pg'] };
-  replicas = { A: replicaOf('A', a), B: replicaOf('B', b), C: { name: 'C', api: c.api, pg: c.postgres } };
+  child = c.process;
+  replicas = { A: replicaOf('A', a), B: replicaOf('B', b), C: { ...c.replica, name: 'C' } };
 });
 
 after(async () => {
@@ -199,7 +114,7 @@ after(async () => {
   await stopAll();
   await storeDb?.stop();
   await target?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  setup?.remove();
 });
 
 describe('replicas on one PostgreSQL store', () => {
