@@ -23,7 +23,7 @@ const KEEP = 4;
 
 /** Partial: every letter and digit but the last four becomes `*`; separators stay. */
 function partial(value: string, label: string): string {
-  if (label === 'email') {
+  if (label === 'email' || /^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$/.test(value)) {
     // Keep the domain and the first character: enough to recognise whose address it is not.
     const at = value.lastIndexOf('@');
     if (at > 0) return `${value[0]}${'*'.repeat(Math.max(1, at - 1))}${value.slice(at)}`;

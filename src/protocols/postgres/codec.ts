@@ -46,6 +46,17 @@ export const BackendType = {
   ParameterStatus: 0x53, // S
   ReadyForQuery: 0x5a, // Z
   NegotiateProtocolVersion: 0x76, // v
+  RowDescription: 0x54, // T
+  DataRow: 0x44, // D
+  NoData: 0x6e, // n
+  CommandComplete: 0x43, // C
+  EmptyQueryResponse: 0x49, // I
+  PortalSuspended: 0x73, // s
+  NotificationResponse: 0x41, // A
+  CopyOutResponse: 0x48, // H
+  CopyBothResponse: 0x57, // W
+  CopyData: 0x64, // d
+  CopyDone: 0x63, // c
 } as const;
 
 const FRONTEND_TYPES = new Uint8Array(256);

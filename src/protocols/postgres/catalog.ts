@@ -1,0 +1,225 @@
+/**
+ * What the target's catalog says, read on a side connection with the credential Airlock holds:
+ * which table and column a result column comes from (RowDescription names them only by table
+ * OID and attribute number), and how volatile a function is.
+ * https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
+ * https://www.postgresql.org/docs/current/catalog-pg-proc.html
+ *
+ * One side connection per Airlock connection, shared by its sessions, opened on first use and
+ * reopened after a failure. Answers are cached for a short time and dropped whenever a session
+ * forwards a schema change, so a renamed column is seen by the next statement.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import pg from 'pg';
+import type { PolicyConnection } from '../../core/policy/policy.ts';
+
+export interface TableColumns {
+  readonly schema: string;
+  readonly table: string;
+  /** attnum → column name. */
+  readonly columns: ReadonlyMap<number, string>;
+}
+
+/** pg_proc.provolatile: immutable, stable or volatile. */
+export type Volatility = 'i' | 's' | 'v';
+
+const TTL_MS = 60_000;
+const MAX_ENTRIES = 20_000;
+
+type PostgresConnection = Extract<PolicyConnection, { type: 'postgres' }>;
+
+interface Cached<T> {
+  readonly value: T;
+  readonly at: number;
+}
+
+export class Catalog {
+  readonly #connection: PostgresConnection;
+  readonly #baseDir: string;
+  #client: Promise<pg.Client> | undefined;
+  #tables = new Map<number, Cached<TableColumns | null>>();
+  #functions = new Map<string, Cached<Volatility | null>>();
+  #closed = false;
+
+  constructor(connection: PostgresConnection, baseDir: string) {
+    this.#connection = connection;
+    this.#baseDir = baseDir;
+  }
+
+  /** Forget everything (a schema change was forwarded). */
+  invalidate(): void {
+    this.#tables.clear();
+    this.#functions.clear();
+  }
+
+  /** The cached answer for a table OID: a value, null (no such table), or undefined (ask). */
+  cachedTable(oid: number): TableColumns | null | undefined {
+    const c = this.#tables.get(oid);
+    if (!c || Date.now() - c.at > TTL_MS) return undefined;
+    return c.value;
+  }
+
+  async tables(oids: readonly number[]): Promise<ReadonlyMap<number, TableColumns | null>> {
+    const out = new Map<number, TableColumns | null>();
+    const ask: number[] = [];
+    for (const oid of new Set(oids)) {
+      const c = this.cachedTable(oid);
+      if (c === undefined) ask.push(oid);
+      else out.set(oid, c);
+    }
+    if (ask.length === 0) return out;
+    const rows = await this.#query<{
+      oid: string;
+      nspname: string;
+      relname: string;
+      attnum: number;
+      attname: string;
+    }>(
+      `SELECT c.oid::int8 AS oid, n.nspname, c.relname, a.attnum, a.attname
+         FROM pg_catalog.pg_class c
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+        WHERE c.oid = ANY($1::pg_catalog.oid[]) AND a.attnum > 0 AND NOT a.attisdropped`,
+      [ask],
+    );
+    const found = new Map<number, { schema: string; table: string; columns: Map<number, string> }>();
+    for (const r of rows) {
+      const oid = Number(r.oid);
+      let t = found.get(oid);
+      if (!t) {
+        t = { schema: r.nspname, table: r.relname, columns: new Map() };
+        found.set(oid, t);
+      }
+      t.columns.set(r.attnum, r.attname);
+    }
+    const now = Date.now();
+    if (this.#tables.size > MAX_ENTRIES) this.#tables.clear();
+    for (const oid of ask) {
+      const t = found.get(oid) ?? null;
+      this.#tables.set(oid, { value: t, at: now });
+      out.set(oid, t);
+    }
+    return out;
+  }
+
+  /**
+   * Volatility of functions by name as written (`name` or `schema.name`). A name that resolves
+   * to several functions (overloads, or the same name in several schemas on the search path)
+   * gets the most volatile of them; a name the target does not know is absent from the result.
+   */
+  async volatility(names: readonly string[]): Promise<ReadonlyMap<string, Volatility>> {
+    const out = new Map<string, Volatility>();
+    const ask: string[] = [];
+    const now = Date.now();
+    for (const n of new Set(names)) {
+      const c = this.#functions.get(n);
+      if (c && now - c.at <= TTL_MS) {
+        if (c.value) out.set(n, c.value);
+      } else ask.push(n);
+    }
+    if (ask.length === 0) return out;
+    const bare = ask.map((n) => (n.includes('.') ? n.slice(n.lastIndexOf('.') + 1) : n));
+    const schemas = ask.map((n) => (n.includes('.') ? n.slice(0, n.lastIndexOf('.')) : ''));
+    // Unqualified names are looked up in every schema, not just the search path: the caller can
+    // change its search_path, so the most volatile candidate anywhere is what counts.
+    const rows = await this.#query<{ i: number; v: Volatility }>(
+      `SELECT q.i, max(p.provolatile) AS v
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q(name, schema, i)
+         JOIN pg_catalog.pg_proc p ON p.proname = q.name
+         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE q.schema = '' OR n.nspname = q.schema
+        GROUP BY q.i`,
+      [bare, schemas],
+    );
+    const byIndex = new Map(rows.map((r) => [Number(r.i), r.v]));
+    if (this.#functions.size > MAX_ENTRIES) this.#functions.clear();
+    ask.forEach((n, i) => {
+      const v = byIndex.get(i + 1) ?? null;
+      this.#functions.set(n, { value: v, at: now });
+      if (v) out.set(n, v);
+    });
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const c = this.#client;
+    this.#client = undefined;
+    if (c) await c.then((cl) => cl.end()).catch(() => {});
+  }
+
+  async #query<T>(sql: string, params: unknown[]): Promise<T[]> {
+    if (this.#closed) throw new Error('the catalog connection is closed');
+    const client = await this.#connect();
+    try {
+      return (await client.query(sql, params)).rows as T[];
+    } catch (err) {
+      // The next lookup opens a fresh connection.
+      if (this.#client) void this.#client.then((c) => c.end()).catch(() => {});
+      this.#client = undefined;
+      throw err;
+    }
+  }
+
+  #connect(): Promise<pg.Client> {
+    if (this.#client) return this.#client;
+    const up = this.#connection.upstream;
+    const ca = up.ca ? readFileSync(resolve(this.#baseDir, up.ca), 'utf8') : undefined;
+    const client = new pg.Client({
+      host: up.host,
+      port: up.port,
+      database: up.database,
+      user: up.user,
+      password: up.password ? () => up.password!.reveal() : undefined,
+      application_name: 'airlock catalog',
+      connectionTimeoutMillis: 10_000,
+      statement_timeout: 10_000,
+      ssl:
+        up.tls === 'verify-full'
+          ? {
+              rejectUnauthorized: true,
+              ...(ca ? { ca } : {}),
+              ...(isIP(up.host) === 0 ? { servername: up.host } : {}),
+            }
+          : false,
+    });
+    client.on('error', () => {
+      if (this.#client === p) this.#client = undefined;
+    });
+    const p = client.connect().then(
+      () => client,
+      (err) => {
+        if (this.#client === p) this.#client = undefined;
+        throw err;
+      },
+    );
+    this.#client = p;
+    return p;
+  }
+}
+
+/** The catalogs of a listener's connections. */
+export class Catalogs {
+  readonly #byName = new Map<string, Catalog>();
+  readonly #baseDir: string;
+
+  constructor(baseDir: string) {
+    this.#baseDir = baseDir;
+  }
+
+  for(connection: PostgresConnection): Catalog {
+    let c = this.#byName.get(connection.name);
+    if (!c) {
+      c = new Catalog(connection, this.#baseDir);
+      this.#byName.set(connection.name, c);
+    }
+    return c;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#byName.values()].map((c) => c.close()));
+    this.#byName.clear();
+  }
+}

@@ -1,0 +1,503 @@
+/**
+ * The target → caller direction when masking applies to the session: every message is framed
+ * whole so result values can be rewritten.
+ * https://www.postgresql.org/docs/current/protocol-message-formats.html
+ * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+ *
+ * Which RowDescription governs a DataRow: a simple Query's rows follow its own RowDescription;
+ * an Execute's rows do not (a driver that described the statement once, or never, gets bare
+ * DataRows). So before every Execute the gateway sends its own Describe of the portal and
+ * swallows the answer: the rows that follow always come with a description that names their
+ * source columns, types and formats. Responses come in request order, so a queue of what was
+ * sent tells which RowDescription/NoData answers which Describe; after an error in an extended
+ * query the target skips to Sync, and so does the queue.
+ *
+ * How values change, keeping every message valid for its declared type and format:
+ *  - a column a column rule covers is announced as `text` (type OID 25) and carries the masked
+ *    text, which is also valid text in binary format (its UTF-8 bytes);
+ *  - detectors rewrite text in place in columns of text-like types, in either format, and in the
+ *    text format of array, composite and other types whose text form quotes strings;
+ *  - a value of a number, binary or other type a detector flags (a card number kept in a bigint)
+ *    cannot hold a masked form, so it is sent as NULL.
+ * COPY TO STDOUT rows in text or CSV format are scanned by the detectors; binary COPY cannot be
+ * scanned, so the session is ended rather than send unmasked data. Notices, errors and
+ * notifications are scanned too, since they echo values ("Key (email)=(...) already exists").
+ */
+
+import type { SessionMasker } from '../../core/masking/masker.ts';
+import type { MaskSpec } from '../../core/masking/strategy.ts';
+import type { TableColumns } from './catalog.ts';
+import { BackendType, type Frame, FrontendType, MessageReader, PgProtocolError } from './codec.ts';
+import type { RelayHooks } from './relay.ts';
+
+export interface MaskingHooks extends RelayHooks {
+  /** Table OIDs → columns, from the catalog (cached answers synchronously when possible). */
+  cached(oid: number): TableColumns | null | undefined;
+  lookup(oids: readonly number[]): Promise<unknown>;
+  /** Output produced after an asynchronous lookup. */
+  write(out: Buffer[]): void;
+  pauseUpstream(): void;
+  resumeUpstream(): void;
+  /** Masking cannot go on safely: end the session with this message. */
+  fail(message: string): void;
+}
+
+/** Largest single target message framed whole (a DataRow with masking on). */
+const MAX_BACKEND_MESSAGE = 256 * 1024 * 1024;
+
+const T_TEXT = 25;
+/** Types whose binary form is the UTF-8 text itself. */
+const TEXT_LIKE = new Set([25, 1043, 1042, 19, 114, 142, 705, 18]);
+const JSONB = 3802;
+const INT2 = 21;
+const INT4 = 23;
+const INT8 = 20;
+const NUMERIC = 1700;
+/** Types whose values cannot contain anything a detector looks for. */
+const NOTHING_TO_FIND = new Set([
+  16, // bool
+  700, // float4
+  701, // float8
+  1082, // date
+  1083, // time
+  1266, // timetz
+  1114, // timestamp
+  1184, // timestamptz
+  1186, // interval
+  2950, // uuid
+  26, // oid
+  28, // xid
+  5069, // xid8
+  869, // inet
+  650, // cidr
+  829, // macaddr
+  774, // macaddr8
+  3220, // pg_lsn
+  2205, // regclass
+  2206, // regtype
+]);
+
+interface Column {
+  /** The type the target sent (a masked column is announced to the caller as text). */
+  readonly type: number;
+  readonly binary: boolean;
+  readonly spec: MaskSpec | undefined;
+}
+
+type Pending =
+  | { readonly t: 'query' }
+  | { readonly t: 'sync' }
+  | { readonly t: 'describe'; readonly ours: boolean; readonly portal: boolean };
+
+const EMPTY = Buffer.alloc(0);
+
+export class MaskingRelay {
+  readonly #hooks: MaskingHooks;
+  readonly #masker: SessionMasker;
+  readonly #reader = new MessageReader({ side: 'backend', maxMessage: MAX_BACKEND_MESSAGE });
+  readonly #pending: Pending[] = [];
+  #skipToSync = false;
+  /** The description rows are decoded with; undefined: no rows expected. */
+  #columns: Column[] | undefined;
+  #copyText = false;
+  #blocked = false;
+  #failed = false;
+
+  constructor(masker: SessionMasker, hooks: MaskingHooks) {
+    this.#masker = masker;
+    this.#hooks = hooks;
+  }
+
+  /** Waiting for the catalog: the target's bytes are held until it answers. */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** Whole messages only are ever written, so the gateway's own may go out at any time. */
+  get atBoundary(): boolean {
+    return true;
+  }
+
+  inject(_message: Buffer): boolean {
+    return false;
+  }
+
+  /**
+   * Caller messages about to go to the target (one message per buffer): noted in the queue of
+   * expected answers, with the gateway's Describe put before each Execute.
+   */
+  outgoing(buffers: readonly Buffer[]): Buffer[] {
+    const out: Buffer[] = [];
+    for (const b of buffers) {
+      const type = b[0]!;
+      switch (type) {
+        case FrontendType.Query:
+        case FrontendType.FunctionCall:
+          this.#pending.push({ t: 'query' });
+          break;
+        case FrontendType.Sync:
+          this.#pending.push({ t: 'sync' });
+          this.#skipToSync = false;
+          break;
+        case FrontendType.Describe:
+          if (!this.#skipToSync) this.#pending.push({ t: 'describe', ours: false, portal: b[5] === 0x50 });
+          break;
+        case FrontendType.Execute: {
+          const end = b.indexOf(0, 5);
+          const name = b.subarray(5, end < 0 ? b.length : end);
+          const describe = Buffer.allocUnsafe(5 + 1 + name.length + 1);
+          describe[0] = FrontendType.Describe;
+          describe.writeInt32BE(describe.length - 1, 1);
+          describe[5] = 0x50; // 'P'
+          name.copy(describe, 6);
+          describe[describe.length - 1] = 0;
+          out.push(describe);
+          if (!this.#skipToSync) this.#pending.push({ t: 'describe', ours: true, portal: true });
+          break;
+        }
+      }
+      out.push(b);
+    }
+    return out;
+  }
+
+  process(chunk: Buffer, out: Buffer[]): void {
+    this.#reader.push(chunk);
+    if (this.#blocked) return;
+    this.#pump(out);
+  }
+
+  #pump(out: Buffer[]): void {
+    try {
+      for (let f = this.#reader.next(); f; f = this.#reader.next()) {
+        if (f.type === BackendType.RowDescription && this.#needsLookup(f)) {
+          this.#block(f);
+          return;
+        }
+        const m = this.#message(f);
+        if (m.length > 0) out.push(m);
+      }
+    } catch (err) {
+      if (err instanceof PgProtocolError) throw err;
+      this.#fail(`masking failed: ${(err as Error).message}`);
+    }
+  }
+
+  #fail(message: string): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#blocked = true;
+    this.#hooks.fail(message);
+  }
+
+  #block(frame: Frame): void {
+    this.#blocked = true;
+    this.#hooks.pauseUpstream();
+    const oids = tableOids(frame).filter((oid) => this.#hooks.cached(oid) === undefined);
+    this.#hooks.lookup(oids).then(
+      () => {
+        if (this.#failed) return;
+        this.#blocked = false;
+        const out: Buffer[] = [];
+        try {
+          const m = this.#message(frame);
+          if (m.length > 0) out.push(m);
+          this.#pump(out);
+        } catch (err) {
+          this.#fail(`masking failed: ${(err as Error).message}`);
+          return;
+        }
+        if (out.length > 0) this.#hooks.write(out);
+        if (!this.#blocked) this.#hooks.resumeUpstream();
+      },
+      (err: Error) =>
+        this.#fail(`Airlock could not read the target's catalog to mask this result (${err.message})`),
+    );
+  }
+
+  #needsLookup(f: Frame): boolean {
+    if (!this.#masker.hasColumns) return false;
+    for (const oid of tableOids(f)) if (this.#hooks.cached(oid) === undefined) return true;
+    return false;
+  }
+
+  /** One target message → what the caller gets (empty: nothing). */
+  #message(f: Frame): Buffer {
+    switch (f.type) {
+      case BackendType.RowDescription:
+        return this.#rowDescription(f);
+      case BackendType.NoData: {
+        const d = this.#answerDescribe();
+        if (!d || d.portal) this.#columns = undefined;
+        return d?.ours ? EMPTY : f.raw;
+      }
+      case BackendType.DataRow:
+        return this.#columns ? this.#dataRow(f, this.#columns) : f.raw;
+      case BackendType.ReadyForQuery: {
+        if (f.raw.length !== 6)
+          throw new PgProtocolError('invalid backend message: ReadyForQuery of wrong length');
+        while (this.#pending.length > 0) {
+          const p = this.#pending.shift()!;
+          if (p.t === 'sync' || p.t === 'query') break;
+        }
+        this.#columns = undefined;
+        this.#copyText = false;
+        this.#hooks.ready(f.raw[5]!);
+        return f.raw;
+      }
+      case BackendType.ErrorResponse: {
+        if (this.#pending[0]?.t !== 'query') {
+          // Extended query: the target skips everything up to Sync.
+          const sync = this.#pending.findIndex((p) => p.t === 'sync');
+          if (sync < 0) {
+            this.#pending.length = 0;
+            this.#skipToSync = true;
+          } else this.#pending.splice(0, sync);
+        }
+        this.#columns = undefined;
+        const replaced = this.#hooks.wantErrors() ? this.#hooks.error(f.raw) : undefined;
+        return replaced ?? this.#scanFields(f);
+      }
+      case BackendType.NoticeResponse:
+        return this.#scanFields(f);
+      case BackendType.NotificationResponse:
+        return this.#notification(f);
+      case BackendType.BackendKeyData:
+        return EMPTY;
+      case BackendType.CopyOutResponse:
+      case BackendType.CopyBothResponse:
+        if (f.raw[5] !== 0) {
+          this.#fail('binary COPY TO STDOUT cannot be masked; use COPY in text or CSV format');
+          return EMPTY;
+        }
+        this.#copyText = true;
+        return f.raw;
+      case BackendType.CopyData:
+        return this.#copyText ? this.#copyData(f) : f.raw;
+      case BackendType.CopyDone:
+        this.#copyText = false;
+        return f.raw;
+      case BackendType.CommandComplete:
+      case BackendType.PortalSuspended:
+      case BackendType.EmptyQueryResponse:
+        return f.raw;
+      default:
+        return f.raw;
+    }
+  }
+
+  #answerDescribe(): Extract<Pending, { t: 'describe' }> | undefined {
+    const head = this.#pending[0];
+    if (head?.t !== 'describe') return undefined;
+    this.#pending.shift();
+    return head;
+  }
+
+  #rowDescription(f: Frame): Buffer {
+    const head = this.#pending[0];
+    const d = head?.t === 'query' ? undefined : this.#answerDescribe();
+    const raw = f.raw;
+    const n = raw.readInt16BE(5);
+    const columns: Column[] = [];
+    let rewritten: Buffer | undefined;
+    let at = 7;
+    for (let i = 0; i < n; i++) {
+      const end = raw.indexOf(0, at);
+      if (end < 0 || end + 19 > raw.length)
+        throw new PgProtocolError('invalid backend message: truncated RowDescription');
+      const output = raw.toString('utf8', at, end);
+      const p = end + 1;
+      const tableOid = raw.readUInt32BE(p);
+      const attnum = raw.readInt16BE(p + 4);
+      const type = raw.readUInt32BE(p + 6);
+      const binary = raw.readInt16BE(p + 16) === 1;
+      let spec: MaskSpec | undefined;
+      if (this.#masker.hasColumns) {
+        const t = tableOid !== 0 ? this.#hooks.cached(tableOid) : undefined;
+        spec = this.#masker.column(
+          t ? { schema: t.schema, table: t.table, column: t.columns.get(attnum), output } : { output },
+        );
+      }
+      if (spec && type !== T_TEXT) {
+        rewritten ??= Buffer.from(raw);
+        rewritten.writeUInt32BE(T_TEXT, p + 6);
+        rewritten.writeInt16BE(-1, p + 10);
+        rewritten.writeInt32BE(-1, p + 12);
+      }
+      columns.push({ type, binary, spec });
+      at = p + 18;
+    }
+    // A statement's description (before Bind) only says which columns there will be; rows follow
+    // the portal's.
+    if (!d || d.portal) this.#columns = columns;
+    if (d?.ours) return EMPTY;
+    return rewritten ?? raw;
+  }
+
+  #dataRow(f: Frame, columns: readonly Column[]): Buffer {
+    const raw = f.raw;
+    const n = raw.readInt16BE(5);
+    let parts: Buffer[] | undefined;
+    let copied = 7;
+    let at = 7;
+    for (let i = 0; i < n; i++) {
+      const len = raw.readInt32BE(at);
+      const start = at + 4;
+      const end = len < 0 ? start : start + len;
+      if (end > raw.length) throw new PgProtocolError('invalid backend message: truncated DataRow');
+      const c = columns[i];
+      const replacement = len < 0 || !c ? undefined : this.#value(raw.subarray(start, end), c);
+      if (replacement !== undefined) {
+        parts ??= [];
+        parts.push(raw.subarray(copied, at));
+        const head = Buffer.allocUnsafe(4);
+        head.writeInt32BE(replacement === null ? -1 : replacement.length);
+        parts.push(head);
+        if (replacement) parts.push(replacement);
+        copied = end;
+      }
+      at = end;
+    }
+    if (!parts) return raw;
+    parts.push(raw.subarray(copied));
+    const body = Buffer.concat(parts);
+    const out = Buffer.allocUnsafe(7 + body.length);
+    out[0] = BackendType.DataRow;
+    out.writeInt32BE(6 + body.length, 1);
+    out.writeInt16BE(n, 5);
+    body.copy(out, 7);
+    return out;
+  }
+
+  /** A value's replacement: bytes, null for SQL NULL, or undefined to keep it. */
+  #value(v: Buffer, c: Column): Buffer | null | undefined {
+    if (c.spec) return Buffer.from(this.#masker.mask(asText(v, c), c.spec), 'utf8');
+    if (!this.#masker.hasDetectors || NOTHING_TO_FIND.has(c.type)) return undefined;
+    if (!c.binary || TEXT_LIKE.has(c.type)) {
+      const text = v.toString('utf8');
+      const masked = this.#masker.scan(text);
+      if (masked === text) return undefined;
+      return c.type === INT2 || c.type === INT4 || c.type === INT8 || c.type === NUMERIC
+        ? null
+        : Buffer.from(masked, 'utf8');
+    }
+    if (c.type === JSONB && v[0] === 1) {
+      const text = v.toString('utf8', 1);
+      const masked = this.#masker.scan(text);
+      return masked === text ? undefined : Buffer.concat([v.subarray(0, 1), Buffer.from(masked, 'utf8')]);
+    }
+    // Binary numbers are read as decimal; anything else binary is searched as bytes.
+    const text =
+      c.type === INT8 || c.type === NUMERIC || c.type === INT4 ? asText(v, c) : v.toString('latin1');
+    return this.#masker.scan(text) === text ? undefined : null;
+  }
+
+  #scanFields(f: Frame): Buffer {
+    if (!this.#masker.hasDetectors) return f.raw;
+    const raw = f.raw;
+    const parts: Buffer[] = [raw.subarray(0, 5)];
+    let changed = false;
+    let at = 5;
+    while (at < raw.length && raw[at] !== 0) {
+      const code = raw[at]!;
+      const end = raw.indexOf(0, at + 1);
+      if (end < 0) throw new PgProtocolError('invalid backend message: unterminated field');
+      const text = raw.toString('utf8', at + 1, end);
+      // Severity, SQLSTATE, positions and source location cannot hold data.
+      const masked = 'SVCPpFLR'.includes(String.fromCharCode(code)) ? text : this.#masker.scan(text);
+      if (masked !== text) changed = true;
+      parts.push(Buffer.from([code]), Buffer.from(masked, 'utf8'), Buffer.from([0]));
+      at = end + 1;
+    }
+    if (!changed) return raw;
+    parts.push(Buffer.from([0]));
+    const out = Buffer.concat(parts);
+    out.writeInt32BE(out.length - 1, 1);
+    return out;
+  }
+
+  #notification(f: Frame): Buffer {
+    if (!this.#masker.hasDetectors) return f.raw;
+    const raw = f.raw;
+    const c1 = raw.indexOf(0, 9);
+    const c2 = c1 < 0 ? -1 : raw.indexOf(0, c1 + 1);
+    if (c2 < 0) throw new PgProtocolError('invalid backend message: truncated NotificationResponse');
+    const payload = raw.toString('utf8', c1 + 1, c2);
+    const masked = this.#masker.scan(payload);
+    if (masked === payload) return raw;
+    const out = Buffer.concat([raw.subarray(0, c1 + 1), Buffer.from(masked, 'utf8'), Buffer.from([0])]);
+    out.writeInt32BE(out.length - 1, 1);
+    return out;
+  }
+
+  #copyData(f: Frame): Buffer {
+    if (!this.#masker.hasDetectors) return f.raw;
+    const text = f.raw.toString('utf8', 5);
+    const masked = this.#masker.scan(text);
+    if (masked === text) return f.raw;
+    const body = Buffer.from(masked, 'utf8');
+    const out = Buffer.allocUnsafe(5 + body.length);
+    out[0] = BackendType.CopyData;
+    out.writeInt32BE(4 + body.length, 1);
+    body.copy(out, 5);
+    return out;
+  }
+}
+
+function tableOids(f: Frame): number[] {
+  const raw = f.raw;
+  const n = raw.readInt16BE(5);
+  const out: number[] = [];
+  let at = 7;
+  for (let i = 0; i < n; i++) {
+    const end = raw.indexOf(0, at);
+    if (end < 0 || end + 19 > raw.length)
+      throw new PgProtocolError('invalid backend message: truncated RowDescription');
+    const oid = raw.readUInt32BE(end + 1);
+    if (oid !== 0) out.push(oid);
+    at = end + 19;
+  }
+  return out;
+}
+
+/** A value as text: the text format as it is, the binary format of common types decoded. */
+function asText(v: Buffer, c: Column): string {
+  if (!c.binary || TEXT_LIKE.has(c.type)) return v.toString('utf8');
+  if (c.type === JSONB && v[0] === 1) return v.toString('utf8', 1);
+  if (c.type === INT2 && v.length === 2) return String(v.readInt16BE(0));
+  if (c.type === INT4 && v.length === 4) return String(v.readInt32BE(0));
+  if (c.type === INT8 && v.length === 8) return v.readBigInt64BE(0).toString();
+  if (c.type === NUMERIC) return numericText(v) ?? `\\x${v.toString('hex')}`;
+  return `\\x${v.toString('hex')}`;
+}
+
+/**
+ * Binary numeric: ndigits, weight, sign, dscale, then base-10000 digits.
+ * https://github.com/postgres/postgres/blob/master/src/backend/utils/adt/numeric.c (numeric_send)
+ */
+function numericText(v: Buffer): string | undefined {
+  if (v.length < 8) return undefined;
+  const ndigits = v.readInt16BE(0);
+  const weight = v.readInt16BE(2);
+  const sign = v.readUInt16BE(4);
+  const dscale = v.readInt16BE(6);
+  if (v.length !== 8 + ndigits * 2) return undefined;
+  if (sign === 0xc000) return 'NaN';
+  if (sign === 0xd000) return 'Infinity';
+  if (sign === 0xf000) return '-Infinity';
+  const digits: number[] = [];
+  for (let i = 0; i < ndigits; i++) digits.push(v.readInt16BE(8 + i * 2));
+  let int = '';
+  for (let w = 0; w <= weight; w++) {
+    const d = digits[w] ?? 0;
+    int += w === 0 ? String(d) : String(d).padStart(4, '0');
+  }
+  if (int === '') int = '0';
+  let frac = '';
+  for (let w = weight + 1; w < ndigits; w++) {
+    const d = w < 0 ? 0 : (digits[w] ?? 0);
+    frac += String(d).padStart(4, '0');
+  }
+  frac = frac.padEnd(dscale, '0').slice(0, dscale);
+  return `${sign === 0x4000 ? '-' : ''}${int}${frac ? `.${frac}` : ''}`;
+}
