@@ -36,6 +36,9 @@ export const ERROR_CODES = {
   AIRLOCK_E_APPROVAL_REVOKED: 'the approval was revoked',
   AIRLOCK_E_BREAK_GLASS: 'break-glass is not allowed',
   AIRLOCK_E_HOST_KEY_MISMATCH: 'the target presented a host key other than the one pinned for it',
+  AIRLOCK_E_RATE_LIMITED: 'too many failed sign-ins; try again later',
+  AIRLOCK_E_LIMIT_CONNECTIONS: 'too many open connections',
+  AIRLOCK_E_LIMIT_PENDING: 'too many requests waiting for approval',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -83,6 +86,10 @@ function defaultStatus(code: ErrorCode): number {
       return 403;
     case 'AIRLOCK_E_OIDC_UNAVAILABLE':
       return 503;
+    case 'AIRLOCK_E_RATE_LIMITED':
+    case 'AIRLOCK_E_LIMIT_CONNECTIONS':
+    case 'AIRLOCK_E_LIMIT_PENDING':
+      return 429;
     case 'AIRLOCK_E_FORBIDDEN':
     case 'AIRLOCK_E_SELF_APPROVAL':
     case 'AIRLOCK_E_NOT_A_REVIEWER':

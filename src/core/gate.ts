@@ -9,6 +9,7 @@ import { type Approvals, formatDuration } from './approvals/service.ts';
 import type { AuditLog } from './audit/log.ts';
 import { AirlockError, isAirlockError } from './errors.ts';
 import type { GateOutcome, GatePort, SessionInfo, Settlement } from './gate-types.ts';
+import type { Limits } from './limits/limits.ts';
 import { type Decision, evaluate } from './policy/evaluate.ts';
 import type { Policy } from './policy/policy.ts';
 
@@ -17,6 +18,12 @@ export interface GateOptions {
   readonly approvals: Approvals;
   readonly audit: AuditLog;
   readonly now?: () => number;
+  /** Caps requests waiting per principal, so one runaway caller cannot flood the reviewers. */
+  readonly pendingLimit?: {
+    readonly limits: Limits;
+    /** Requests of this principal now pending (may stop counting at the limit). */
+    pendingFor(principal: string): Promise<number>;
+  };
 }
 
 /** Keys whose values are never written to the audit log, whatever a caller passes in. */
@@ -67,12 +74,14 @@ export class Gate implements GatePort {
   private readonly approvals: Approvals;
   private readonly audit: AuditLog;
   private readonly now: () => number;
+  private readonly pendingLimit: GateOptions['pendingLimit'];
 
   constructor(opts: GateOptions) {
     this.policy = opts.policy;
     this.approvals = opts.approvals;
     this.audit = opts.audit;
     this.now = opts.now ?? Date.now;
+    this.pendingLimit = opts.pendingLimit;
   }
 
   async decide(action: Action): Promise<GateOutcome> {
@@ -108,6 +117,26 @@ export class Gate implements GatePort {
       // The first use of a grant moves the request to executed, so reviewers see it ran.
       if (grant.status === 'approved') await this.approvals.markExecuted(grant.requestId).catch(() => {});
       return { verdict: 'allow', decision, via: 'grant', requestId: grant.requestId };
+    }
+
+    if (this.pendingLimit) {
+      const { limits, pendingFor } = this.pendingLimit;
+      try {
+        limits.checkPending(action.principal, await pendingFor(action.principal.name), action.connection);
+      } catch (err) {
+        if (!isAirlockError(err) || err.code !== 'AIRLOCK_E_LIMIT_PENDING') throw err;
+        const reason = err.describe();
+        await this.audit.append('action.denied', {
+          ...actionData(action, fingerprint, decision),
+          reason,
+          limit: 'max_pending_per_principal',
+        });
+        return {
+          verdict: 'deny',
+          decision: { effect: 'deny', rule: decision.rule, reason, why: decision.why },
+          reason,
+        };
+      }
     }
 
     const request = await this.approvals.create({

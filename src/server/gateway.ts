@@ -10,6 +10,7 @@ import type { AuditLog } from '../core/audit/log.ts';
 import { openEvidence } from '../core/audit/evidence.ts';
 import { AirlockError } from '../core/errors.ts';
 import { Gate } from '../core/gate.ts';
+import { DEFAULT_LIMITS, Limits } from '../core/limits/limits.ts';
 import { TokenRegistry } from '../core/identity/tokens.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import type { Store } from '../core/store.ts';
@@ -187,7 +188,29 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       cleanup.push(() => api.close());
     }
 
-    const gate = new Gate({ policy: effective, approvals, audit });
+    const limits = new Limits(policy.limits ?? DEFAULT_LIMITS, (type, data) => {
+      try {
+        audit.appendLater(type, data);
+      } catch {
+        // The log is failing; the Gate refuses every non-read until it recovers.
+      }
+    });
+    const gate = new Gate({
+      policy: effective,
+      approvals,
+      audit,
+      pendingLimit: {
+        limits,
+        pendingFor: async (principal) =>
+          (
+            await store.listRequests({
+              status: ['pending'],
+              principal,
+              limit: (policy.limits ?? DEFAULT_LIMITS).maxPendingPerPrincipal,
+            })
+          ).length,
+      },
+    });
 
     /** Open caller connections per listener that can count them, for draining. */
     const openSessions: (() => number)[] = [];
@@ -206,6 +229,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           recordings,
           store,
           tls,
+          limits,
           log: log.child({ protocol: listener.protocol }),
         },
         host,

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Approvals } from '../core/approvals/service.ts';
 import type { AuditLog } from '../core/audit/log.ts';
 import type { Gate } from '../core/gate.ts';
+import type { Limits } from '../core/limits/limits.ts';
 import type { Recorder } from '../core/recording/types.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { ConnectionType, Policy } from '../core/policy/policy.ts';
@@ -28,6 +29,8 @@ export interface ListenerContext {
   /** Session recordings: `recordings.open(sessionId, connection, format)`; see core/recording. */
   readonly recordings: Recorder;
   readonly store: Store;
+  /** Connection slots, failed sign-in throttling, timeouts and byte bounds (core/limits). */
+  readonly limits: Limits;
   readonly log: Logger;
   /** The gateway's own certificate (PEM), for callers that ask for TLS. */
   readonly tls?: { readonly cert: string; readonly key: string } | undefined;
@@ -64,6 +67,7 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         gate: ctx.gate,
         tokens: ctx.tokens,
         ...(ctx.tls ? { tls: ctx.tls } : {}),
+        limits: ctx.limits,
         log: ctx.log,
       }),
   },

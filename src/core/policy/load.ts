@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
 import type { ZodError } from 'zod';
 import { AirlockError } from '../errors.ts';
+import { limitsConfig } from '../limits/schema.ts';
 import { resolveMaskingRule } from '../masking/schema.ts';
 import { hashToken } from '../identity/tokens.ts';
 import { ConnectionFieldError, resolveContext } from './connections/common.ts';
@@ -174,6 +175,7 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     defaultReview: p.defaults.review ?? reviewSchema.parse({ groups: ['admins'] }),
     notify,
     masking,
+    limits: limitsConfig(p.limits),
   };
 }
 

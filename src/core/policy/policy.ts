@@ -2,6 +2,7 @@
 import type { PrincipalKind } from '../action.ts';
 import type { MaskingRule } from '../masking/schema.ts';
 import type { NotifyEvent, ReviewSpec, RuleConfig } from './schema.ts';
+import type { LimitsConfig } from '../limits/limits.ts';
 import type { Secret } from './secret.ts';
 
 export type { ConnectionType, PolicyConnection } from './connections/index.ts';
@@ -74,6 +75,8 @@ export interface Policy {
   readonly connections: ReadonlyMap<string, PolicyConnection>;
   readonly rules: readonly PolicyRule[];
   readonly defaultReview: ReviewSpec;
+  /** Resource limits (absent: the defaults). */
+  readonly limits?: LimitsConfig | undefined;
   /** Notification channels (absent or empty: none). */
   readonly notify?: readonly NotifyChannel[] | undefined;
   /** Masking rules, in file order (absent or empty: nothing is masked). */

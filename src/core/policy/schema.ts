@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ACTION_KINDS, PRINCIPAL_KINDS } from '../action.ts';
+import { limitsSchema } from '../limits/schema.ts';
 import { maskingRuleSchema } from '../masking/schema.ts';
 import { connectionSchema } from './connections/index.ts';
 import { EFFECTS, name, reviewSchema } from './review.ts';
@@ -151,6 +152,8 @@ export const policySchema = z
     rules: z.array(ruleSchema).default([]),
     masking: z.array(maskingRuleSchema).default([]),
     notify: z.array(notifySchema).default([]),
+    /** Resource limits; every value has a default. */
+    limits: limitsSchema.optional(),
   })
   .superRefine((p, ctx) => {
     p.rules.forEach((rule, i) => {

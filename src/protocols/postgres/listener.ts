@@ -6,6 +6,7 @@ import { createServer, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { CancelKeys } from './cancel.ts';
 import { initClassifier } from './classify.ts';
@@ -21,6 +22,8 @@ export interface PostgresListenerOptions {
   /** PEM strings; when absent SSLRequest is answered 'N'. */
   tls?: { cert: string; key: string };
   log?: Logger;
+  /** Connection slots, sign-in throttling and the startup timeout. */
+  limits?: Limits;
   /** While a statement is held, a NoticeResponse goes to the caller this often. */
   keepaliveNoticeMs?: number;
 }
@@ -46,6 +49,8 @@ export async function startPostgresListener(o: PostgresListenerOptions): Promise
     log: o.log,
     keepaliveNoticeMs: o.keepaliveNoticeMs ?? 30_000,
     cancelKeys,
+    limits: o.limits,
+    ...(o.limits ? { startupTimeoutMs: o.limits.config.startupTimeoutMs } : {}),
   };
   const server = createServer((socket: Socket) => {
     try {

@@ -21,6 +21,7 @@ import { type Action, type ActionPart, kindOfParts, type Principal } from '../..
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import { type CancelKeys, sendCancel } from './cancel.ts';
 import { type ClassifiedSql, classifySql } from './classify.ts';
@@ -71,6 +72,8 @@ export interface SessionContext {
   readonly cancelKeys: CancelKeys;
   readonly maxMessage?: number;
   readonly startupTimeoutMs?: number;
+  /** Connection slots and failed sign-in throttling shared with the other protocols. */
+  readonly limits?: Limits | undefined;
 }
 
 export const STARTUP_TIMEOUT_MS = 15_000;
@@ -155,6 +158,7 @@ export class PgSession {
   readonly #abort = new AbortController();
   #startupTimer: NodeJS.Timeout | undefined;
   readonly #onClosed: () => void;
+  #releaseSlot: (() => void) | undefined;
 
   // Caller → target
   #queue: Frame[] = [];
@@ -347,8 +351,10 @@ export class PgSession {
     const { policy, gate, log } = this.#ctx;
     const user = this.#params.get('user') ?? '';
     const database = this.#params.get('database') || user;
+    const attempt = { protocol: 'postgres', source: this.#source, identity: user || undefined };
     let principal: Principal;
     try {
+      this.#ctx.limits?.beforeAuth(attempt);
       principal = await this.#ctx.tokens.authenticate(token === '' ? undefined : token, {
         source: this.#source,
         protocol: 'postgres',
@@ -358,6 +364,7 @@ export class PgSession {
       const e = isAirlockError(err)
         ? err
         : new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the Airlock token was not recognised');
+      if (e.code !== 'AIRLOCK_E_RATE_LIMITED') this.#ctx.limits?.authFailed(attempt);
       gate.authFailed({
         protocol: 'postgres',
         source: this.#source,
@@ -390,6 +397,16 @@ export class PgSession {
           : 'no PostgreSQL connections are configured',
       );
       return;
+    }
+    if (this.#ctx.limits) {
+      try {
+        this.#releaseSlot = this.#ctx.limits.openConnection(principal, 'postgres', this.#source);
+      } catch (err) {
+        const e = err as AirlockError;
+        // 53300 too_many_connections: drivers and poolers know to back off on it.
+        this.#fatal('53300', e.message, e.hint);
+        return;
+      }
     }
     this.#principal = principal;
     this.#connection = connection;
@@ -975,6 +992,7 @@ export class PgSession {
     if (!c.destroyed) setTimeout(() => c.destroy(), 1000).unref();
     this.#queue = [];
     this.#batch = [];
+    this.#releaseSlot?.();
     if (this.#opened) this.#ctx.gate.sessionClosed(this.id, { reason });
     this.#ctx.log?.info({ session: this.id, reason }, 'postgres session closed');
     this.#onClosed();
