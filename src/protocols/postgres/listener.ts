@@ -9,6 +9,7 @@ import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { CancelKeys } from './cancel.ts';
+import { Catalogs } from './catalog.ts';
 import { initClassifier } from './classify.ts';
 import { type Logger, PgSession } from './session.ts';
 
@@ -41,7 +42,9 @@ export async function startPostgresListener(o: PostgresListenerOptions): Promise
   const cancelKeys = new CancelKeys();
   const sessions = new Set<PgSession>();
   const tls = o.tls ? createSecureContext({ cert: o.tls.cert, key: o.tls.key }) : undefined;
+  const catalogs = new Catalogs(o.policy.baseDir);
   const ctx = {
+    catalogs,
     policy: o.policy,
     gate: o.gate,
     tokens: o.tokens,
@@ -80,6 +83,7 @@ export async function startPostgresListener(o: PostgresListenerOptions): Promise
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of [...sessions]) s.destroy();
+        void catalogs.close();
       }),
   };
 }

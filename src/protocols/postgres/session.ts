@@ -22,8 +22,10 @@ import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
+import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import { type CancelKeys, sendCancel } from './cancel.ts';
+import type { Catalog, Catalogs } from './catalog.ts';
 import { type ClassifiedSql, classifySql } from './classify.ts';
 import {
   describeType,
@@ -33,6 +35,7 @@ import {
   MessageReader,
   PgProtocolError,
 } from './codec.ts';
+import { MaskingRelay } from './masking-relay.ts';
 import {
   authenticationRequest,
   backendKeyData,
@@ -72,6 +75,8 @@ export interface SessionContext {
   readonly cancelKeys: CancelKeys;
   readonly maxMessage?: number;
   readonly startupTimeoutMs?: number;
+  /** Side connections to the targets' catalogs (masking, function volatility). */
+  readonly catalogs?: Catalogs | undefined;
   /** Connection slots and failed sign-in throttling shared with the other protocols. */
   readonly limits?: Limits | undefined;
 }
@@ -170,7 +175,11 @@ export class PgSession {
   #clientPause = 0;
 
   // Target → caller
-  readonly #relay: BackendRelay;
+  #relay: BackendRelay | MaskingRelay;
+  /** Set when masking applies to this session: results are rewritten, not just relayed. */
+  #masking: MaskingRelay | undefined;
+  #masker: SessionMasker | undefined;
+  #catalog: Catalog | undefined;
   #txStatus: number = TxStatus.Idle;
   /** ReadyForQuery cycles opened (Sync/Query/FunctionCall forwarded) and completed. */
   #sentCycles = 0;
@@ -410,6 +419,9 @@ export class PgSession {
     }
     this.#principal = principal;
     this.#connection = connection;
+    this.#catalog = this.#ctx.catalogs?.for(connection);
+    this.#masker = maskerFor(policy.masking, connection.name, principal);
+    if (this.#masker) this.#masking = this.#maskingRelay(this.#masker);
 
     const passed = new Map<string, string>();
     for (const [k, v] of this.#params) {
@@ -517,10 +529,31 @@ export class PgSession {
     if (this.#queue.length > 0) void this.#drain();
   }
 
+  #maskingRelay(masker: SessionMasker): MaskingRelay {
+    const catalog = this.#catalog;
+    const relay = new MaskingRelay(masker, {
+      ready: (status) => this.#onReady(status),
+      wantErrors: () => this.#denials.length > 0,
+      error: (raw) => this.#rewriteError(raw),
+      cached: (oid) => catalog?.cachedTable(oid) ?? (catalog ? undefined : null),
+      lookup: (oids) => (catalog ? catalog.tables(oids) : Promise.resolve()),
+      write: (out) => this.#writeOut(out),
+      pauseUpstream: () => this.#upstream?.pause(),
+      resumeUpstream: () => this.#upstream?.resume(),
+      fail: (message) => {
+        this.#ctx.log?.error({ session: this.id, err: message }, 'postgres masking failed');
+        this.#fatal('XX000', message, 'the result was not sent; tell an Airlock admin if this persists');
+      },
+    });
+    this.#relay = relay;
+    return relay;
+  }
+
   // ------------------------------------------------------------------------------------------
   // Flow control: a slow reader on either side pauses the other side instead of growing buffers.
 
   readonly #onClientDrain = (): void => {
+    if (this.#masking?.blocked) return;
     this.#upstream?.resume();
   };
 
@@ -549,9 +582,10 @@ export class PgSession {
     if (!this.#relay.inject(b)) this.#writeClient(b);
   }
 
-  #writeUpstream(buffers: readonly Buffer[]): void {
+  #writeUpstream(messages: readonly Buffer[]): void {
     const u = this.#upstream;
     if (!u || this.#state === SessionState.Closed) return;
+    const buffers = this.#masking ? this.#masking.outgoing(messages) : messages;
     let ok = true;
     if (buffers.length === 1) ok = u.write(buffers[0]!);
     else {
@@ -587,13 +621,17 @@ export class PgSession {
       this.#fatal('08P01', 'the target sent an invalid message; Airlock closed the connection');
       return;
     }
+    this.#writeOut(out);
+  };
+
+  #writeOut(out: readonly Buffer[]): void {
     if (out.length === 1) this.#writeClient(out[0]!);
     else if (out.length > 1) {
       this.#client.cork();
       for (const b of out) this.#writeClient(b);
       this.#client.uncork();
     }
-  };
+  }
 
   #onReady(status: number): void {
     this.#txStatus = status;
@@ -701,6 +739,8 @@ export class PgSession {
     for (const p of parts) {
       if (p.statement === 'PrepareStmt') this.#sqlPrepared = true;
       else if (p.statement === 'DeclareCursorStmt') this.#sqlCursors = true;
+      // Column names and function definitions the catalog cache holds may have changed.
+      if (p.kind !== 'read' && p.kind !== 'write') this.#catalog?.invalidate();
     }
   }
 
@@ -863,10 +903,11 @@ export class PgSession {
         continue;
       }
       const text = portal.binary[i] ? `\\x${v.toString('hex')}` : v.toString('utf8');
+      const shown = this.#masker ? this.#masker.scan(text) : text;
       display.push(
-        text.length > PARAM_DISPLAY_MAX
-          ? `${text.slice(0, PARAM_DISPLAY_MAX)}… (${text.length} characters)`
-          : text,
+        shown.length > PARAM_DISPLAY_MAX
+          ? `${shown.slice(0, PARAM_DISPLAY_MAX)}… (${shown.length} characters)`
+          : shown,
       );
       identity.push(text.length > PARAM_DISPLAY_MAX ? `sha256:${sha256(text)}` : text);
     }
