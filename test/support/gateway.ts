@@ -7,10 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { loadPolicyFile } from '../../src/core/policy/load.ts';
 import { startGateway } from '../../src/server/gateway.ts';
 import type { PrivatePostgres } from './postgres.ts';
 import type { PsqlTarget } from './psql.ts';
+import { findLeaks, leaksIn } from './secret-scan.ts';
 
 /** Principals every test gateway knows. */
 export const PRINCIPALS = {
@@ -103,6 +105,8 @@ export interface StartTestGatewayOptions {
   extra?: string;
   /** Connection default for unmatched actions. */
   connectionDefault?: 'allow' | 'review' | 'deny';
+  /** Extra YAML inside `identities:` (indented two spaces), e.g. an `oidc:` list. */
+  identities?: string;
 }
 
 export async function startTestGateway(
@@ -136,6 +140,7 @@ store: sqlite:./data/airlock.db
 identities:
   tokens:
 ${identities.join('\n')}
+${opts.identities ?? ''}
 
 connections:
   ${CONNECTION}:
@@ -155,12 +160,20 @@ ${opts.extra ?? ''}
   const policy = loadPolicyFile(policyFile);
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
-    gateway = await startGateway({ policy });
+    // Everything the gateway logs, at debug level, is scanned for secrets when the test closes it.
+    gateway = await startGateway({
+      policy,
+      logger: pino({ level: 'debug' }, pino.destination({ dest: join(dir, 'gateway.log'), sync: true })),
+    });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   const apiUrl = gateway.api.url.replace(/\/$/, '');
+  const secrets: Record<string, string> = {
+    ...Object.fromEntries(Object.entries(tokens).map(([n, t]) => [`${n}'s token`, t])),
+    'the upstream password': upstream.app.password,
+  };
   const pgAddr = { host: gateway.postgres.host, port: gateway.postgres.port };
 
   const api = async <T>(method: string, path: string, body?: unknown, as?: PrincipalName | string) => {
@@ -175,6 +188,9 @@ ${opts.extra ?? ''}
       signal: AbortSignal.timeout(30_000),
     });
     const text = await res.text();
+    const leaked = leaksIn(text, secrets);
+    if (leaked.length > 0)
+      throw new Error(`${method} ${path} answered with a secret in it: ${leaked.join(', ')}`);
     let parsed: unknown = text;
     try {
       parsed = text.length > 0 ? JSON.parse(text) : undefined;
@@ -200,6 +216,11 @@ ${opts.extra ?? ''}
       closed = true;
       try {
         await gateway.close();
+        const leaks = findLeaks(dir, secrets, (path) => path === join(dir, 'secrets') || path === policyFile);
+        if (leaks.length > 0)
+          throw new Error(
+            `secrets leaked into the gateway's files: ${leaks.map((l) => `${l.secret} in ${l.where}`).join('; ')}`,
+          );
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

@@ -10,11 +10,27 @@
  *
  * Fail closed: if the store refuses a write, nothing is advanced in memory — the next attempt
  * reuses the same seq and prevHash — and queued records stay queued until a write succeeds.
+ *
+ * Checkpoints (when a key is configured): once a commit leaves the head `every` records past
+ * the last checkpoint, or every `intervalMs` if anything was written since, a signed checkpoint
+ * for the committed head joins the next batch. Signing costs one Ed25519 signature per
+ * checkpoint, never per record, and the data path never waits for it.
  */
 import { AirlockError } from '../errors.ts';
 import type { AuditRecord, Store } from '../store.ts';
 import { canonical } from './canonical.ts';
 import { GENESIS, hashCanonicalData } from './chain.ts';
+import { CHECKPOINT_TYPE, type CheckpointKey, type SignedCheckpoint, signCheckpoint } from './checkpoint.ts';
+
+export interface CheckpointOptions {
+  readonly key: CheckpointKey;
+  /** A checkpoint at least every this many records. Default 1000. */
+  readonly every?: number;
+  /** And at least this often while records are written. Default 60 s. */
+  readonly intervalMs?: number;
+  /** Told about each checkpoint once it is committed (anchors outside the store). Must not throw. */
+  readonly onCheckpoint?: (checkpoint: SignedCheckpoint, recordSeq: number) => void;
+}
 
 export interface AuditLogOptions {
   /** How long an `appendLater` record may wait for its batch. Default 50 ms. */
@@ -27,6 +43,8 @@ export interface AuditLogOptions {
    */
   readonly maxQueued?: number;
   readonly now?: () => number;
+  /** Signed checkpoints; none when omitted. */
+  readonly checkpoints?: CheckpointOptions | undefined;
 }
 
 interface Queued {
@@ -69,9 +87,19 @@ export class AuditLog {
   private lastWriteFailed = false;
   private overflowed = false;
   private closed = false;
+  private readonly cp: CheckpointOptions | undefined;
+  private readonly cpEvery: number;
+  private cpTimer: NodeJS.Timeout | undefined;
+  /** Seq the newest queued or written checkpoint vouches for. */
+  private cpCovered = 0;
+  /** Seq of the newest checkpoint record written. */
+  private cpRecord = -1;
+  private cpQueued = false;
 
   constructor(store: Store, opts: AuditLogOptions = {}) {
     this.store = store;
+    this.cp = opts.checkpoints;
+    this.cpEvery = Math.max(1, opts.checkpoints?.every ?? 1000);
     this.batchMs = opts.batchMs ?? 50;
     this.batchMax = Math.max(1, opts.batchMax ?? 512);
     this.maxQueued = opts.maxQueued ?? this.batchMax * 64;
@@ -92,9 +120,44 @@ export class AuditLog {
     try {
       const head = await this.store.auditHead();
       this.head = head ? { seq: head.seq, hash: head.hash } : { seq: 0, hash: GENESIS };
+      if (head?.type === CHECKPOINT_TYPE) {
+        this.cpRecord = head.seq;
+        this.cpCovered = head.seq - 1;
+      }
     } catch (err) {
       throw unavailable('the audit log could not be read', err);
     }
+    if (this.cp) {
+      // Records a previous run wrote after its last checkpoint (a crash) get one right away.
+      if (this.head.seq > 0 && this.head.seq !== this.cpRecord) this.queueCheckpoint();
+      const interval = Math.max(10, this.cp.intervalMs ?? 60_000);
+      this.cpTimer = setInterval(() => {
+        if (this.closed || this.cpQueued || !this.head) return;
+        if (this.head.seq > this.cpCovered && this.head.seq !== this.cpRecord) this.queueCheckpoint();
+      }, interval);
+      this.cpTimer.unref();
+    }
+  }
+
+  /** Appends a checkpoint for the current head now (unless the head is one) and commits it. */
+  async checkpoint(): Promise<void> {
+    if (!this.cp) throw new AirlockError('AIRLOCK_E_INTERNAL', 'no audit signing key is configured');
+    if (!this.cpQueued && this.head && this.head.seq > 0 && this.head.seq !== this.cpRecord)
+      this.queueCheckpoint();
+    await this.flush();
+  }
+
+  private queueCheckpoint(): void {
+    const head = this.head!;
+    const cp = this.cp!;
+    const signed = signCheckpoint(cp.key, head.seq, head.hash, this.now());
+    const data = { ...signed };
+    // Ahead of anything queued meanwhile, so on a single-writer store it lands right after the
+    // record it vouches for.
+    this.queued.unshift({ at: signed.at, type: CHECKPOINT_TYPE, data, dataJson: canonical(data) });
+    this.cpCovered = head.seq;
+    this.cpQueued = true;
+    this.schedule(this.batchMs);
   }
 
   /**
@@ -135,6 +198,18 @@ export class AuditLog {
   }
 
   async close(): Promise<void> {
+    if (this.cpTimer) clearInterval(this.cpTimer);
+    this.cpTimer = undefined;
+    // A clean stop leaves every record vouched for by a signature.
+    if (
+      this.cp &&
+      !this.closed &&
+      this.head &&
+      this.head.seq > 0 &&
+      !this.cpQueued &&
+      this.head.seq !== this.cpRecord
+    )
+      this.queueCheckpoint();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.head !== undefined && this.queued.length > 0) await this.flush();
@@ -220,6 +295,7 @@ export class AuditLog {
     this.head = { seq: last.seq, hash: last.hash };
     this.lastWriteFailed = false;
     if (this.queued.length < this.maxQueued) this.overflowed = false;
+    if (this.cp) this.afterCommit(committed);
     for (let i = 0; i < batch.length; i++) {
       const waiter = batch[i]!.waiter;
       if (waiter) {
@@ -228,6 +304,28 @@ export class AuditLog {
       }
     }
     return [...committed];
+  }
+
+  private afterCommit(committed: readonly AuditRecord[]): void {
+    const cp = this.cp!;
+    for (const r of committed) {
+      if (r.type !== CHECKPOINT_TYPE) continue;
+      this.cpRecord = r.seq;
+      this.cpQueued = false;
+      try {
+        cp.onCheckpoint?.(r.data as unknown as SignedCheckpoint, r.seq);
+      } catch {
+        // anchors report their own failures
+      }
+    }
+    const head = this.head!;
+    if (
+      !this.cpQueued &&
+      !this.closed &&
+      head.seq - this.cpCovered >= this.cpEvery &&
+      head.seq !== this.cpRecord
+    )
+      this.queueCheckpoint();
   }
 }
 

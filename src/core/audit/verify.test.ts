@@ -67,7 +67,8 @@ describe('verifyChain', () => {
   test('an empty log verifies', async () => {
     const store = new SqliteStore({ filename: ':memory:' });
     await store.migrate();
-    assert.deepEqual(await verifyChain(store), { ok: true, count: 0, headHash: GENESIS });
+    const v = await verifyChain(store);
+    assert.deepEqual([v.ok, v.count, v.ok && v.headHash], [true, 0, GENESIS]);
     await store.close();
   });
 

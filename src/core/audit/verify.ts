@@ -13,17 +13,31 @@
  *   (the previous record was rewritten with a recomputed hash, or records between them were
  *   deleted and the rest rehashed).
  *
- * Deleting the newest records cannot be seen from the chain alone; signed checkpoints (later)
- * close that gap.
+ * Then checkpoints (checkpoint-check.ts): signatures, the hashes they vouch for, and anchors
+ * kept outside the store, which catch records rewritten with recomputed hashes and the newest
+ * records deleted — neither of which the chain alone can show.
  */
 import type { AuditRecord, Store } from '../store.ts';
 import { canonical } from './canonical.ts';
 import { GENESIS, hashCanonicalData } from './chain.ts';
+import {
+  CheckpointChecker,
+  type CheckpointCheckOptions,
+  type CheckpointProblem,
+  type CheckpointSummary,
+} from './checkpoint-check.ts';
 
-export type Problem = 'edited' | 'deleted' | 'reordered' | 'inserted' | 'broken-link';
+export type Problem = 'edited' | 'deleted' | 'reordered' | 'inserted' | 'broken-link' | CheckpointProblem;
 
 export type VerifyResult =
-  | { readonly ok: true; readonly count: number; readonly headHash: string }
+  | {
+      readonly ok: true;
+      readonly count: number;
+      readonly headHash: string;
+      /** Seq of the newest record (equals count for a log that starts at 1). */
+      readonly headSeq: number;
+      readonly checkpoints: CheckpointSummary;
+    }
   | {
       readonly ok: false;
       /** Records verified intact before the problem. */
@@ -33,7 +47,7 @@ export type VerifyResult =
       readonly message: string;
     };
 
-export interface VerifyOptions {
+export interface VerifyOptions extends CheckpointCheckOptions {
   /** Records read per store round trip. Default 5000. */
   readonly batch?: number;
   /** How far (in seq) to look for the place a moved record came from. Default 4096. */
@@ -111,6 +125,7 @@ export async function verifyChain(store: Store, opts: VerifyOptions = {}): Promi
   let expectedSeq = 1;
   let prevHash = GENESIS;
   let count = 0;
+  const checker = new CheckpointChecker(opts);
 
   const fail = (seq: number, problem: Problem, message: string): VerifyResult => ({
     ok: false,
@@ -187,11 +202,15 @@ export async function verifyChain(store: Store, opts: VerifyOptions = {}): Promi
             : `record ${seq} does not link to record ${seq - 1}: record ${seq - 1} was rewritten or records between them were deleted`,
         );
       }
+      const bad = checker.observe(seq, record.type, record.dataJson, record.hash);
+      if (bad) return fail(bad.seq, bad.problem, bad.message);
       prevHash = record.hash;
       expectedSeq = seq + 1;
       count += 1;
     }
     if (records.length < batchSize) break;
   }
-  return { ok: true, count, headHash: prevHash };
+  const truncated = checker.finish(expectedSeq - 1);
+  if (truncated) return fail(truncated.seq, truncated.problem, truncated.message);
+  return { ok: true, count, headHash: prevHash, headSeq: expectedSeq - 1, checkpoints: checker.summary() };
 }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
 import type { ZodError } from 'zod';
+import { resolveAudit } from '../audit/settings.ts';
 import { AirlockError } from '../errors.ts';
 import { limitsConfig } from '../limits/schema.ts';
 import { resolveMaskingRule } from '../masking/schema.ts';
@@ -174,6 +175,7 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     rules,
     defaultReview: p.defaults.review ?? reviewSchema.parse({ groups: ['admins'] }),
     notify,
+    audit: resolveAudit(p.audit, baseDir),
     masking,
     limits: limitsConfig(p.limits),
   };

@@ -1,5 +1,6 @@
 /** The resolved policy: what the rest of Airlock reads after the file has been validated. */
 import type { PrincipalKind } from '../action.ts';
+import type { AuditSettings } from '../audit/settings.ts';
 import type { MaskingRule } from '../masking/schema.ts';
 import type { NotifyEvent, ReviewSpec, RuleConfig } from './schema.ts';
 import type { LimitsConfig } from '../limits/limits.ts';
@@ -79,6 +80,8 @@ export interface Policy {
   readonly limits?: LimitsConfig | undefined;
   /** Notification channels (absent or empty: none). */
   readonly notify?: readonly NotifyChannel[] | undefined;
+  /** Checkpoint signing, anchors, recordings; absent: the defaults. */
+  readonly audit?: AuditSettings | undefined;
   /** Masking rules, in file order (absent or empty: nothing is masked). */
   readonly masking?: readonly MaskingRule[] | undefined;
 }

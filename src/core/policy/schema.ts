@@ -3,6 +3,7 @@
  * column, not a silently ignored rule.
  */
 import { z } from 'zod';
+import { auditSchema } from '../audit/settings.ts';
 import { ACTION_KINDS, PRINCIPAL_KINDS } from '../action.ts';
 import { limitsSchema } from '../limits/schema.ts';
 import { maskingRuleSchema } from '../masking/schema.ts';
@@ -152,6 +153,8 @@ export const policySchema = z
     rules: z.array(ruleSchema).default([]),
     masking: z.array(maskingRuleSchema).default([]),
     notify: z.array(notifySchema).default([]),
+    /** Signed checkpoints, anchors, recordings (core/audit/settings.ts). */
+    audit: auditSchema.optional(),
     /** Resource limits; every value has a default. */
     limits: limitsSchema.optional(),
   })
