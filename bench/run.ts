@@ -3,6 +3,8 @@
  * (when installed) pgbouncer, all in one run against one private PostgreSQL. Prints TPS ratios
  * and the latency Airlock adds at p50/p99; writes the same to .bench/results.json.
  *
+ * `--scale` runs bench/scale.ts instead (replicas on a PostgreSQL store).
+ *
  * Environment: BENCH_SECONDS (per run, default 10), BENCH_SCALE (pgbench -s, default 10),
  * BENCH_CLIENTS (default 8), BENCH_ONLY (e.g. "direct,airlock"), BENCH_MODES (e.g. "select").
  * Every run is bounded: pgbench gets -T and is killed if it overstays; the whole run has a
@@ -428,8 +430,13 @@ const watchdog = setTimeout(() => {
 }, budgetMs);
 watchdog.unref();
 
+// `npm run bench -- --scale` (npm passes `npm run bench --scale` as npm_config_scale): several
+// replicas on a PostgreSQL store instead, see bench/scale.ts.
+const scaleMode = process.argv.includes('--scale') || process.env.npm_config_scale === 'true';
+
 try {
-  await main();
+  if (scaleMode) await (await import('./scale.ts')).benchScale();
+  else await main();
 } catch (err) {
   log((err as Error).stack ?? String(err));
   process.exitCode = 1;
