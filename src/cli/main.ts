@@ -38,6 +38,15 @@ function port(value: string): number {
   return n;
 }
 
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0)
+    throw new AirlockError('AIRLOCK_E_BAD_REQUEST', `"${value}" is not a number of seconds`, {
+      hint: 'write e.g. --drain 30 (0 stops at once)',
+    });
+  return n;
+}
+
 function ago(iso: string | null): string {
   if (!iso) return '';
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
@@ -120,7 +129,15 @@ export function buildProgram(): Command {
     .command('serve')
     .description('run the gateway with a policy file')
     .requiredOption('-c, --config <file>', 'policy file', 'airlock.yaml')
-    .action(async (o: { config: string }) => {
+    .addOption(
+      new Option(
+        '--drain <seconds>',
+        'on SIGTERM/SIGINT, report not ready (GET /api/v1/ready) and wait up to this long for open connections to end',
+      )
+        .default(30)
+        .argParser(seconds),
+    )
+    .action(async (o: { config: string; drain: number }) => {
       const logger = createLogger('info');
       const policy = loadPolicyFile(o.config);
       // Loaded on demand: client commands stay quick to start.
@@ -129,7 +146,7 @@ export function buildProgram(): Command {
       err(
         `airlock: API ${gw.api.url || '(off)'}${gw.postgres.port ? `, PostgreSQL ${gw.postgres.host}:${gw.postgres.port}` : ''}`,
       );
-      await untilSignal(() => gw.close());
+      await untilSignal(() => gw.close({ drainMs: o.drain * 1000 }));
     });
 
   program
