@@ -13,6 +13,7 @@ import type { Recorder } from '../core/recording/types.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { ConnectionType, Policy } from '../core/policy/policy.ts';
 import type { Store } from '../core/store.ts';
+import { startHttpListener } from '../protocols/http/listener.ts';
 import { startPostgresListener } from '../protocols/postgres/listener.ts';
 import { startSshListener } from '../protocols/ssh/listener.ts';
 
@@ -84,6 +85,20 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         tokens: ctx.tokens,
         audit: ctx.audit,
         recorder: ctx.recordings,
+        log: ctx.log,
+      }),
+  },
+  {
+    protocol: 'http',
+    defaultAddress: '127.0.0.1:18080',
+    serves: ['http', 'kubernetes', 'git'],
+    start: (ctx, host, port) =>
+      startHttpListener({
+        host,
+        port,
+        policy: ctx.policy,
+        gate: ctx.gate,
+        tokens: ctx.tokens,
         log: ctx.log,
       }),
   },

@@ -6,8 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import ssh2 from 'ssh2';
+import { dataDirOf } from '../../core/audit/evidence.ts';
+import type { Policy } from '../../core/policy/policy.ts';
 
 /** `SHA256:…` of a public key blob, as `ssh-keygen -l` prints it. */
 export function fingerprint(blob: Buffer): string {
@@ -15,31 +17,24 @@ export function fingerprint(blob: Buffer): string {
 }
 
 /**
- * Where Airlock keeps its own host key: next to the SQLite file, so one data directory holds
- * everything a gateway must keep. Undefined for stores without a local file (the key is then
- * generated per process, and callers see a new one after each restart).
+ * Where Airlock keeps its own host key: in its data directory (next to the SQLite file), so one
+ * directory holds everything a gateway must keep.
  */
-export function hostKeyPath(store: string, baseDir: string): string | undefined {
-  if (!store.startsWith('sqlite:')) return undefined;
-  let path = store.slice('sqlite:'.length);
-  if (path === ':memory:' || path === '') return undefined;
-  if (path.startsWith('//')) path = path.slice(2);
-  return join(dirname(isAbsolute(path) ? path : resolve(baseDir, path)), 'ssh_host_ed25519_key');
+export function hostKeyPath(policy: Pick<Policy, 'store' | 'baseDir'>): string {
+  return join(dataDirOf(policy), 'ssh_host_ed25519_key');
 }
 
 /** Reads the key at `path`, or generates an Ed25519 key there (mode 0600) on first start. */
-export function loadOrCreateHostKey(path: string | undefined): { key: string; created: boolean } {
-  if (path && existsSync(path)) return { key: readFileSync(path, 'utf8'), created: false };
+export function loadOrCreateHostKey(path: string): { key: string; created: boolean } {
+  if (existsSync(path)) return { key: readFileSync(path, 'utf8'), created: false };
   const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'airlock' });
-  if (path) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    // Write then rename, so a crash never leaves half a key that the next start would reject.
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, pair.private, { mode: 0o600 });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, path);
-    writeFileSync(`${path}.pub`, `${pair.public}\n`, { mode: 0o644 });
-  }
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // Write then rename, so a crash never leaves half a key that the next start would reject.
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, pair.private, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+  writeFileSync(`${path}.pub`, `${pair.public}\n`, { mode: 0o644 });
   return { key: pair.private, created: true };
 }
 

@@ -38,14 +38,10 @@ export interface SshListener {
 }
 
 export async function startSshListener(o: SshListenerOptions): Promise<SshListener> {
-  const keyFile = o.hostKeyFile ?? hostKeyPath(o.policy.store, o.policy.baseDir);
+  const keyFile = o.hostKeyFile ?? hostKeyPath(o.policy);
   const { key, created } = loadOrCreateHostKey(keyFile);
   const hostKey = publicKeyOf(key);
-  if (created)
-    o.log?.info(
-      { file: keyFile ?? '(memory only)', fingerprint: hostKey.fingerprint },
-      'ssh host key generated',
-    );
+  if (created) o.log?.info({ file: keyFile, fingerprint: hostKey.fingerprint }, 'ssh host key generated');
   const sessions = new Set<SshCallerSession>();
   const ctx = {
     policy: o.policy,

@@ -301,7 +301,9 @@ export class SshCallerSession {
     if (!this.#usable(channel)) return undefined;
     const parts = classifyCommand(command);
     const action = this.#action('exec', command, `exec:${command}`, parts, pty ? { pty: true } : {});
-    const verdict = await this.judge(action, channel);
+    const scpUpload = parts.some((p) => p.kind === 'write' && p.fields?.command?.[0]?.startsWith('scp '));
+    const verdict =
+      (scpUpload && (await this.#uploadWithoutRule(action))) || (await this.judge(action, channel));
     if (!verdict.ok) {
       this.#fail(channel, verdict.reason, EXIT_DENIED);
       return undefined;
@@ -351,18 +353,23 @@ export class SshCallerSession {
     runSftp(channel, host, {
       judge: async (parts, summary, normalized, attributes) => {
         const action = this.#action('transfer', summary, `sftp:${normalized}`, parts, attributes);
-        // Changing files over SFTP is denied unless a rule allows or reviews it: the
-        // connection default does not apply to writes.
-        if (action.kind === 'write' && evaluate(this.#ctx.policy, action).rule.index < 0) {
-          const reason = `${summary} is not allowed: no rule allows SFTP writes on ${action.connection}`;
-          await this.#refuse('write', summary, reason);
-          return { ok: false, reason };
-        }
-        return this.judge(action, channel);
+        const refused = await this.#uploadWithoutRule(action);
+        return refused ?? this.judge(action, channel);
       },
       log: this.#ctx.log,
       sessionId: this.id,
     });
+  }
+
+  /**
+   * Changing files over SFTP or scp is denied unless a rule allows or reviews it: the connection
+   * default does not apply to uploads. Returns the refusal, or undefined to ask the Gate.
+   */
+  async #uploadWithoutRule(action: Action): Promise<Verdict | undefined> {
+    if (action.kind !== 'write' || evaluate(this.#ctx.policy, action).rule.index >= 0) return undefined;
+    const reason = `${action.summary} is not allowed: no rule allows file uploads or changes on ${action.connection}`;
+    await this.#refuse('write', action.summary, reason, 'uploads need a rule');
+    return { ok: false, reason };
   }
 
   /** Opens a channel on the host (connecting first if needed); on failure tells the caller. */
@@ -488,8 +495,13 @@ export class SshCallerSession {
     }
   }
 
-  /** Audits a refusal the Gate is not asked about (forwarding kinds that are never allowed). */
-  async #refuse(kind: ActionKind, summary: string, reason: string): Promise<void> {
+  /** Audits a refusal the Gate is never asked about (forwarding, uploads no rule covers). */
+  async #refuse(
+    kind: ActionKind,
+    summary: string,
+    reason: string,
+    rule = 'forwarding is refused',
+  ): Promise<void> {
     this.#ctx.log?.warn({ session: this.id, summary }, 'ssh request refused');
     await this.#ctx.audit
       ?.append('action.denied', {
@@ -502,7 +514,7 @@ export class SshCallerSession {
         source: this.#source,
         kind,
         summary,
-        rule: 'ssh forwarding',
+        rule,
         decision: 'deny',
         reason,
       })
@@ -556,6 +568,7 @@ export class SshCallerSession {
         'transfer',
         action.summary,
         `port forwarding to ${dest} needs a rule that allows or reviews it`,
+        'forwarding needs a rule',
       );
       return;
     }

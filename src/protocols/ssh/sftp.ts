@@ -136,12 +136,10 @@ const HARMLESS_EXTENDED = new Set([
  * changes attributes through a handle and passes with it.
  */
 export function classifySftp(packet: Buffer): SftpRequest {
-  const c = new Cursor(packet, 4);
   if (packet.length < 5) throw new SftpProtocolError('empty SFTP packet');
   const type = packet[4]!;
   const cur = new Cursor(packet, 5);
   if (type === SftpType.INIT) return { type, id: undefined, parts: [], summary: 'sftp init' };
-  void c;
   const id = cur.u32();
   switch (type) {
     case SftpType.OPEN: {
