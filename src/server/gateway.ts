@@ -24,6 +24,7 @@ import { buildApi } from './api.ts';
 import { registerConsole } from './console.ts';
 import { type ListenProtocol, listenAddress, PROTOCOL_LISTENERS } from './listeners.ts';
 import { registerNotifyRoutes } from './notify-routes.ts';
+import { cancelOrphanedHolds } from './orphans.ts';
 import { registerHealthRoutes } from './routes-health.ts';
 
 export interface GatewayOptions {
@@ -86,6 +87,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
   };
 
+  const startedAt = Date.now();
   try {
     await initClassifier();
     const store = await openStore(policy.store, policy.baseDir);
@@ -126,6 +128,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (leases) {
       await leases.start();
       cleanup.push(() => leases.close());
+    } else {
+      const orphans = await cancelOrphanedHolds(store, approvals, startedAt);
+      if (orphans > 0) log.warn({ orphans }, 'cancelled requests held by a previous run of this gateway');
     }
 
     const tokens = new TokenRegistry(policy.tokens);

@@ -49,6 +49,10 @@ export interface PrivatePostgres {
   client(opts?: { db?: string; user?: string }): Promise<pg.Client>;
   /** The OS account the server runs as (for tools such as pgbouncer that also refuse root). */
   readonly runAs: { readonly uid: number; readonly gid: number; readonly name: string } | undefined;
+  /** Stops the server (fast shutdown, or SIGKILL when `crash`) and keeps its data for resume(). */
+  pause(opts?: { crash?: boolean }): Promise<void>;
+  /** Starts the paused server again on the same port. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -265,7 +269,10 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pr
     }
   }
 
+  const serverArgs = ['-D', dataDir, '-p', String(port)];
+  for (const [k, v] of Object.entries(settings)) serverArgs.push('-c', `${k}=${v}`);
   let stopped = false;
+  let paused = false;
   return {
     host: '127.0.0.1',
     port,
@@ -278,11 +285,28 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pr
     psql,
     client,
     runAs,
+    async pause(o = {}) {
+      if (paused || stopped) return;
+      paused = true;
+      await entry.proc.stop(o.crash ? 'SIGKILL' : 'SIGINT', 20_000);
+    },
+    async resume() {
+      if (!paused || stopped) return;
+      const p = startProcess(join(binDir, 'postgres'), serverArgs, {
+        ...asUser,
+        env,
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      await p.waitForOutput(/database system is ready to accept connections/, 60_000);
+      entry.proc = p;
+      paused = false;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
       // SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, disconnect, exit.
-      await proc.stop('SIGINT', 20_000);
+      if (!paused) await entry.proc.stop('SIGINT', 20_000);
       live.delete(entry);
       rmSync(dir, { recursive: true, force: true });
     },
