@@ -19,7 +19,7 @@ import { AuditLog } from '../src/core/audit/log.ts';
 import { verifyChain } from '../src/core/audit/verify.ts';
 import type { Gateway } from '../src/server/gateway.ts';
 import { PostgresStore } from '../src/store/postgres.ts';
-import { findTool, type PrivatePostgres, startPostgres } from '../test/support/postgres.ts';
+import { findTool, startPostgres } from '../test/support/postgres.ts';
 import { startProcess, stopAll } from '../test/support/processes.ts';
 import { pgThrough } from '../test/support/psql.ts';
 import { type Replica, replicaOf, setupReplicas } from '../test/support/replicas.ts';
@@ -174,7 +174,7 @@ async function pgbenchSelect(
 export async function benchScale(): Promise<void> {
   const pgbenchBin = findTool('pgbench');
   log('starting a private PostgreSQL store and a private target');
-  const [storeDb, target]: PrivatePostgres[] = await Promise.all([
+  const [storeDb, target] = await Promise.all([
     startPostgres({ sample: false, settings: { max_connections: 200 } }),
     startPostgres({ settings: { max_connections: 200 } }),
   ]);
