@@ -83,14 +83,16 @@ test('exempt principals see the data as it is', async () => {
 
 test('binary results stay valid: masked columns become text, flagged numbers NULL', async () => {
   const t = gw.target('agent');
-  const c = new pg.Client({
+  // `binary` asks for every result in binary format; the type definitions do not list it.
+  const config = {
     host: t.host,
     port: t.port,
     database: t.database,
     user: 'agent',
     password: t.token,
     binary: true,
-  });
+  };
+  const c = new pg.Client(config as pg.ClientConfig);
   c.on('error', () => {});
   await c.connect();
   try {

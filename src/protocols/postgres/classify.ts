@@ -193,6 +193,39 @@ export function refinePart(part: SqlPart, harmless: (fn: string) => boolean): Sq
   };
 }
 
+/**
+ * Re-judges a part by what the target says its unknown functions are (pg_proc.provolatile).
+ * PostgreSQL runs an immutable or stable function with a read-only snapshot (a data change inside
+ * one fails), so those are harmless; a volatile one may write, so the part is at least `write`;
+ * a function the target does not know stays `unknown`.
+ * https://www.postgresql.org/docs/current/xfunc-volatility.html
+ */
+export function refineByVolatility(
+  part: SqlPart,
+  volatility: (fn: string) => 'i' | 's' | 'v' | undefined,
+): SqlPart {
+  if (part.unknownFunctions.length === 0) return part;
+  const volatile: string[] = [];
+  const unknown: string[] = [];
+  for (const fn of part.unknownFunctions) {
+    const v = volatility(fn);
+    if (v === 'v') volatile.push(fn);
+    else if (v === undefined) unknown.push(fn);
+  }
+  let kind = part.kindWithoutUnknownFunctions;
+  let why = part.whyWithoutUnknownFunctions;
+  if (volatile.length > 0 && KIND_RISK[kind] < KIND_RISK.write) {
+    kind = 'write';
+    const list = volatile.map((f) => `${f}()`).join(', ');
+    why = `${why} calls volatile function${volatile.length > 1 ? 's' : ''} ${list}, which may change data`;
+  }
+  if (unknown.length > 0 && KIND_RISK[kind] < KIND_RISK.unknown) {
+    kind = 'unknown';
+    why = unknownWhy(why, unknown);
+  }
+  return { ...part, kind, why, unknownFunctions: unknown };
+}
+
 function unknownWhy(base: string, fns: readonly string[]): string {
   const list = fns.map((f) => `${f}()`).join(', ');
   return `${base} calls function${fns.length > 1 ? 's' : ''} ${list}, whose side effects are not known`;

@@ -26,7 +26,7 @@ import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import { type CancelKeys, sendCancel } from './cancel.ts';
 import type { Catalog, Catalogs } from './catalog.ts';
-import { type ClassifiedSql, classifySql } from './classify.ts';
+import { type ClassifiedSql, classifySql, refineByVolatility, type SqlPart } from './classify.ts';
 import {
   describeType,
   type Frame,
@@ -751,10 +751,12 @@ export class PgSession {
       this.#forwardTerminator(f.raw);
       return;
     }
-    const verdict = await this.#judge(this.#action(sql, c.normalized, c.parts, {}));
+    const action = await this.#refined(this.#action(sql, c.normalized, c.parts, {}));
+    if (this.#state !== SessionState.Ready) return;
+    const verdict = await this.#judge(action);
     if (this.#state !== SessionState.Ready) return;
     if (verdict === true) {
-      this.#noteForwarded(c.parts);
+      this.#noteForwarded(action.parts);
       this.#forwardTerminator(f.raw);
     } else this.#denyCycle(verdict);
   }
@@ -831,8 +833,10 @@ export class PgSession {
           break;
         case FrontendType.Execute: {
           const { portal } = parseExecute(f);
-          const action = this.#executeAction(portal);
-          if (!action) break;
+          const plain = this.#executeAction(portal);
+          if (!plain) break;
+          const action = await this.#refined(plain);
+          if (this.#state !== SessionState.Ready) return;
           const verdict = await this.#judge(action);
           if (this.#state !== SessionState.Ready) return;
           if (verdict !== true) {
@@ -929,6 +933,34 @@ export class PgSession {
     if (display.length > 0) attributes.parameters = display;
     if (portal.statementName) attributes.statement = portal.statementName;
     return this.#action(st.text, normalized, parts, attributes);
+  }
+
+  /**
+   * Functions the classifier does not know are judged by their volatility on the target. When the
+   * catalog cannot be read they stay `unknown` (fail closed).
+   */
+  async #refined(action: Action): Promise<Action> {
+    const catalog = this.#catalog;
+    const names = new Set<string>();
+    for (const p of action.parts)
+      for (const fn of (p as Partial<SqlPart>).unknownFunctions ?? []) names.add(fn);
+    if (!catalog || names.size === 0) return action;
+    let volatility: ReadonlyMap<string, 'i' | 's' | 'v'>;
+    try {
+      volatility = await catalog.volatility([...names]);
+    } catch (err) {
+      this.#ctx.log?.warn(
+        { session: this.id, err: (err as Error).message },
+        'postgres function volatility lookup failed; functions stay unknown',
+      );
+      return action;
+    }
+    const parts = action.parts.map((p) =>
+      (p as Partial<SqlPart>).unknownFunctions?.length
+        ? refineByVolatility(p as SqlPart, (fn) => volatility.get(fn))
+        : p,
+    );
+    return { ...action, parts, kind: kindOfParts(parts) };
   }
 
   /** Asks the gate; holds if told to. Returns true to forward, or the denial to send. */
