@@ -27,7 +27,17 @@ import {
   type CheckpointSummary,
 } from './checkpoint-check.ts';
 
-export type Problem = 'edited' | 'deleted' | 'reordered' | 'inserted' | 'broken-link' | CheckpointProblem;
+export type Problem =
+  | 'edited'
+  | 'deleted'
+  | 'reordered'
+  | 'inserted'
+  | 'broken-link'
+  | CheckpointProblem
+  /** Exports: the file is not an export, or a line is not a record. */
+  | 'malformed'
+  /** Exports: the seal that vouches for the last record is missing, or records follow it. */
+  | 'unsealed';
 
 export type VerifyResult =
   | {
