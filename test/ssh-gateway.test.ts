@@ -10,12 +10,14 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { stopAll } from './support/processes.ts';
 import { type SshTestGateway, startSshTestGateway } from './support/ssh-gateway.ts';
-import { type PrivateSshd, startSshd } from './support/sshd.ts';
+import { generateKey, type PrivateSshd, startSshd } from './support/sshd.ts';
 
 const TEST_TIMEOUT = 120_000;
 
 let sshd: PrivateSshd;
 let gw: SshTestGateway;
+let aliceKey: ReturnType<typeof generateKey>;
+let strangerKey: ReturnType<typeof generateKey>;
 
 const RULES = `
 rules:
@@ -41,8 +43,11 @@ rules:
 
 before(async () => {
   sshd = await startSshd();
+  aliceKey = generateKey(sshd.dir, 'alice_key');
+  strangerKey = generateKey(sshd.dir, 'stranger_key');
   gw = await startSshTestGateway(sshd, {
     rules: RULES,
+    webExtra: `    caller_keys:\n      alice: ["${aliceKey.publicKey}"]`,
     extraConnections: `  web-pinned-wrong:
     type: ssh
     upstream:
@@ -193,6 +198,40 @@ describe('exec through Airlock', () => {
     assert.match(p.stderr(), /presented host key SHA256:\S+, which is not the one pinned/);
     await eventually('the mismatch in the audit log', async () =>
       auditTypes().some((r) => r.type === 'ssh.host_key_mismatch' && r.data.includes(sshd.hostKeyFingerprint))
+        ? true
+        : undefined,
+    );
+  });
+
+  test('a public key registered to a principal logs in as that principal', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const keyOptions = (file: string) => [
+      '-o',
+      'PreferredAuthentications=publickey',
+      '-o',
+      'PubkeyAuthentication=yes',
+      '-o',
+      'IdentitiesOnly=yes',
+      '-i',
+      file,
+    ];
+    const p = gw.sshClient('nobody', 'web', ['echo via-key'], keyOptions(aliceKey.file));
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 0, p.output());
+    assert.equal(p.stdout(), 'via-key\n');
+    assert.ok(
+      auditTypes().some(
+        (r) => r.type === 'action.allowed' && r.data.includes('echo via-key') && r.data.includes('"alice"'),
+      ),
+    );
+
+    const q = gw.sshClient('nobody', 'web', ['echo nope'], keyOptions(strangerKey.file));
+    const refused = await q.waitForExit(60_000);
+    assert.equal(refused.code, 255);
+    assert.match(q.stderr(), /Permission denied/);
+    await eventually('the unknown key in the audit log', async () =>
+      auditTypes().some((r) => r.type === 'auth.failed' && r.data.includes('not registered'))
         ? true
         : undefined,
     );

@@ -168,7 +168,8 @@ ${opts.rules}
       const { env, options } = clientOptions(who);
       return startProcess(
         'ssh',
-        [...options, ...extraOptions, '-p', String(ssh.port), `${user}@127.0.0.1`, ...args],
+        // ssh keeps the first value it sees for an option, so the test's own come first.
+        [...extraOptions, ...options, '-p', String(ssh.port), `${user}@127.0.0.1`, ...args],
         { env },
       );
     },

@@ -17,6 +17,7 @@ import type {
   ClientInfo,
   Connection,
   PseudoTtyInfo,
+  PublicKeyAuthContext,
   ServerChannel,
   Session,
   Client as SshClient,
@@ -31,7 +32,9 @@ import { evaluate, globMatch } from '../../core/policy/evaluate.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { AsciicastWriter } from '../../core/recording/asciicast.ts';
 import type { Recorder } from '../../core/recording/types.ts';
+import { findCallerKey } from './caller-keys.ts';
 import { classifyCommand } from './command.ts';
+import { fingerprint } from './host-keys.ts';
 import { type Relay, relay } from './relay.ts';
 import { runSftp } from './sftp-relay.ts';
 import { connectUpstream } from './upstream.ts';
@@ -59,6 +62,8 @@ export interface SshSessionContext {
   readonly upstreamTimeoutMs?: number | undefined;
 }
 
+/** How callers can log in: a registered public key, or the token as password. */
+const METHODS: AuthContext['method'][] = ['publickey', 'password', 'keyboard-interactive'];
 /** Wrong tokens before the connection is dropped (OpenSSH's MaxAuthTries is 6). */
 const MAX_AUTH_FAILURES = 3;
 /** Exit status for a command Airlock refused, as the issue of record asks: 1. */
@@ -80,6 +85,9 @@ export class SshCallerSession {
   #unknownConnection: string | undefined;
   #user = '';
   #failures = 0;
+  #authenticated = false;
+  /** Fingerprint of a key offered and refused, audited if the caller never gets in. */
+  #rejectedKey: string | undefined;
   #opened = false;
   #closed = false;
   #upstream: Promise<SshClient> | undefined;
@@ -114,10 +122,45 @@ export class SshCallerSession {
       a.prompt([{ prompt: 'Airlock token: ', echo: false }], 'Airlock', (answers) => {
         void this.#verify(a, connectionName, answers[0]);
       });
+    } else if (a.method === 'publickey') {
+      this.#verifyKey(a, connectionName);
     } else {
-      // `none` and public keys: ask for the token.
-      a.reject(['password', 'keyboard-interactive']);
+      a.reject(METHODS);
     }
+  }
+
+  /** A public key registered to a principal on this connection (`caller_keys`). */
+  #verifyKey(a: PublicKeyAuthContext, connectionName: string): void {
+    const connection = this.#ctx.policy.connections.get(connectionName);
+    const found = connection?.type === 'ssh' ? findCallerKey(connection, a.key.algo, a.key.data) : undefined;
+    if (!found || !connection || connection.type !== 'ssh') {
+      this.#rejectedKey = fingerprint(a.key.data);
+      a.reject(METHODS);
+      return;
+    }
+    // Without a signature the client only asks whether the key would do.
+    if (!a.signature || !a.blob) {
+      a.accept();
+      return;
+    }
+    const principal = this.#ctx.tokens.principal(found.principal);
+    if (found.key.verify(a.blob, a.signature, a.hashAlgo) !== true || !principal) {
+      this.#ctx.gate.authFailed({
+        protocol: 'ssh',
+        source: this.#source,
+        connection: connectionName,
+        reason: principal
+          ? 'bad public key signature'
+          : `principal "${found.principal}" is not a known identity`,
+        key: fingerprint(a.key.data),
+      });
+      a.reject(METHODS);
+      return;
+    }
+    this.#principal = principal;
+    this.#connection = connection;
+    this.#authenticated = true;
+    a.accept();
   }
 
   async #verify(a: AuthContext, connectionName: string, credential: string | undefined): Promise<void> {
@@ -138,7 +181,7 @@ export class SshCallerSession {
       if (++this.#failures >= MAX_AUTH_FAILURES) {
         a.reject([]);
         this.#client.end();
-      } else a.reject(['password', 'keyboard-interactive']);
+      } else a.reject(METHODS);
       return;
     }
     const connection = policy.connections.get(connectionName);
@@ -154,6 +197,7 @@ export class SshCallerSession {
         reason: 'AIRLOCK_E_CONNECTION_UNKNOWN',
       });
     }
+    this.#authenticated = true;
     a.accept();
   }
 
@@ -638,6 +682,13 @@ export class SshCallerSession {
   #close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (!this.#authenticated && this.#rejectedKey && this.#failures === 0)
+      this.#ctx.gate.authFailed({
+        protocol: 'ssh',
+        source: this.#source,
+        reason: 'public key not registered to any principal',
+        key: this.#rejectedKey,
+      });
     this.#abort.abort();
     void this.#upstream?.then(
       (c) => c.end(),

@@ -51,6 +51,18 @@ export const sshConnectionSchema = z.strictObject({
   forwarding: z
     .array(z.string().regex(DESTINATION, 'host:port, e.g. db.internal:5432 (`*` wildcards allowed)'))
     .default([]),
+  /**
+   * Public keys callers may log in with instead of a token, by principal name
+   * (`alice: ["ssh-ed25519 AAAA… alice@laptop"]`). The principal must be a known identity.
+   */
+  caller_keys: z
+    .record(
+      z.string().min(1),
+      z
+        .array(z.string().trim().regex(PUBLIC_KEY, 'a public key line, e.g. ssh-ed25519 AAAA… comment'))
+        .min(1),
+    )
+    .default({}),
   ...connectionCommon,
 });
 
@@ -67,6 +79,8 @@ export interface SshConnection extends ConnectionBase {
     readonly hostKeys: readonly string[];
   };
   readonly forwarding: readonly string[];
+  /** Principal name → public key lines that log in as that principal. */
+  readonly callerKeys: ReadonlyMap<string, readonly string[]>;
 }
 
 export function resolveSshConnection(
@@ -87,5 +101,6 @@ export function resolveSshConnection(
       hostKeys: typeof u.host_key === 'string' ? [u.host_key] : u.host_key,
     },
     forwarding: c.forwarding,
+    callerKeys: new Map(Object.entries(c.caller_keys)),
   };
 }
