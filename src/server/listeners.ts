@@ -13,6 +13,7 @@ import type { Recorder } from '../core/recording/types.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { ConnectionType, Policy } from '../core/policy/policy.ts';
 import type { Store } from '../core/store.ts';
+import { startMysqlListener } from '../protocols/mysql/listener.ts';
 import { startHttpListener } from '../protocols/http/listener.ts';
 import { startPostgresListener } from '../protocols/postgres/listener.ts';
 import { startSshListener } from '../protocols/ssh/listener.ts';
@@ -69,6 +70,21 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         tokens: ctx.tokens,
         ...(ctx.tls ? { tls: ctx.tls } : {}),
         limits: ctx.limits,
+        log: ctx.log,
+      }),
+  },
+  {
+    protocol: 'mysql',
+    defaultAddress: '127.0.0.1:13306',
+    serves: ['mysql'],
+    start: (ctx, host, port) =>
+      startMysqlListener({
+        host,
+        port,
+        policy: ctx.policy,
+        gate: ctx.gate,
+        tokens: ctx.tokens,
+        ...(ctx.tls ? { tls: ctx.tls } : {}),
         log: ctx.log,
       }),
   },

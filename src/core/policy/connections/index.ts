@@ -12,6 +12,7 @@ import {
   resolveKubernetesConnection,
 } from './kubernetes.ts';
 import { type McpConnection, mcpConnectionSchema, resolveMcpConnection } from './mcp.ts';
+import { type MysqlConnection, mysqlConnectionSchema, resolveMysqlConnection } from './mysql.ts';
 import { type PostgresConnection, postgresConnectionSchema, resolvePostgresConnection } from './postgres.ts';
 import { resolveSshConnection, type SshConnection, sshConnectionSchema } from './ssh.ts';
 
@@ -22,6 +23,7 @@ export const connectionSchema = z.discriminatedUnion('type', [
   gitConnectionSchema,
   mcpConnectionSchema,
   sshConnectionSchema,
+  mysqlConnectionSchema,
 ]);
 export type ConnectionConfig = z.output<typeof connectionSchema>;
 
@@ -31,7 +33,8 @@ export type PolicyConnection =
   | KubernetesConnection
   | GitConnection
   | McpConnection
-  | SshConnection;
+  | SshConnection
+  | MysqlConnection;
 export type ConnectionType = PolicyConnection['type'];
 
 export function resolveConnection(c: ConnectionConfig, ctx: ResolveContext): PolicyConnection {
@@ -48,5 +51,7 @@ export function resolveConnection(c: ConnectionConfig, ctx: ResolveContext): Pol
       return resolveMcpConnection(c, ctx);
     case 'ssh':
       return resolveSshConnection(c, ctx);
+    case 'mysql':
+      return resolveMysqlConnection(c, ctx);
   }
 }

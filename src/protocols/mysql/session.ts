@@ -1,0 +1,926 @@
+/**
+ * One caller connection: the handshake (the caller's password is its Airlock token, the database
+ * name picks the connection), the login to the target with the credential Airlock holds, then
+ * every command judged by the gate before it reaches the target.
+ * https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
+ * https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html
+ *
+ * The protocol is strictly request/response, so commands are handled one at a time: a command is
+ * judged, forwarded unchanged (or answered here with an ERR packet), and the target's response is
+ * relayed unchanged until it ends. A denied command never reaches the target, so the target's
+ * session state is exactly as if the command had not been sent, and the connection stays usable.
+ *
+ * Holds: MySQL has no way to tell a waiting client anything, so with `hold: wait` the caller's
+ * command simply takes as long as the approval (the request id and URL are in the log, the
+ * console, notifications and `airlock requests`); with `hold: retry` the caller gets an ERR
+ * packet naming the request and URL at once.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { type SecureContext, TLSSocket } from 'node:tls';
+import { type Action, type ActionPart, kindOfParts, type Principal } from '../../core/action.ts';
+import { AirlockError, isAirlockError } from '../../core/errors.ts';
+import type { GatePort } from '../../core/gate-types.ts';
+import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { MysqlConnection } from '../../core/policy/connections/mysql.ts';
+import type { Policy } from '../../core/policy/policy.ts';
+import { type RsaKeys, rsaDecryptPassword } from './auth.ts';
+import { type ClassifiedSql, classifySql, type MysqlPart } from './classify.ts';
+import {
+  Cap,
+  COMMAND_NAMES,
+  Command,
+  ErrorCode,
+  GATEWAY_CAPABILITIES,
+  Header,
+  isAsciiSafeCollation,
+  PASSED_CAPABILITIES,
+  Status,
+  UTF8MB4_GENERAL_CI,
+} from './constants.ts';
+import {
+  authMoreData,
+  authSwitchRequest,
+  errPacket,
+  greeting,
+  type HandshakeResponse,
+  isSslRequest,
+  okPacket,
+  parseHandshakeResponse,
+} from './messages.ts';
+import { Cursor, FrameReader, MysqlProtocolError, type Packet, PacketReader, packet } from './packets.ts';
+import { displayValue, parseExecute } from './params.ts';
+import { type Expect, ResponseTracker } from './response.ts';
+import { connectUpstream, type UpstreamSession } from './upstream.ts';
+
+export interface Logger {
+  info(o: object, msg?: string): void;
+  warn(o: object, msg?: string): void;
+  error(o: object, msg?: string): void;
+}
+
+export interface SessionContext {
+  readonly policy: Policy;
+  readonly gate: GatePort;
+  readonly tokens: Authenticator;
+  readonly tls?: SecureContext | undefined;
+  readonly rsa: RsaKeys;
+  readonly log?: Logger | undefined;
+  readonly connectionId: () => number;
+  readonly serverVersion: string;
+  readonly maxPacket?: number;
+  readonly handshakeTimeoutMs?: number;
+}
+
+/** Largest command we accept from a caller (the target's max_allowed_packet still applies). */
+export const MAX_COMMAND = 64 * 1024 * 1024;
+/** Commands a caller may send ahead while one is in flight or held. */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+const MAX_CLASSIFY_CACHE = 1000;
+const PARAM_DISPLAY_MAX = 1000;
+const MAX_LONG_DATA = 16 * 1024 * 1024;
+
+const State = {
+  Greeting: 'greeting',
+  Auth: 'auth',
+  Connecting: 'connecting',
+  Ready: 'ready',
+  Closed: 'closed',
+} as const;
+type State = (typeof State)[keyof typeof State];
+
+/** Where the caller's authentication is. */
+type AuthStep = 'switch' | 'full' | 'public-key';
+
+interface Prepared {
+  readonly text: string;
+  readonly classified: ClassifiedSql;
+  readonly params: number;
+  types?: number[];
+  readonly longData: Map<number, Buffer[]>;
+  longDataBytes: number;
+}
+
+interface Denial {
+  readonly errno: number;
+  readonly sqlstate: string;
+  readonly message: string;
+}
+
+export class MysqlSession {
+  readonly id = randomUUID();
+  readonly #ctx: SessionContext;
+  readonly #raw: Socket;
+  #client: Socket;
+  #upstream: UpstreamSession | undefined;
+  #state: State = State.Greeting;
+  readonly #source: string;
+  readonly #reader: PacketReader;
+  readonly #scramble: Buffer = Buffer.from(randomBytes(20).map((b) => b & 0x7f || 1));
+  #tls = false;
+  #hello: HandshakeResponse | undefined;
+  #authStep: AuthStep = 'switch';
+  #seq = 0;
+  #principal: Principal | undefined;
+  #connection: MysqlConnection | undefined;
+  #opened = false;
+  readonly #abort = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
+  readonly #onClosed: () => void;
+
+  // Command phase
+  #queue: Packet[] = [];
+  #queuedBytes = 0;
+  #busy = false;
+  readonly #tracker = new ResponseTracker();
+  readonly #frames = new FrameReader();
+  #responseDone: (() => void) | undefined;
+  /** The command in flight may run LOAD DATA LOCAL INFILE (it was judged as such). */
+  #infileAllowed = false;
+  /** The caller's file is being relayed to the target. */
+  #relayingInfile = false;
+  /** An unapproved LOCAL INFILE request: the rest of the response is dropped, this ERR sent instead. */
+  #swallow: Buffer | undefined;
+  readonly #prepared = new Map<number, Prepared>();
+  /** SQL-level PREPARE names we saw forwarded, with what they were prepared from. */
+  readonly #sqlPrepared = new Map<string, readonly MysqlPart[] | undefined>();
+  readonly #classified = new Map<string, ClassifiedSql>();
+  #pausedClient = false;
+
+  constructor(socket: Socket, ctx: SessionContext, onClosed: () => void) {
+    this.#ctx = ctx;
+    this.#raw = socket;
+    this.#client = socket;
+    this.#onClosed = onClosed;
+    this.#source = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
+    this.#reader = new PacketReader(ctx.maxPacket ?? MAX_COMMAND);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.on('error', () => this.#close('client error'));
+    socket.on('close', () => this.#close('client closed'));
+    this.#listen(socket);
+    const timeout = ctx.handshakeTimeoutMs ?? 15_000;
+    this.#timer = setTimeout(
+      () =>
+        this.#fatal(
+          ErrorCode.HANDSHAKE,
+          `the client did not complete the login within ${Math.round(timeout / 1000)} seconds`,
+        ),
+      timeout,
+    );
+    const caps = GATEWAY_CAPABILITIES | (ctx.tls ? Cap.SSL : 0);
+    this.#send(
+      greeting({
+        serverVersion: ctx.serverVersion,
+        connectionId: ctx.connectionId(),
+        scramble: this.#scramble,
+        capabilities: caps,
+        collation: UTF8MB4_GENERAL_CI,
+        status: Status.AUTOCOMMIT,
+        plugin: 'caching_sha2_password',
+      }),
+      0,
+    );
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  destroy(): void {
+    this.#fatal(ErrorCode.SERVER_SHUTDOWN, 'Airlock is shutting down');
+  }
+
+  #listen(socket: Socket): void {
+    socket.on('data', this.#onClientData);
+  }
+
+  #send(payload: Buffer, seq: number): void {
+    if (!this.#client.destroyed) this.#client.write(packet(payload, seq));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Caller bytes
+
+  readonly #onClientData = (chunk: Buffer): void => {
+    if (this.#state === State.Closed) return;
+    this.#reader.push(chunk);
+    try {
+      for (let p = this.#reader.next(); p; p = this.#reader.next()) {
+        if ((this.#state as State) === State.Closed) return;
+        if (this.#state === State.Greeting) {
+          if (this.#onHandshake(p)) return;
+        } else if (this.#state === State.Auth) {
+          this.#onAuth(p);
+        } else if (this.#state === State.Connecting) {
+          throw new MysqlProtocolError('the client sent a command before the login completed');
+        } else if (this.#relayingInfile) {
+          this.#relayInfile(p);
+        } else {
+          this.#queue.push(p);
+          this.#queuedBytes += p.payload.length;
+        }
+      }
+    } catch (err) {
+      this.#protocolFailure(err);
+      return;
+    }
+    if (this.#queuedBytes + this.#reader.buffered > MAX_QUEUED_BYTES && !this.#pausedClient) {
+      this.#pausedClient = true;
+      this.#client.pause();
+    }
+    if (this.#state === State.Ready && !this.#busy && this.#queue.length > 0) void this.#drain();
+  };
+
+  #protocolFailure(err: unknown): void {
+    if (err instanceof MysqlProtocolError) {
+      this.#ctx.log?.warn(
+        { session: this.id, source: this.#source, err: err.message },
+        'mysql protocol violation',
+      );
+      this.#fatal({ errno: err.errno, sqlstate: err.sqlstate }, err.message);
+    } else {
+      this.#ctx.log?.error({ session: this.id, err: (err as Error)?.message }, 'mysql session failed');
+      this.#fatal(ErrorCode.UNKNOWN, 'Airlock hit an internal error and closed the connection');
+    }
+  }
+
+  /** Returns true when reading must stop (TLS upgrade). */
+  #onHandshake(p: Packet): boolean {
+    this.#seq = p.lastSeq + 1;
+    if (isSslRequest(p.payload)) {
+      if (!this.#ctx.tls || this.#tls)
+        throw new MysqlProtocolError('the client asked for TLS, which this listener does not offer');
+      if (this.#reader.buffered > 0)
+        throw new MysqlProtocolError('the client sent unencrypted data after asking for TLS');
+      this.#upgrade();
+      return true;
+    }
+    const hello = parseHandshakeResponse(p.payload);
+    if (!(hello.capabilities & Cap.PLUGIN_AUTH) || !(hello.capabilities & Cap.SECURE_CONNECTION))
+      throw new MysqlProtocolError(
+        'the client does not support pluggable authentication; Airlock needs a MySQL 5.5+ or MariaDB client',
+      );
+    if (hello.capabilities & Cap.COMPRESS)
+      throw new MysqlProtocolError('the client asked for compression, which Airlock does not offer');
+    this.#hello = hello;
+    this.#state = State.Auth;
+    if (hello.plugin === 'mysql_clear_password' && this.#tls) {
+      const end = hello.authData.indexOf(0);
+      this.#gotToken((end < 0 ? hello.authData : hello.authData.subarray(0, end)).toString('utf8'));
+      return false;
+    }
+    if (hello.plugin === 'caching_sha2_password') this.#askFull(hello.authData);
+    else {
+      // Any other plugin's answer is a proof we cannot check against a hashed token: ask for
+      // caching_sha2_password, whose full authentication carries the token itself.
+      this.#authStep = 'switch';
+      this.#send(authSwitchRequest('caching_sha2_password', this.#scramble), this.#seq++);
+    }
+    return false;
+  }
+
+  #askFull(proof: Buffer): void {
+    if (proof.length === 0) {
+      this.#gotToken('');
+      return;
+    }
+    this.#authStep = 'full';
+    // "perform full authentication": the client sends the password itself (TLS) or asks for our key.
+    this.#send(authMoreData(Buffer.from([4])), this.#seq++);
+  }
+
+  #onAuth(p: Packet): void {
+    this.#seq = p.lastSeq + 1;
+    switch (this.#authStep) {
+      case 'switch':
+        this.#askFull(p.payload);
+        return;
+      case 'full': {
+        if (!this.#tls && p.payload.length === 1 && p.payload[0] === 2) {
+          this.#authStep = 'public-key';
+          this.#send(authMoreData(Buffer.from(this.#ctx.rsa.publicKeyPem, 'latin1')), this.#seq++);
+          return;
+        }
+        // The token itself, NUL-terminated. Over TLS that is the protocol; on a plain connection
+        // some clients (MariaDB Connector/C) send it so too rather than asking for our key, as a
+        // PostgreSQL client answers a cleartext password request: TLS is what protects it.
+        const end = p.payload.indexOf(0);
+        this.#gotToken((end < 0 ? p.payload : p.payload.subarray(0, end)).toString('utf8'));
+        return;
+      }
+      case 'public-key': {
+        const token = rsaDecryptPassword(p.payload, this.#scramble, this.#ctx.rsa);
+        if (token === undefined)
+          throw new MysqlProtocolError('the encrypted password could not be decrypted', 1045, '28000');
+        this.#gotToken(token);
+        return;
+      }
+    }
+  }
+
+  #upgrade(): void {
+    this.#raw.off('data', this.#onClientData);
+    const t = new TLSSocket(this.#raw, { isServer: true, secureContext: this.#ctx.tls! });
+    t.on('error', () => this.#close('TLS error'));
+    t.on('close', () => this.#close('client closed'));
+    this.#client = t;
+    this.#tls = true;
+    this.#listen(t);
+  }
+
+  #gotToken(token: string): void {
+    this.#state = State.Connecting;
+    this.#login(token).catch((err) => this.#protocolFailure(err));
+  }
+
+  async #login(token: string): Promise<void> {
+    const { policy, gate, log } = this.#ctx;
+    const hello = this.#hello!;
+    const user = hello.user;
+    const name = hello.database ?? user;
+    let principal: Principal;
+    try {
+      principal = await this.#ctx.tokens.authenticate(token === '' ? undefined : token, {
+        source: this.#source,
+        protocol: 'mysql',
+        connection: name,
+      });
+    } catch (err) {
+      const e = isAirlockError(err)
+        ? err
+        : new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the Airlock token was not recognised');
+      gate.authFailed({ protocol: 'mysql', source: this.#source, connection: name, user, reason: e.code });
+      log?.warn(
+        { session: this.id, source: this.#source, connection: name, reason: e.code },
+        'mysql login refused',
+      );
+      this.#fatal(ErrorCode.ACCESS_DENIED, `Access denied by Airlock: ${e.describe()}`);
+      return;
+    }
+    const connection = policy.connections.get(name);
+    if (connection?.type !== 'mysql') {
+      const names = [...policy.connections.values()].filter((c) => c.type === 'mysql').map((c) => c.name);
+      gate.authFailed({
+        protocol: 'mysql',
+        source: this.#source,
+        connection: name,
+        user,
+        reason: 'AIRLOCK_E_CONNECTION_UNKNOWN',
+      });
+      this.#fatal(
+        ErrorCode.BAD_DB,
+        `Airlock has no MySQL connection "${name}" — ${names.length > 0 ? `use one of these as the database name: ${names.join(', ')}` : 'no MySQL connections are configured'}`,
+      );
+      return;
+    }
+    this.#principal = principal;
+    this.#connection = connection;
+    const up = connection.upstream;
+    let capabilities = hello.capabilities & PASSED_CAPABILITIES;
+    if (!connection.localInfile) capabilities &= ~Cap.LOCAL_FILES;
+    const collation = isAsciiSafeCollation(hello.collation) ? hello.collation : UTF8MB4_GENERAL_CI;
+    try {
+      this.#upstream = await connectUpstream(
+        {
+          name: connection.name,
+          host: up.host,
+          port: up.port,
+          database: up.database,
+          user: up.user,
+          password: up.password?.reveal(),
+          tls: up.tls,
+          ca: up.ca,
+        },
+        { capabilities, collation },
+      );
+    } catch (err) {
+      const e = isAirlockError(err) ? err : new AirlockError('AIRLOCK_E_UPSTREAM_UNAVAILABLE', String(err));
+      log?.warn(
+        { session: this.id, connection: connection.name, code: e.code, err: e.message },
+        'mysql target login failed',
+      );
+      this.#fatal(ErrorCode.CONNECT_TO_TARGET, `Airlock could not log in to the target: ${e.describe()}`);
+      return;
+    }
+    if ((this.#state as State) === State.Closed) {
+      this.#upstream.socket.destroy();
+      return;
+    }
+    const u = this.#upstream.socket;
+    u.on('data', this.#onUpstreamData);
+    u.on('drain', () => {
+      if (this.#pausedClient && this.#queuedBytes < MAX_QUEUED_BYTES) {
+        this.#pausedClient = false;
+        this.#client.resume();
+      }
+    });
+    u.on('error', (err) => this.#upstreamGone(err.message));
+    u.on('close', () => this.#upstreamGone('the target closed the connection'));
+    u.resume();
+    this.#client.on('drain', () => u.resume());
+    try {
+      await gate.sessionOpened({
+        sessionId: this.id,
+        protocol: 'mysql',
+        connection: connection.name,
+        principal,
+        source: this.#source,
+        attributes: {
+          user,
+          tls: this.#tls,
+          program: hello.attributes.get('program_name') ?? hello.attributes.get('_client_name'),
+          targetVersion: this.#upstream.serverVersion,
+        },
+      });
+    } catch (err) {
+      const e = isAirlockError(err) ? err : new AirlockError('AIRLOCK_E_AUDIT_UNAVAILABLE', String(err));
+      this.#fatal(ErrorCode.UNKNOWN, `${e.message} — the session was not opened`);
+      return;
+    }
+    this.#opened = true;
+    clearTimeout(this.#timer);
+    this.#state = State.Ready;
+    this.#send(okPacket({ status: this.#upstream.status || Status.AUTOCOMMIT }), this.#seq++);
+    log?.info(
+      { session: this.id, principal: principal.name, connection: connection.name, tls: this.#tls },
+      'mysql session opened',
+    );
+    if (this.#queue.length > 0) void this.#drain();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Commands
+
+  async #drain(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      while (this.#state === State.Ready && this.#queue.length > 0 && !this.#relayingInfile) {
+        const p = this.#queue.shift()!;
+        this.#queuedBytes -= p.payload.length;
+        if (this.#pausedClient && this.#queuedBytes < MAX_QUEUED_BYTES / 2) {
+          this.#pausedClient = false;
+          this.#client.resume();
+        }
+        await this.#command(p);
+      }
+    } catch (err) {
+      this.#protocolFailure(err);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  #forward(p: Packet, expect: Expect | undefined, binary = false): Promise<void> {
+    const u = this.#upstream!.socket;
+    if (expect === undefined) {
+      u.write(p.frames.length === 1 ? p.frames[0]! : Buffer.concat(p.frames));
+      return Promise.resolve();
+    }
+    this.#tracker.start(expect, binary);
+    const done = new Promise<void>((resolve) => {
+      this.#responseDone = resolve;
+    });
+    u.write(p.frames.length === 1 ? p.frames[0]! : Buffer.concat(p.frames));
+    return done;
+  }
+
+  #reply(p: Packet, payload: Buffer): void {
+    this.#send(payload, p.lastSeq + 1);
+  }
+
+  #deny(p: Packet, d: Denial): void {
+    this.#reply(p, errPacket(d.errno, d.sqlstate, d.message));
+  }
+
+  async #command(p: Packet): Promise<void> {
+    const cmd = p.payload[0];
+    if (cmd === undefined) throw new MysqlProtocolError('the client sent an empty command packet');
+    this.#infileAllowed = false;
+    switch (cmd) {
+      case Command.QUIT:
+        this.#upstream?.socket.end(p.frames[0]!);
+        this.#client.end();
+        this.#close('client quit');
+        return;
+      case Command.PING:
+      case Command.SET_OPTION:
+        return this.#forward(p, 'ok');
+      case Command.STATISTICS:
+        return this.#forward(p, 'string');
+      case Command.RESET_CONNECTION:
+        this.#prepared.clear();
+        this.#sqlPrepared.clear();
+        return this.#forward(p, 'ok');
+      case Command.QUERY:
+        return this.#query(p);
+      case Command.INIT_DB: {
+        const db = p.payload.subarray(1).toString('utf8');
+        const c = classifySql(`USE \`${db.replace(/`/g, '``')}\``, {
+          database: this.#connection!.upstream.database,
+        });
+        const verdict = await this.#judge(
+          this.#action(`USE ${db}`, `init_db:${db}`, c.parts, { command: 'COM_INIT_DB' }),
+        );
+        if (verdict !== true) return this.#deny(p, verdict);
+        return this.#forward(p, 'ok');
+      }
+      case Command.FIELD_LIST: {
+        const c = new Cursor(p.payload, 'COM_FIELD_LIST');
+        c.u8();
+        const table = c.nulString(false);
+        const part: ActionPart = {
+          kind: 'read',
+          text: `SHOW COLUMNS FROM ${table}`,
+          statement: 'ExplainStmt',
+          tables: [table],
+          why: 'lists the columns of a table',
+        };
+        const verdict = await this.#judge(
+          this.#action(part.text, `field_list:${table}`, [part], { command: 'COM_FIELD_LIST' }),
+        );
+        if (verdict !== true) return this.#deny(p, verdict);
+        return this.#forward(p, 'fields');
+      }
+      case Command.PROCESS_KILL:
+      case Command.REFRESH:
+      case Command.SHUTDOWN:
+      case Command.DEBUG:
+      case Command.PROCESS_INFO: {
+        const name = COMMAND_NAMES[cmd]!;
+        const detail =
+          cmd === Command.PROCESS_KILL && p.payload.length >= 5 ? ` ${p.payload.readUInt32LE(1)}` : '';
+        const part: ActionPart = {
+          kind: cmd === Command.PROCESS_INFO ? 'read' : 'admin',
+          text: `${name}${detail}`,
+          statement: name,
+          why: `${name} is a server administration command`,
+        };
+        const verdict = await this.#judge(
+          this.#action(part.text, `${name}:${p.payload.subarray(1).toString('hex')}`, [part], {
+            command: name,
+          }),
+        );
+        if (verdict !== true) return this.#deny(p, verdict);
+        return this.#forward(p, cmd === Command.PROCESS_INFO ? 'result' : 'ok');
+      }
+      case Command.STMT_PREPARE:
+        return this.#prepare(p);
+      case Command.STMT_EXECUTE:
+        return this.#execute(p);
+      case Command.STMT_SEND_LONG_DATA: {
+        const c = new Cursor(p.payload, 'COM_STMT_SEND_LONG_DATA');
+        c.u8();
+        const st = this.#prepared.get(c.u32());
+        const param = c.u16();
+        const data = c.rest();
+        if (st) {
+          st.longDataBytes += data.length;
+          if (st.longDataBytes > MAX_LONG_DATA)
+            throw new MysqlProtocolError(
+              `more than ${MAX_LONG_DATA} bytes of long data for one statement`,
+              1153,
+            );
+          const list = st.longData.get(param) ?? [];
+          list.push(Buffer.from(data));
+          st.longData.set(param, list);
+        }
+        return this.#forward(p, undefined);
+      }
+      case Command.STMT_CLOSE: {
+        if (p.payload.length >= 5) this.#prepared.delete(p.payload.readUInt32LE(1));
+        return this.#forward(p, undefined);
+      }
+      case Command.STMT_RESET: {
+        if (p.payload.length >= 5) {
+          const st = this.#prepared.get(p.payload.readUInt32LE(1));
+          if (st) {
+            st.longData.clear();
+            st.longDataBytes = 0;
+          }
+        }
+        return this.#forward(p, 'ok');
+      }
+      case Command.STMT_FETCH:
+        return this.#forward(p, 'rows', true);
+      case Command.CHANGE_USER:
+        return this.#deny(p, {
+          ...ErrorCode.NOT_SUPPORTED,
+          message:
+            'COM_CHANGE_USER is not supported through Airlock — open a new connection with the other token',
+        });
+      case Command.BINLOG_DUMP:
+      case Command.BINLOG_DUMP_GTID:
+      case Command.REGISTER_SLAVE:
+      case Command.TABLE_DUMP:
+        return this.#deny(p, {
+          ...ErrorCode.NOT_SUPPORTED,
+          message: 'replication commands are not supported through Airlock',
+        });
+      default:
+        return this.#deny(p, {
+          ...ErrorCode.UNKNOWN_COM,
+          message: `Airlock does not forward ${COMMAND_NAMES[cmd] ?? `command 0x${cmd.toString(16)}`}`,
+        });
+    }
+  }
+
+  #classify(sql: string): ClassifiedSql {
+    const c0 = this.#classified.get(sql);
+    if (c0) return c0;
+    const c = classifySql(sql, { database: this.#connection!.upstream.database });
+    if (this.#classified.size >= MAX_CLASSIFY_CACHE) this.#classified.clear();
+    this.#classified.set(sql, c);
+    return c;
+  }
+
+  /** EXECUTE name: what we saw prepared under that name, or unknown. */
+  #resolveDynamic(parts: readonly MysqlPart[]): MysqlPart[] {
+    return parts.map((part) => {
+      if (part.executes === undefined) return part;
+      const prepared = this.#sqlPrepared.get(part.executes);
+      if (prepared?.length !== 1) return part;
+      const inner = prepared[0]!;
+      return {
+        ...part,
+        kind: inner.kind,
+        tables: inner.tables,
+        functions: inner.functions,
+        why: `executes ${inner.statement} prepared as "${inner.text}": ${inner.why}`,
+      };
+    });
+  }
+
+  async #query(p: Packet): Promise<void> {
+    const sql = p.payload.subarray(1).toString('utf8');
+    const c = this.#classify(sql);
+    if (c.empty) return this.#forward(p, 'result');
+    const parts = this.#resolveDynamic(c.parts);
+    const infile = parts.some((x) => x.localInfile);
+    if (infile && !this.#connection!.localInfile)
+      return this.#deny(p, {
+        ...ErrorCode.DENIED,
+        message: `denied by Airlock: LOAD DATA LOCAL INFILE is off for connection "${this.#connection!.name}" (local_infile: true turns it on)`,
+      });
+    const verdict = await this.#judge(this.#action(sql, c.normalized, parts, {}));
+    if (verdict !== true) return this.#deny(p, verdict);
+    for (const part of parts) {
+      if (part.prepares)
+        this.#sqlPrepared.set(
+          part.prepares.name,
+          part.prepares.parts.length > 0 ? part.prepares.parts : undefined,
+        );
+      if (part.deallocates) this.#sqlPrepared.delete(part.deallocates);
+    }
+    this.#infileAllowed = infile;
+    return this.#forward(p, 'result');
+  }
+
+  #pendingPrepare: { text: string; classified: ClassifiedSql } | undefined;
+
+  async #prepare(p: Packet): Promise<void> {
+    const text = p.payload.subarray(1).toString('utf8');
+    // Preparing runs nothing; the statement is judged at each execute, with its parameters.
+    this.#pendingPrepare = { text, classified: this.#classify(text) };
+    await this.#forward(p, 'prepare');
+    this.#pendingPrepare = undefined;
+  }
+
+  async #execute(p: Packet): Promise<void> {
+    if (p.payload.length < 5) throw new MysqlProtocolError('COM_STMT_EXECUTE is truncated');
+    const id = p.payload.readUInt32LE(1);
+    const st = this.#prepared.get(id);
+    if (!st) {
+      const part: ActionPart = {
+        kind: 'unknown',
+        text: `execute prepared statement ${id}`,
+        why: 'Airlock did not see this statement prepared',
+      };
+      const verdict = await this.#judge(this.#action(part.text, `unknown-statement:${id}`, [part], {}));
+      if (verdict !== true) return this.#deny(p, verdict);
+      return this.#forward(p, 'result', true);
+    }
+    const longData = new Set(st.longData.keys());
+    const req = parseExecute(p.payload, st.params, st.types, longData);
+    st.types = [...req.types];
+    const identity = req.values.map((v, i) => {
+      if (v === 'long-data')
+        return `long:${Buffer.concat(st.longData.get(i) ?? [])
+          .toString('base64')
+          .slice(0, 4096)}`;
+      return v !== null && v.length > PARAM_DISPLAY_MAX ? `sha256:${v.length}:${v.slice(0, 64)}` : v;
+    });
+    const display = req.values.map((v) => {
+      const d = displayValue(v);
+      return d !== null && d.length > PARAM_DISPLAY_MAX
+        ? `${d.slice(0, PARAM_DISPLAY_MAX)}… (${d.length} characters)`
+        : d;
+    });
+    const normalized =
+      identity.length > 0
+        ? `${st.classified.normalized}\n-- parameters: ${JSON.stringify(identity)}`
+        : st.classified.normalized;
+    const parts = st.classified.empty ? [] : this.#resolveDynamic(st.classified.parts);
+    if (parts.length > 0) {
+      const attributes: Record<string, unknown> = { command: 'COM_STMT_EXECUTE' };
+      if (display.length > 0) attributes.parameters = display;
+      const verdict = await this.#judge(this.#action(st.text, normalized, parts, attributes));
+      if (verdict !== true) return this.#deny(p, verdict);
+    }
+    // Long data is consumed by the execute.
+    st.longData.clear();
+    st.longDataBytes = 0;
+    return this.#forward(p, 'result', true);
+  }
+
+  #action(
+    summary: string,
+    normalized: string,
+    parts: readonly ActionPart[],
+    attributes: Record<string, unknown>,
+  ): Action {
+    return {
+      protocol: 'mysql',
+      connection: this.#connection!.name,
+      principal: this.#principal!,
+      sessionId: this.id,
+      source: this.#source,
+      kind: kindOfParts(parts),
+      summary,
+      normalized,
+      parts,
+      attributes: { database: this.#connection!.upstream.database, ...attributes },
+    };
+  }
+
+  /** Asks the gate; holds if told to. Returns true to forward, or the denial to send. */
+  async #judge(action: Action): Promise<true | Denial> {
+    const { gate, log } = this.#ctx;
+    let outcome: Awaited<ReturnType<GatePort['decide']>>;
+    try {
+      outcome = await gate.decide(action);
+    } catch (err) {
+      return this.#failClosed(err);
+    }
+    if (outcome.verdict === 'allow') return true;
+    if (outcome.verdict === 'deny')
+      return { ...ErrorCode.DENIED, message: `denied by Airlock: ${outcome.reason}` };
+    if (outcome.mode === 'retry')
+      return {
+        ...ErrorCode.DENIED,
+        message: `${outcome.message} — run the same statement again once it is approved`,
+      };
+    const id = outcome.request.id;
+    log?.info(
+      { session: this.id, request: id, url: outcome.url, connection: action.connection, kind: action.kind },
+      'mysql statement held',
+    );
+    try {
+      const s = await gate.settled(id, this.#abort.signal);
+      if (s.status !== 'approved')
+        return { ...ErrorCode.DENIED, message: `denied by Airlock: ${s.reason} (request ${id})` };
+      if (this.#state !== State.Ready)
+        return { ...ErrorCode.QUERY_INTERRUPTED, message: 'the session closed' };
+      await gate.release(id);
+      return true;
+    } catch (err) {
+      return this.#failClosed(err);
+    }
+  }
+
+  #failClosed(err: unknown): Denial {
+    const message = isAirlockError(err)
+      ? err.describe()
+      : 'Airlock could not judge the statement, so it was not run — try again; if it persists, tell an Airlock admin';
+    this.#ctx.log?.error(
+      { session: this.id, err: (err as Error)?.message },
+      'mysql statement refused: gate failed',
+    );
+    return { ...ErrorCode.UNKNOWN, message };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // LOAD DATA LOCAL INFILE: the caller's file, packet by packet, ending with an empty packet.
+
+  #relayInfile(p: Packet): void {
+    this.#upstream!.socket.write(p.frames.length === 1 ? p.frames[0]! : Buffer.concat(p.frames));
+    if (p.payload.length === 0) {
+      this.#relayingInfile = false;
+      this.#tracker.infileSent();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Target bytes
+
+  readonly #onUpstreamData = (chunk: Buffer): void => {
+    if (this.#state === State.Closed) return;
+    this.#frames.push(chunk);
+    const out: Buffer[] = [];
+    try {
+      for (let f = this.#frames.next(); f; f = this.#frames.next()) {
+        if (!this.#tracker.active) {
+          // Not a response: the target is going away (an ERR before it closes). Pass it on.
+          out.push(f.raw);
+          continue;
+        }
+        const ev = this.#tracker.frame(f);
+        if (ev?.type === 'local-infile') {
+          if (this.#infileAllowed && !this.#swallow) {
+            out.push(f.raw);
+            this.#relayingInfile = true;
+          } else {
+            // Asked for a caller's file by a statement that was not judged as LOAD DATA LOCAL:
+            // send the target an empty file and the caller an error in place of the rest.
+            this.#upstream!.socket.write(packet(Buffer.alloc(0), f.seq + 1));
+            this.#tracker.infileSent();
+            this.#swallow = errPacket(
+              ErrorCode.DENIED.errno,
+              ErrorCode.DENIED.sqlstate,
+              'denied by Airlock: the target asked for a local file, but the statement was not approved as LOAD DATA LOCAL INFILE',
+            );
+            this.#swallowSeq = f.seq;
+          }
+          continue;
+        }
+        if (ev?.type === 'prepared' && this.#pendingPrepare) {
+          this.#prepared.set(ev.statementId, {
+            text: this.#pendingPrepare.text,
+            classified: this.#pendingPrepare.classified,
+            params: ev.params,
+            longData: new Map(),
+            longDataBytes: 0,
+          });
+        }
+        if (!this.#swallow) out.push(f.raw);
+        if (ev?.type === 'done') {
+          if (this.#swallow) {
+            out.push(packet(this.#swallow, this.#swallowSeq));
+            this.#swallow = undefined;
+          }
+          const done = this.#responseDone;
+          this.#responseDone = undefined;
+          // Resolve after writing what we have.
+          if (done) queueMicrotask(done);
+        }
+      }
+    } catch (err) {
+      if (out.length > 0) this.#write(out);
+      this.#protocolFailure(err);
+      return;
+    }
+    if (out.length > 0) this.#write(out);
+  };
+
+  #swallowSeq = 0;
+
+  #write(out: Buffer[]): void {
+    const c = this.#client;
+    if (c.destroyed) return;
+    const ok = c.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    if (!ok) this.#upstream?.socket.pause();
+  }
+
+  #upstreamGone(reason: string): void {
+    if (this.#state === State.Closed) return;
+    this.#ctx.log?.warn({ session: this.id, reason }, 'mysql target connection lost');
+    this.#fatal(ErrorCode.CONNECT_TO_TARGET, `Airlock lost the connection to the target: ${reason}`);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Ending
+
+  /** An ERR packet to the caller when one can be placed between packets, then close. */
+  #fatal(code: { errno: number; sqlstate: string }, message: string): void {
+    if (this.#state === State.Closed) return;
+    const between = !this.#tracker.active || this.#state !== State.Ready;
+    if (between && !this.#client.destroyed && this.#client.writable) {
+      const seq = this.#state === State.Ready ? 1 : this.#seq;
+      this.#client.end(packet(errPacket(code.errno, code.sqlstate, message), seq));
+    } else this.#client.end();
+    this.#close(message);
+  }
+
+  #close(reason: string): void {
+    if (this.#state === State.Closed && this.#abort.signal.aborted) return;
+    this.#state = State.Closed;
+    clearTimeout(this.#timer);
+    this.#abort.abort();
+    const u = this.#upstream?.socket;
+    if (u && !u.destroyed) {
+      u.end(packet(Buffer.from([Command.QUIT]), 0));
+      setTimeout(() => u.destroy(), 1000).unref();
+    }
+    const c = this.#client;
+    if (!c.destroyed) setTimeout(() => c.destroy(), 1000).unref();
+    this.#queue = [];
+    const done = this.#responseDone;
+    this.#responseDone = undefined;
+    done?.();
+    if (this.#opened) this.#ctx.gate.sessionClosed(this.id, { reason });
+    this.#ctx.log?.info({ session: this.id, reason }, 'mysql session closed');
+    this.#onClosed();
+  }
+}
+
