@@ -30,7 +30,7 @@ function run(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
     const started = process.hrtime.bigint();
     const child = spawn('ssh', args, { env, stdio: ['ignore', openSync('/dev/null', 'w'), 'pipe'] });
     let err = '';
-    child.stderr.on('data', (d: Buffer) => {
+    child.stderr?.on('data', (d: Buffer) => {
       if (err.length < 4000) err += d.toString();
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import type { Principal } from '../core/action.ts';
 import type { ApprovalRequest, RequestFilter, RequestStatus } from '../core/approvals/request.ts';
 import { REQUEST_STATUSES } from '../core/approvals/request.ts';
-import { verifyChain } from '../core/audit/verify.ts';
+import { type VerifyResult, verifyChain } from '../core/audit/verify.ts';
 import { AirlockError, isAirlockError } from '../core/errors.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
@@ -48,6 +48,8 @@ export interface ApiOptions {
   /** Where each protocol listener runs, for telling callers where to connect. */
   readonly listeners: () => { readonly [protocol: string]: { host: string; port: number } | undefined };
   readonly logger?: Logger | undefined;
+  /** Verification with checkpoint keys and anchors (the gateway's); default: the chain alone. */
+  readonly auditVerify?: (() => Promise<VerifyResult>) | undefined;
 }
 
 declare module 'fastify' {
@@ -303,7 +305,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   app.get('/api/v1/audit/verify', async (request) => {
     await requireReviewer(request);
-    return viaStore(() => verifyChain(store));
+    return viaStore(() => (opts.auditVerify ? opts.auditVerify() : verifyChain(store)));
   });
 
   app.get('/api/v1/audit', async (request) => {

@@ -24,6 +24,7 @@ import { buildApi } from './api.ts';
 import { registerConsole } from './console.ts';
 import { type ListenProtocol, listenAddress, PROTOCOL_LISTENERS } from './listeners.ts';
 import { registerNotifyRoutes } from './notify-routes.ts';
+import { registerAuditRoutes, verifyEvidence } from './routes-audit.ts';
 import { cancelOrphanedHolds } from './orphans.ts';
 import { registerHealthRoutes } from './routes-health.ts';
 
@@ -146,6 +147,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       tokens,
       listeners: () => listeners,
       logger: log,
+      auditVerify: () => verifyEvidence(store, evidence),
     });
     await registerConsole(api, { policy: effective, tokens, approvals, bus });
     // Notifications go out off the bus; a channel that is down never delays a request.
@@ -159,6 +161,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     });
     cleanup.push(() => notifier.close());
     registerNotifyRoutes(api, { notifier, tokens, policy: effective });
+    registerAuditRoutes(api, { policy: effective, store, tokens, evidence });
     let draining = false;
     const failing = (message: string) => Promise.reject(new Error(message));
     registerHealthRoutes(api, {
