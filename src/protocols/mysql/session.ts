@@ -32,7 +32,6 @@ import {
   Command,
   ErrorCode,
   GATEWAY_CAPABILITIES,
-  Header,
   isAsciiSafeCollation,
   PASSED_CAPABILITIES,
   Status,
@@ -923,4 +922,3 @@ export class MysqlSession {
     this.#onClosed();
   }
 }
-
