@@ -1,0 +1,327 @@
+/**
+ * The HTTP proxy: `/TYPE/NAME/rest` → authenticate the caller, build the Action, ask the Gate,
+ * and forward, refuse or hold. Forwarding streams both ways with backpressure (the caller's
+ * response is written only as fast as the caller reads it; the upstream is read no faster).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import type { Action, Principal } from '../../core/action.ts';
+import { AirlockError, isAirlockError } from '../../core/errors.ts';
+import type { GatePort } from '../../core/gate-types.ts';
+import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
+import type { Exchange, ProxyAdapter } from './adapter.ts';
+import { sendJson } from './adapter.ts';
+import { hasBody, readBody } from './body.ts';
+import { callerHeaders, callerToken, upstreamHeaders } from './headers.ts';
+import { UpstreamPools } from './upstream.ts';
+
+export interface Logger {
+  info(o: object, msg?: string): void;
+  warn(o: object, msg?: string): void;
+  error(o: object, msg?: string): void;
+}
+
+export interface ProxyOptions {
+  readonly policy: Policy;
+  readonly gate: GatePort;
+  readonly tokens: Authenticator;
+  readonly adapters: readonly ProxyAdapter<never>[];
+  readonly log?: Logger | undefined;
+}
+
+interface SocketSessions {
+  readonly ids: Map<string, string>;
+}
+
+/** `/http/NAME/rest?q` → type, name and `/rest?q`. */
+export function parseRoute(url: string): { prefix: string; name: string; target: string } | undefined {
+  const m = /^\/([a-z]+)\/([A-Za-z0-9][A-Za-z0-9_.-]{0,62})([/?][\s\S]*)?$/.exec(url);
+  if (!m) return undefined;
+  const rest = m[3] ?? '/';
+  return { prefix: m[1]!, name: m[2]!, target: rest.startsWith('?') ? `/${rest}` : rest };
+}
+
+export class HttpProxy {
+  readonly #o: ProxyOptions;
+  readonly #pools = new UpstreamPools();
+  readonly #adapters: Map<string, ProxyAdapter>;
+  readonly #sessions = new WeakMap<Socket, SocketSessions>();
+  readonly #open = new Set<AbortController>();
+
+  constructor(o: ProxyOptions) {
+    this.#o = o;
+    this.#adapters = new Map(o.adapters.map((a) => [a.protocol, a as unknown as ProxyAdapter]));
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const abort = new AbortController();
+    this.#open.add(abort);
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.on('close', onClose);
+    try {
+      await this.#handle(req, res, abort.signal);
+    } catch (err) {
+      this.#o.log?.error({ err: (err as Error).message }, 'http proxy error');
+      if (!res.headersSent)
+        sendJson(res, 500, new AirlockError('AIRLOCK_E_INTERNAL', 'the proxy failed').toJSON());
+      else res.destroy();
+    } finally {
+      this.#open.delete(abort);
+      res.off('close', onClose);
+    }
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    const route = parseRoute(req.url ?? '/');
+    const adapter = route ? this.#adapters.get(route.prefix) : undefined;
+    if (!route || !adapter) {
+      const types = [...this.#adapters.keys()].map((t) => `/${t}/NAME/...`).join(', ');
+      sendJson(
+        res,
+        404,
+        new AirlockError('AIRLOCK_E_CONNECTION_UNKNOWN', `no connection at ${req.url ?? '/'}`, {
+          hint: `address a connection as ${types}`,
+        }).toJSON(),
+      );
+      return;
+    }
+    const connection = this.#o.policy.connections.get(route.name);
+    const query = new URLSearchParams(
+      route.target.includes('?') ? route.target.slice(route.target.indexOf('?') + 1) : '',
+    );
+    const source = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
+    const base: Exchange = {
+      req,
+      res,
+      method: (req.method ?? 'GET').toUpperCase(),
+      target: route.target,
+      pathname: route.target.split('?', 1)[0]!,
+      query,
+      body: undefined,
+      source,
+    };
+    if (connection?.type !== adapter.protocol) {
+      const names = [...this.#o.policy.connections.values()]
+        .filter((c) => c.type === adapter.protocol)
+        .map((c) => c.name);
+      adapter.refuse(
+        base,
+        new AirlockError(
+          'AIRLOCK_E_CONNECTION_UNKNOWN',
+          `there is no ${adapter.protocol} connection "${route.name}"`,
+          {
+            hint:
+              names.length > 0
+                ? `configured ${adapter.protocol} connections: ${names.join(', ')}`
+                : `no ${adapter.protocol} connections are configured`,
+          },
+        ),
+      );
+      return;
+    }
+
+    let principal: Principal;
+    try {
+      principal = await this.#o.tokens.authenticate(callerToken(req.headers.authorization), {
+        source,
+        protocol: adapter.protocol,
+        connection: connection.name,
+      });
+    } catch (err) {
+      const e = isAirlockError(err)
+        ? err
+        : new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the token could not be verified');
+      this.#o.gate.authFailed({
+        protocol: adapter.protocol,
+        source,
+        connection: connection.name,
+        reason: e.code,
+      });
+      req.resume();
+      adapter.unauthorized(base, e);
+      return;
+    }
+
+    let body: Buffer | undefined;
+    if (hasBody(req)) {
+      try {
+        body = await readBody(req, adapter.maxBody(connection as never));
+      } catch (err) {
+        if (isAirlockError(err)) adapter.refuse(base, err);
+        else res.destroy();
+        return;
+      }
+    }
+    const ex: Exchange = { ...base, body };
+    const classified = await adapter.classify(ex, connection as never);
+    const sessionId = await this.#session(req.socket, adapter.protocol, connection, principal, source);
+    const action: Action = {
+      protocol: adapter.protocol,
+      connection: connection.name,
+      principal,
+      sessionId,
+      source,
+      ...classified,
+    };
+
+    let outcome: Awaited<ReturnType<GatePort['decide']>>;
+    try {
+      outcome = await this.#o.gate.decide(action);
+    } catch (err) {
+      adapter.refuse(
+        ex,
+        isAirlockError(err) ? err : new AirlockError('AIRLOCK_E_INTERNAL', 'the request could not be judged'),
+      );
+      return;
+    }
+    if (outcome.verdict === 'deny') {
+      adapter.refuse(
+        ex,
+        new AirlockError('AIRLOCK_E_DENIED', outcome.reason, {
+          hint: `rule "${outcome.decision.rule.name}"`,
+        }),
+        {
+          reason: outcome.reason,
+        },
+      );
+      return;
+    }
+    if (outcome.verdict === 'hold') {
+      const hold = { requestId: outcome.request.id, url: outcome.url, message: outcome.message };
+      if (outcome.mode === 'retry') {
+        adapter.retry(ex, hold);
+        return;
+      }
+      adapter.waiting?.(ex, hold);
+      const settled = await this.#o.gate.settled(outcome.request.id, signal);
+      if (settled.status !== 'approved') {
+        adapter.refuse(
+          ex,
+          new AirlockError(
+            settled.status === 'expired' ? 'AIRLOCK_E_REQUEST_EXPIRED' : 'AIRLOCK_E_DENIED',
+            settled.reason,
+            {
+              status: 403,
+            },
+          ),
+          { reason: settled.reason, request: outcome.request.id },
+        );
+        return;
+      }
+      try {
+        await this.#o.gate.release(outcome.request.id);
+      } catch (err) {
+        adapter.refuse(
+          ex,
+          isAirlockError(err)
+            ? err
+            : new AirlockError('AIRLOCK_E_INTERNAL', 'the approval could not be recorded'),
+        );
+        return;
+      }
+    }
+    await this.#forward(ex, connection, adapter, signal);
+  }
+
+  async #forward(
+    ex: Exchange,
+    connection: PolicyConnection,
+    adapter: ProxyAdapter,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (connection.type !== 'http' && connection.type !== 'kubernetes' && connection.type !== 'git') return;
+    const upstream = this.#pools.get(connection.name, connection.upstream);
+    let response: Awaited<ReturnType<typeof upstream.pool.request>>;
+    try {
+      response = await upstream.pool.request({
+        method: ex.method as 'GET',
+        path: upstream.basePath + ex.target,
+        headers: upstreamHeaders(ex.req.headers, connection.credential, ex.body?.length),
+        body: ex.body ?? null,
+        signal,
+      });
+    } catch (err) {
+      if (signal.aborted) return;
+      adapter.refuse(
+        ex,
+        new AirlockError(
+          'AIRLOCK_E_UPSTREAM_UNAVAILABLE',
+          `${connection.name} could not be reached: ${(err as Error).message}`,
+          {
+            hint: 'check that the upstream is running and its URL in the policy is right',
+            status: 502,
+          },
+        ),
+      );
+      return;
+    }
+    const { res } = ex;
+    if (res.headersSent) {
+      // The adapter already answered (git progress while held): only the body follows.
+      if (response.statusCode >= 400) {
+        await response.body.dump().catch(() => {});
+        adapter.refuse(
+          ex,
+          new AirlockError(
+            'AIRLOCK_E_UPSTREAM_UNAVAILABLE',
+            `${connection.name} answered ${response.statusCode}`,
+            { status: 502 },
+          ),
+        );
+        return;
+      }
+    } else {
+      res.writeHead(response.statusCode, callerHeaders(response.headers));
+      // Watches and log streams: send headers now, not with the first event.
+      res.flushHeaders();
+    }
+    try {
+      await pipeline(response.body, res);
+    } catch {
+      // Either side went away; the other is closed by pipeline.
+    }
+  }
+
+  async #session(
+    socket: Socket,
+    protocol: string,
+    connection: PolicyConnection,
+    principal: Principal,
+    source: string,
+  ): Promise<string> {
+    let s = this.#sessions.get(socket);
+    if (!s) {
+      const created: SocketSessions = { ids: new Map() };
+      s = created;
+      this.#sessions.set(socket, created);
+      socket.once('close', () => {
+        for (const id of created.ids.values()) this.#o.gate.sessionClosed(id);
+      });
+    }
+    const key = `${connection.name}\0${principal.name}`;
+    let id = s.ids.get(key);
+    if (!id) {
+      id = randomUUID();
+      s.ids.set(key, id);
+      await this.#o.gate.sessionOpened({
+        sessionId: id,
+        protocol,
+        connection: connection.name,
+        principal,
+        source,
+      });
+    }
+    return id;
+  }
+
+  /** Cancel held requests and stop streams; used on shutdown. */
+  async close(): Promise<void> {
+    for (const a of this.#open) a.abort();
+    await this.#pools.close();
+  }
+}
