@@ -6,16 +6,17 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { InProcessEventBus } from '../core/approvals/bus.ts';
 import { Approvals } from '../core/approvals/service.ts';
-import type { AuditLog } from '../core/audit/log.ts';
 import { openEvidence } from '../core/audit/evidence.ts';
+import type { AuditLog } from '../core/audit/log.ts';
 import { AirlockError } from '../core/errors.ts';
 import { Gate } from '../core/gate.ts';
+import { buildIdentity } from '../core/identity/setup.ts';
 import { DEFAULT_LIMITS, Limits } from '../core/limits/limits.ts';
-import { TokenRegistry } from '../core/identity/tokens.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import type { Store } from '../core/store.ts';
 import { startNotifier } from '../notify/notifier.ts';
-import { initClassifier } from '../protocols/postgres/classify.ts';
+import { registerMcpRoutes } from '../protocols/mcp/endpoint.ts';
+import { classifySql, initClassifier } from '../protocols/postgres/classify.ts';
 import { openStore } from '../store/open.ts';
 import { PgEventBus } from '../store/pg-event-bus.ts';
 import { PostgresStore } from '../store/postgres.ts';
@@ -24,9 +25,10 @@ import { buildApi } from './api.ts';
 import { registerConsole } from './console.ts';
 import { type ListenProtocol, listenAddress, PROTOCOL_LISTENERS } from './listeners.ts';
 import { registerNotifyRoutes } from './notify-routes.ts';
-import { registerAuditRoutes, verifyEvidence } from './routes-audit.ts';
 import { cancelOrphanedHolds } from './orphans.ts';
+import { registerAuditRoutes, verifyEvidence } from './routes-audit.ts';
 import { registerHealthRoutes } from './routes-health.ts';
+import { registerTokenRoutes } from './routes-tokens.ts';
 
 export interface GatewayOptions {
   readonly policy: Policy;
@@ -134,7 +136,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       if (orphans > 0) log.warn({ orphans }, 'cancelled requests held by a previous run of this gateway');
     }
 
-    const tokens = new TokenRegistry(policy.tokens);
+    const identity = buildIdentity({ policy, store, audit });
+    const { tokens } = identity;
     // With `api: host:0` the derived public URL is only known once the port is bound; the API
     // reads it per request and the Gate is built after it is fixed.
     const effective: { -readonly [K in keyof Policy]: Policy[K] } = { ...policy };
@@ -182,6 +185,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           : []),
       ],
     });
+    // MCP is served on the API port (/mcp/CONNECTION); sessions read the Gate once it exists.
+    const mcp = registerMcpRoutes(api, {
+      policy: effective,
+      gate: () => gate,
+      tokens,
+      classifySql,
+      log: log.child({ protocol: 'mcp' }),
+    });
+    registerTokenRoutes(api, { policy: effective, tokens, apiTokens: identity.apiTokens, audit });
     let apiInfo = { url: '', host: '', port: 0 };
     if (apiAddr !== false) {
       const { host, port } = parseHostPort(apiAddr);
