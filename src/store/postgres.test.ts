@@ -7,55 +7,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type PrivatePostgres, startPostgres } from '../../test/support/postgres.ts';
 import type { RequestEvent } from '../core/approvals/bus.ts';
-import type { NewRequest } from '../core/approvals/request.ts';
-import { GENESIS, hashRecord } from '../core/audit/chain.ts';
 import { AuditLog } from '../core/audit/log.ts';
 import { verifyChain } from '../core/audit/verify.ts';
 import { isAirlockError } from '../core/errors.ts';
-import type { AuditRecord } from '../core/store.ts';
 import { openStore } from './open.ts';
 import { PgEventBus } from './pg-event-bus.ts';
 import { PostgresStore } from './postgres.ts';
-
-function newRequest(overrides: Partial<NewRequest> = {}): NewRequest {
-  return {
-    fingerprint: 'f'.repeat(64),
-    protocol: 'postgres',
-    connection: 'prod-db',
-    principal: { name: 'agent', kind: 'agent', groups: ['bots'] },
-    sessionId: 's1',
-    source: '127.0.0.1:5000',
-    kind: 'write',
-    summary: 'DELETE FROM orders WHERE id = 7',
-    parts: [
-      { kind: 'write', text: 'DELETE FROM orders WHERE id = 7', statement: 'DeleteStmt', tables: ['orders'] },
-    ],
-    attributes: { database: 'app' },
-    rule: { name: 'writes need a DBA', index: 1 },
-    why: 'rule "writes need a DBA" matched write (DeleteStmt)',
-    review: { groups: ['dba'], approvals: 1, expires: 900_000, hold: 'wait', window: 900_000 },
-    createdAt: 1_000,
-    expiresAt: 901_000,
-    ...overrides,
-  };
-}
-
-function chain(n: number, start = 1, prev = GENESIS): AuditRecord[] {
-  const out: AuditRecord[] = [];
-  for (let seq = start; seq < start + n; seq++) {
-    const content = {
-      seq,
-      at: 1_700_000_000_000 + seq,
-      type: 'action.allowed',
-      data: { n: seq, s: 'x' },
-      prevHash: prev,
-    };
-    const hash = hashRecord(content);
-    out.push({ ...content, hash });
-    prev = hash;
-  }
-  return out;
-}
+import { newRequest, storeContract } from './store-contract.ts';
 
 function until(check: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -89,6 +47,8 @@ describe('PostgresStore', () => {
   before(async () => {
     server = await startPostgres({ sample: false });
   });
+
+  storeContract(async () => open(await freshUrl()));
   after(async () => {
     for (const s of stores) await s.close().catch(() => {});
     await server?.stop();
@@ -117,71 +77,6 @@ describe('PostgresStore', () => {
     }
   });
 
-  test('request CRUD, filters and compare-and-set', async () => {
-    const store = await open(await freshUrl());
-    const a = await store.createRequest(newRequest());
-    const b = await store.createRequest(
-      newRequest({ connection: 'other', principal: { name: 'bob', kind: 'human', groups: [] } }),
-    );
-    assert.equal(a.id, 1);
-    assert.equal(b.id, 2);
-    assert.equal(a.status, 'pending');
-    assert.deepEqual(await store.getRequest(1), a);
-    assert.equal(await store.getRequest(99), undefined);
-    assert.deepEqual(
-      (await store.listRequests()).map((r) => r.id),
-      [2, 1],
-    );
-    assert.deepEqual(
-      (await store.listRequests({ connection: 'prod-db' })).map((r) => r.id),
-      [1],
-    );
-    assert.deepEqual(
-      (await store.listRequests({ principal: 'bob' })).map((r) => r.id),
-      [2],
-    );
-    assert.deepEqual(
-      (await store.listRequests({ beforeId: 2 })).map((r) => r.id),
-      [1],
-    );
-    assert.deepEqual(
-      (await store.listRequests({ limit: 1 })).map((r) => r.id),
-      [2],
-    );
-
-    const voted = await store.addApproval(1, { by: 'alice', at: 2_000, note: 'ok' });
-    assert.deepEqual(voted?.approvals, [{ by: 'alice', at: 2_000, note: 'ok' }]);
-    const again = await store.addApproval(1, { by: 'alice', at: 3_000 });
-    assert.equal(again?.approvals.length, 1, 'one vote per person');
-
-    const approved = await store.updateRequest(1, ['pending'], {
-      status: 'approved',
-      decidedAt: 2_000,
-      grantUntil: 10_000,
-    });
-    assert.equal(approved?.status, 'approved');
-    assert.equal(approved?.grantUntil, 10_000);
-    assert.equal(approved?.approvals.length, 1);
-    assert.equal(await store.updateRequest(1, ['pending'], { status: 'denied' }), undefined, 'CAS loses');
-    assert.equal(await store.addApproval(1, { by: 'carol', at: 3_000 }), undefined, 'no votes once decided');
-    assert.equal((await store.getRequest(1))?.status, 'approved');
-    assert.deepEqual(
-      (await store.listRequests({ status: ['approved'] })).map((r) => r.id),
-      [1],
-    );
-    assert.deepEqual(
-      (await store.activeGrants(5_000)).map((r) => r.id),
-      [1],
-    );
-    assert.deepEqual(await store.activeGrants(10_000), []);
-    const executed = await store.updateRequest(1, ['approved'], { status: 'executed' });
-    assert.equal(executed?.status, 'executed');
-    assert.deepEqual(
-      (await store.activeGrants(5_000)).map((r) => r.id),
-      [1],
-    );
-  });
-
   test('two replicas racing to decide: exactly one wins', async () => {
     const url = await freshUrl();
     const [a, b] = [await open(url), await open(url)];
@@ -193,20 +88,6 @@ describe('PostgresStore', () => {
       ]);
       assert.equal(results.filter(Boolean).length, 1, `request ${r.id}: one decision`);
     }
-  });
-
-  test('audit append, head, read, count; a batch is all or nothing', async () => {
-    const store = await open(await freshUrl());
-    assert.equal(await store.auditHead(), undefined);
-    const records = chain(1200);
-    await store.appendAudit(records);
-    assert.equal(await store.auditCount(), 1200);
-    assert.deepEqual(await store.auditHead(), records[1199]);
-    assert.deepEqual(await store.readAudit(1000, 3), records.slice(999, 1002));
-    const bad = [...chain(2, 1201, records[1199]!.hash), records[0]!];
-    await assert.rejects(store.appendAudit(bad));
-    assert.equal(await store.auditCount(), 1200);
-    assert.deepEqual(await verifyChain(store), { ok: true, count: 1200, headHash: records[1199]!.hash });
   });
 
   test('two writers append concurrently: one gap-free chain that verifies', async () => {
