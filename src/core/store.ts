@@ -2,6 +2,7 @@
  * The persistence port core depends on. Implementations live in src/store/ (SQLite embedded,
  * PostgreSQL for several replicas); core never imports them.
  */
+import type { PrincipalKind } from './action.ts';
 import type {
   ApprovalRequest,
   ApprovalVote,
@@ -38,6 +39,26 @@ export interface RequestPatch {
   readonly grantUntil?: number;
 }
 
+/** An API token as stored: only the SHA-256 of the token itself is kept. */
+export interface ApiTokenRecord {
+  /** Public id (`tok_...`), shown in lists and used to revoke. */
+  readonly id: string;
+  /** The principal the token stands for. */
+  readonly name: string;
+  readonly kind: PrincipalKind;
+  readonly groups: readonly string[];
+  /** Connections the token may open; undefined: any. */
+  readonly connections?: readonly string[] | undefined;
+  readonly description?: string | undefined;
+  readonly createdBy: string;
+  readonly createdAt: number;
+  readonly expiresAt?: number | undefined;
+  readonly revokedAt?: number | undefined;
+  readonly revokedBy?: string | undefined;
+  /** sha256 hex of the token. */
+  readonly hash: string;
+}
+
 export interface Store {
   /** Create tables / apply pending migrations. Safe to call on every start. */
   migrate(): Promise<void>;
@@ -68,6 +89,14 @@ export interface Store {
   /** Records with seq >= fromSeq, ascending. */
   readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]>;
   auditCount(): Promise<number>;
+
+  createApiToken(token: ApiTokenRecord): Promise<void>;
+  /** By the token's hash (any state: the caller tells revoked and expired apart). */
+  findApiToken(hash: string): Promise<ApiTokenRecord | undefined>;
+  /** Newest first; `name`: only tokens standing for that principal. */
+  listApiTokens(filter?: { readonly name?: string }): Promise<ApiTokenRecord[]>;
+  /** Marks it revoked if it is not already; returns the token after, or undefined if unknown. */
+  revokeApiToken(id: string, at: number, by: string): Promise<ApiTokenRecord | undefined>;
 
   /** Inserts or replaces (by id) a recording's metadata: once when it opens, again when it is sealed. */
   putRecording(meta: RecordingMeta): Promise<void>;

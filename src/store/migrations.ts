@@ -88,6 +88,35 @@ export function migrations(flavor: StoreFlavor): Record<string, Migration> {
         await db.schema.dropTable('requests').ifExists().execute();
       },
     },
+    '0002_api_tokens': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('api_tokens')
+          .ifNotExists()
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('hash', 'text', (c) => c.notNull().unique())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('groups', 'text', (c) => c.notNull())
+          .addColumn('connections', 'text')
+          .addColumn('description', 'text')
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('expires_at', time)
+          .addColumn('revoked_at', time)
+          .addColumn('revoked_by', 'text')
+          .execute();
+        await db.schema
+          .createIndex('api_tokens_name')
+          .ifNotExists()
+          .on('api_tokens')
+          .column('name')
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('api_tokens').ifExists().execute();
+      },
+    },
     '0003_recordings': {
       async up(db: Kysely<unknown>) {
         await db.schema

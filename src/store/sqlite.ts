@@ -23,7 +23,7 @@ import { canonical } from '../core/audit/canonical.ts';
 import type { RawAuditReader, RawAuditRecord } from '../core/audit/verify.ts';
 import { AirlockError } from '../core/errors.ts';
 import type { RecordingFilter, RecordingFormat, RecordingMeta } from '../core/recording/types.ts';
-import type { AuditRecord, RequestPatch, Store } from '../core/store.ts';
+import type { ApiTokenRecord, AuditRecord, RequestPatch, Store } from '../core/store.ts';
 import { migrateToLatest } from './migrations.ts';
 
 export interface RequestsTable {
@@ -65,6 +65,23 @@ export interface AuditTable {
   data: string;
   prev_hash: string;
   hash: string;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  hash: string;
+  name: string;
+  kind: string;
+  /** JSON array. */
+  groups: string;
+  /** JSON array, or null for any connection. */
+  connections: string | null;
+  description: string | null;
+  created_by: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  revoked_by: string | null;
 }
 
 export interface RecordingsTable {
@@ -130,6 +147,41 @@ export interface StoreSchema {
   requests: RequestsTable;
   request_approvals: ApprovalsTable;
   audit: AuditTable;
+  api_tokens: ApiTokensTable;
+}
+
+export function apiTokenToRow(t: ApiTokenRecord): ApiTokensTable {
+  return {
+    id: t.id,
+    hash: t.hash,
+    name: t.name,
+    kind: t.kind,
+    groups: JSON.stringify(t.groups),
+    connections: t.connections === undefined ? null : JSON.stringify(t.connections),
+    description: t.description ?? null,
+    created_by: t.createdBy,
+    created_at: t.createdAt,
+    expires_at: t.expiresAt ?? null,
+    revoked_at: t.revokedAt ?? null,
+    revoked_by: t.revokedBy ?? null,
+  };
+}
+
+export function apiTokenFromRow(row: Selectable<ApiTokensTable>): ApiTokenRecord {
+  return {
+    id: row.id,
+    hash: row.hash,
+    name: row.name,
+    kind: row.kind as ApiTokenRecord['kind'],
+    groups: JSON.parse(row.groups),
+    connections: row.connections === null ? undefined : JSON.parse(row.connections),
+    description: row.description ?? undefined,
+    createdBy: row.created_by,
+    createdAt: Number(row.created_at),
+    expiresAt: row.expires_at === null ? undefined : Number(row.expires_at),
+    revokedAt: row.revoked_at === null ? undefined : Number(row.revoked_at),
+    revokedBy: row.revoked_by ?? undefined,
+  };
 }
 
 const DEFAULT_LIST_LIMIT = 100;
@@ -422,6 +474,39 @@ export class SqliteStore implements Store, RawAuditReader {
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
     return Number(row.n);
+  }
+
+  async createApiToken(token: ApiTokenRecord): Promise<void> {
+    await this.db.insertInto('api_tokens').values(apiTokenToRow(token)).execute();
+  }
+
+  async findApiToken(hash: string): Promise<ApiTokenRecord | undefined> {
+    const row = await this.db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('hash', '=', hash)
+      .executeTakeFirst();
+    return row ? apiTokenFromRow(row) : undefined;
+  }
+
+  async listApiTokens(filter: { readonly name?: string } = {}): Promise<ApiTokenRecord[]> {
+    let query = this.db.selectFrom('api_tokens').selectAll();
+    if (filter.name !== undefined) query = query.where('name', '=', filter.name);
+    const rows = await query.orderBy('created_at', 'desc').orderBy('id').limit(MAX_LIST_LIMIT).execute();
+    return rows.map(apiTokenFromRow);
+  }
+
+  async revokeApiToken(id: string, at: number, by: string): Promise<ApiTokenRecord | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('api_tokens')
+        .set({ revoked_at: at, revoked_by: by })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .execute();
+      const row = await trx.selectFrom('api_tokens').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? apiTokenFromRow(row) : undefined;
+    });
   }
 
   async putRecording(meta: RecordingMeta): Promise<void> {

@@ -8,12 +8,19 @@ import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
 import type { ZodError } from 'zod';
 import { resolveAudit } from '../audit/settings.ts';
 import { AirlockError } from '../errors.ts';
+import { hashToken } from '../identity/tokens.ts';
 import { limitsConfig } from '../limits/schema.ts';
 import { resolveMaskingRule } from '../masking/schema.ts';
-import { hashToken } from '../identity/tokens.ts';
 import { ConnectionFieldError, resolveContext } from './connections/common.ts';
 import { resolveConnection } from './connections/index.ts';
-import type { NotifyChannel, Policy, PolicyConnection, PolicyRule } from './policy.ts';
+import type {
+  ClaimMatch,
+  NotifyChannel,
+  OidcIssuer,
+  Policy,
+  PolicyConnection,
+  PolicyRule,
+} from './policy.ts';
 import { policySchema, reviewSchema } from './schema.ts';
 import { Secret } from './secret.ts';
 
@@ -105,6 +112,23 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     return { name: t.name, kind: t.kind, groups: t.groups, hash: hashToken(value) };
   });
 
+  const oidc: OidcIssuer[] = p.identities.oidc.map((o) => ({
+    issuer: o.issuer,
+    audiences: typeof o.audience === 'string' ? [o.audience] : o.audience,
+    jwksUri: o.jwks_uri,
+    algorithms: o.algorithms,
+    clockSkewMs: o.clock_skew,
+    nameClaim: o.name_claim,
+    namePrefix: o.name_prefix,
+    kind: o.kind,
+    groupsClaim: o.groups_claim,
+    require: claimMatch(o.require ?? {}),
+    claimRules: o.claim_rules.map((r) => ({ when: claimMatch(r.when), kind: r.kind, groups: r.groups })),
+    clientId: o.client_id,
+    clientSecret: o.client_secret === undefined ? undefined : Secret.parse(o.client_secret, baseDir),
+    scopes: o.scopes,
+  }));
+
   // Notification secrets are resolved at use, so rotating a file needs no restart; a missing
   // one is reported now, with its position, rather than at the first held request.
   const notify: NotifyChannel[] = p.notify.map((n, i) => {
@@ -171,6 +195,8 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
       ? { cert: Secret.parse(p.tls.cert, baseDir), key: Secret.parse(p.tls.key, baseDir) }
       : undefined,
     tokens,
+    oidc,
+    tokenAdmins: p.identities.token_admins,
     connections,
     rules,
     defaultReview: p.defaults.review ?? reviewSchema.parse({ groups: ['admins'] }),
@@ -179,6 +205,10 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     masking,
     limits: limitsConfig(p.limits),
   };
+}
+
+function claimMatch(m: Readonly<Record<string, string | readonly string[]>>): ClaimMatch {
+  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, typeof v === 'string' ? [v] : v]));
 }
 
 function problemsOf(error: ZodError, doc: Document, lc: LineCounter, file: string): PolicyProblem[] {

@@ -1,9 +1,9 @@
 /** The resolved policy: what the rest of Airlock reads after the file has been validated. */
 import type { PrincipalKind } from '../action.ts';
 import type { AuditSettings } from '../audit/settings.ts';
+import type { LimitsConfig } from '../limits/limits.ts';
 import type { MaskingRule } from '../masking/schema.ts';
 import type { NotifyEvent, ReviewSpec, RuleConfig } from './schema.ts';
-import type { LimitsConfig } from '../limits/limits.ts';
 import type { Secret } from './secret.ts';
 
 export type { ConnectionType, PolicyConnection } from './connections/index.ts';
@@ -21,6 +21,32 @@ export interface TokenIdentity {
   readonly groups: readonly string[];
   /** sha256 of the token; the token itself is never kept. */
   readonly hash: string;
+}
+
+/** Claim name → globs; a claim matches when any of its values matches any glob. */
+export type ClaimMatch = Readonly<Record<string, readonly string[]>>;
+
+/** A trusted OpenID Connect issuer (a person's IdP, or a CI workload identity issuer). */
+export interface OidcIssuer {
+  /** Exactly as the `iss` claim carries it. */
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+  readonly jwksUri?: string | undefined;
+  readonly algorithms: readonly string[];
+  readonly clockSkewMs: number;
+  readonly nameClaim: string;
+  readonly namePrefix: string;
+  readonly kind: PrincipalKind;
+  readonly groupsClaim?: string | undefined;
+  readonly require: ClaimMatch;
+  readonly claimRules: readonly {
+    readonly when: ClaimMatch;
+    readonly kind?: PrincipalKind | undefined;
+    readonly groups: readonly string[];
+  }[];
+  readonly clientId?: string | undefined;
+  readonly clientSecret?: Secret | undefined;
+  readonly scopes: readonly string[];
 }
 
 interface NotifyFilter {
@@ -73,6 +99,10 @@ export interface Policy {
   readonly store: string;
   readonly tls?: { readonly cert: Secret; readonly key: Secret } | undefined;
   readonly tokens: readonly TokenIdentity[];
+  /** Trusted OIDC issuers (absent or empty: none). */
+  readonly oidc?: readonly OidcIssuer[] | undefined;
+  /** Groups whose members manage every API token (absent: `admins`). */
+  readonly tokenAdmins?: readonly string[] | undefined;
   readonly connections: ReadonlyMap<string, PolicyConnection>;
   readonly rules: readonly PolicyRule[];
   readonly defaultReview: ReviewSpec;

@@ -3,12 +3,12 @@
  * column, not a silently ignored rule.
  */
 import { z } from 'zod';
-import { auditSchema } from '../audit/settings.ts';
 import { ACTION_KINDS, PRINCIPAL_KINDS } from '../action.ts';
+import { auditSchema } from '../audit/settings.ts';
 import { limitsSchema } from '../limits/schema.ts';
 import { maskingRuleSchema } from '../masking/schema.ts';
 import { connectionSchema } from './connections/index.ts';
-import { EFFECTS, name, reviewSchema } from './review.ts';
+import { duration, EFFECTS, name, reviewSchema } from './review.ts';
 
 export type { ConnectionConfig } from './connections/index.ts';
 export { connectionSchema } from './connections/index.ts';
@@ -33,6 +33,58 @@ const tokenIdentity = z.strictObject({
   token: z.string().min(1),
   kind: z.enum(PRINCIPAL_KINDS),
   groups: z.array(name).default([]),
+});
+
+/** JWS algorithms an issuer may sign with; symmetric and `none` are never accepted. */
+export const OIDC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+
+/** Claim name → glob(s) the claim must match (any element, for array claims). */
+const claimMatch = z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)]));
+
+const oidcIssuer = z.strictObject({
+  issuer: z.url({ protocol: /^https?$/, error: 'the issuer URL, e.g. https://idp.example.com' }),
+  /** Accepted `aud` values (any one must be present). The client_id is accepted too. */
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  /** Skip discovery and fetch keys from here. */
+  jwks_uri: z.url({ protocol: /^https?$/ }).optional(),
+  algorithms: z.array(z.enum(OIDC_ALGORITHMS)).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+  clock_skew: duration
+    .default(60_000)
+    .refine((ms) => ms <= 5 * 60_000, 'at most 5m: a larger skew keeps expired tokens alive'),
+  /** Claim naming the principal. */
+  name_claim: z.string().min(1).default('sub'),
+  /** Prepended to the principal name, to keep names from different issuers apart. */
+  name_prefix: z.string().default(''),
+  kind: z.enum(PRINCIPAL_KINDS).default('human'),
+  /** Claim holding group names (array or space-separated string). */
+  groups_claim: z.string().min(1).optional(),
+  /** Every token must match all of these, e.g. { repository_owner: acme }. */
+  require: claimMatch.optional(),
+  /** Kind and groups from other claims: every matching rule adds its groups; the first kind wins. */
+  claim_rules: z
+    .array(
+      z.strictObject({
+        when: claimMatch,
+        kind: z.enum(PRINCIPAL_KINDS).optional(),
+        groups: z.array(name).default([]),
+      }),
+    )
+    .default([]),
+  /** For console sign-in and `airlock login`: the client registered at the issuer. */
+  client_id: z.string().min(1).optional(),
+  client_secret: z.string().min(1).optional(),
+  scopes: z.array(z.string().min(1)).default(['openid', 'profile', 'email']),
 });
 
 export const ruleSchema = z.strictObject({
@@ -145,8 +197,11 @@ export const policySchema = z
     identities: z
       .strictObject({
         tokens: z.array(tokenIdentity).default([]),
+        oidc: z.array(oidcIssuer).default([]),
+        /** Groups whose members manage every API token (others manage only their own). */
+        token_admins: z.array(name).default(['admins']),
       })
-      .default({ tokens: [] }),
+      .default({ tokens: [], oidc: [], token_admins: ['admins'] }),
     /** Reviewers for `review` decisions that name none (connection defaults). */
     defaults: z.strictObject({ review: reviewSchema.optional() }).default({}),
     connections: z.record(name, connectionSchema).default({}),
@@ -204,6 +259,17 @@ export const policySchema = z
           message: `duplicate identity "${t.name}"`,
         });
       seen.add(t.name);
+    });
+    const issuers = new Set<string>();
+    p.identities.oidc.forEach((o, i) => {
+      const key = o.issuer.replace(/\/+$/, '');
+      if (issuers.has(key))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['identities', 'oidc', i, 'issuer'],
+          message: `issuer ${o.issuer} is listed twice`,
+        });
+      issuers.add(key);
     });
   });
 
