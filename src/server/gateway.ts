@@ -231,6 +231,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           ).length,
       },
     });
+    // Runs before the API closes: ends MCP sessions, cancelling held calls and stopping the
+    // tool servers Airlock launched.
+    cleanup.push(() => mcp.close());
 
     /** Open caller connections per listener that can count them, for draining. */
     const openSessions: (() => number)[] = [];

@@ -1,0 +1,424 @@
+/**
+ * One caller's MCP session on `/mcp/CONNECTION`, relayed message by message to its own session
+ * with the connection's tool server. Everything passes through unchanged (notifications,
+ * progress, cancellation, resources, prompts, sampling, elicitation, methods we do not know)
+ * except three things Airlock owns:
+ *
+ * - `tools/call` is an Action: allowed calls are forwarded, denied ones answered with a tool
+ *   error carrying the reason, held ones wait for people (with progress notifications when the
+ *   caller asked for progress) or are answered at once in `retry` mode.
+ * - `tools/list` results leave out the tools this caller could never call.
+ * - A cancellation of a call that is still held cancels its approval request instead of
+ *   reaching the tool server, which never saw the call.
+ *
+ * Request ids pass through unchanged: each caller session has its own upstream session, so the
+ * id spaces cannot collide.
+ *
+ * https://modelcontextprotocol.io/specification/2025-06-18/basic
+ */
+import { randomUUID } from 'node:crypto';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import {
+  isJSONRPCErrorResponse,
+  isJSONRPCNotification,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+  type RequestId,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from 'pino';
+import type { Principal } from '../../core/action.ts';
+import { isAirlockError } from '../../core/errors.ts';
+import type { GateOutcome, GatePort } from '../../core/gate-types.ts';
+import type { McpConnection } from '../../core/policy/connections/mcp.ts';
+import type { Policy } from '../../core/policy/policy.ts';
+import { possibleKinds, type SqlClassifier, type ToolInfo, toolCallAction } from './tool-action.ts';
+import { openUpstream, type UpstreamTransport } from './upstream.ts';
+import { mayEverCall } from './visibility.ts';
+
+/** JSON-RPC error codes Airlock answers with (the implementation-defined server range). */
+export const MCP_ERRORS = {
+  /** The tool server could not be reached or failed mid-request. */
+  upstream: -32000,
+  /** Airlock could not record or judge the call (audit log down): refused, fail closed. */
+  gate: -32001,
+  invalidParams: -32602,
+} as const;
+
+export interface RelayContext {
+  readonly policy: Policy;
+  readonly gate: GatePort;
+  readonly connection: McpConnection;
+  readonly principal: Principal;
+  readonly source?: string | undefined;
+  readonly log?: Logger | undefined;
+  readonly classifySql?: SqlClassifier | undefined;
+  /** How often a held call sends a progress notification. */
+  readonly progressIntervalMs: number;
+}
+
+interface Pending {
+  readonly method: string;
+  readonly progressToken: string | number | undefined;
+  /** True once the tool server has the request (so a cancel must go there). */
+  forwarded: boolean;
+  /** Set while a call is held for approval. */
+  hold?: AbortController;
+}
+
+function progressTokenOf(msg: JSONRPCRequest): string | number | undefined {
+  const token = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta?.progressToken;
+  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
+}
+
+export class RelaySession {
+  readonly downstream: StreamableHTTPServerTransport;
+  readonly ctx: RelayContext;
+  /** Set when the caller's initialize arrives. */
+  id = '';
+  lastActive = Date.now();
+  #upstream: UpstreamTransport | undefined;
+  #ready: Promise<boolean>;
+  #setReady!: (ok: boolean) => void;
+  readonly #pending = new Map<RequestId, Pending>();
+  readonly #tools = new Map<string, ToolInfo>();
+  #opened = false;
+  #closed = false;
+  readonly #onClosed: (session: RelaySession) => void;
+
+  constructor(
+    ctx: RelayContext,
+    onInitialized: (s: RelaySession) => void,
+    onClosed: (s: RelaySession) => void,
+  ) {
+    this.ctx = ctx;
+    this.#onClosed = onClosed;
+    this.#ready = new Promise((resolve) => {
+      this.#setReady = resolve;
+    });
+    this.downstream = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        this.id = id;
+        onInitialized(this);
+      },
+    });
+    this.downstream.onmessage = (msg) => this.#fromClient(msg);
+    this.downstream.onclose = () => void this.close('the caller ended the session');
+    this.downstream.onerror = (err) =>
+      ctx.log?.debug({ session: this.id, err: err.message }, 'mcp caller transport error');
+  }
+
+  async start(): Promise<void> {
+    await this.downstream.start();
+  }
+
+  /** Requests in flight, held calls included: a session with any is not idle. */
+  get busy(): boolean {
+    return this.#pending.size > 0;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Caller → tool server
+
+  #fromClient(msg: JSONRPCMessage): void {
+    this.lastActive = Date.now();
+    if (isJSONRPCRequest(msg)) {
+      const pending: Pending = { method: msg.method, progressToken: progressTokenOf(msg), forwarded: false };
+      this.#pending.set(msg.id, pending);
+      if (msg.method === 'initialize') void this.#initialize(msg, pending);
+      else if (msg.method === 'tools/call') void this.#toolsCall(msg, pending);
+      else void this.#forward(msg, pending);
+      return;
+    }
+    if (isJSONRPCNotification(msg) && msg.method === 'notifications/cancelled') {
+      const id = (msg.params as { requestId?: RequestId } | undefined)?.requestId;
+      const pending = id === undefined ? undefined : this.#pending.get(id);
+      if (pending && !pending.forwarded) {
+        // The tool server never saw it; cancelling the hold cancels the approval request.
+        pending.hold?.abort();
+        return;
+      }
+    }
+    // Notifications, and the caller's answers to the tool server's own requests.
+    void this.#forward(msg);
+  }
+
+  async #initialize(msg: JSONRPCRequest, pending: Pending): Promise<void> {
+    const { connection, gate, log, principal } = this.ctx;
+    try {
+      await gate.sessionOpened({
+        sessionId: this.id,
+        protocol: 'mcp',
+        connection: connection.name,
+        principal,
+        source: this.ctx.source,
+        attributes: {
+          client: (msg.params as { clientInfo?: unknown } | undefined)?.clientInfo ?? null,
+          transport: connection.upstream.transport,
+        },
+      });
+      this.#opened = true;
+    } catch (err) {
+      this.#setReady(false);
+      this.#error(msg.id, MCP_ERRORS.gate, failClosedText(err));
+      void this.close('the audit log could not be written');
+      return;
+    }
+    try {
+      const up = openUpstream(connection, log);
+      up.transport.onmessage = (m) => this.#fromServer(m);
+      up.transport.onclose = () => this.#upstreamClosed();
+      up.transport.onerror = (err) =>
+        log?.warn(
+          { session: this.id, connection: connection.name, err: err.message },
+          'mcp tool server error',
+        );
+      this.#upstream = up;
+      await up.transport.start();
+    } catch (err) {
+      log?.warn(
+        { session: this.id, connection: connection.name, err: (err as Error)?.message },
+        'mcp tool server could not be started',
+      );
+      this.#setReady(false);
+      this.#error(
+        msg.id,
+        MCP_ERRORS.upstream,
+        `Airlock could not reach the tool server of connection ${connection.name}; ask an Airlock admin to check it`,
+      );
+      void this.close('the tool server could not be reached');
+      return;
+    }
+    this.#setReady(true);
+    await this.#forward(msg, pending);
+  }
+
+  async #forward(msg: JSONRPCMessage, pending?: Pending): Promise<void> {
+    if (!(await this.#ready) || this.#closed || !this.#upstream) {
+      if (isJSONRPCRequest(msg))
+        this.#error(msg.id, MCP_ERRORS.upstream, 'the session with the tool server is closed');
+      return;
+    }
+    if (pending) pending.forwarded = true;
+    try {
+      await this.#upstream.transport.send(msg);
+    } catch (err) {
+      const status = (err as { code?: unknown })?.code;
+      this.ctx.log?.warn(
+        { session: this.id, connection: this.ctx.connection.name, err: (err as Error)?.message },
+        'mcp message could not be sent to the tool server',
+      );
+      if (isJSONRPCRequest(msg))
+        this.#error(
+          msg.id,
+          MCP_ERRORS.upstream,
+          `the tool server of connection ${this.ctx.connection.name} did not accept the request${
+            typeof status === 'number' ? ` (HTTP ${status})` : ''
+          }; try again, and if it persists ask an Airlock admin to check the tool server`,
+        );
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // tools/call
+
+  async #toolsCall(msg: JSONRPCRequest, pending: Pending): Promise<void> {
+    const { gate, connection, log } = this.ctx;
+    const params = msg.params as { name?: unknown; arguments?: unknown } | undefined;
+    const name = params?.name;
+    const args = params?.arguments ?? {};
+    if (typeof name !== 'string' || typeof args !== 'object' || args === null || Array.isArray(args)) {
+      this.#error(
+        msg.id,
+        MCP_ERRORS.invalidParams,
+        'tools/call needs a tool name and an object of arguments',
+      );
+      return;
+    }
+    const action = toolCallAction(
+      { name, arguments: args as Record<string, unknown> },
+      {
+        connection,
+        principal: this.ctx.principal,
+        sessionId: this.id,
+        source: this.ctx.source,
+        info: this.#tools.get(name),
+        classifySql: this.ctx.classifySql,
+      },
+    );
+    let outcome: GateOutcome;
+    try {
+      outcome = await gate.decide(action);
+    } catch (err) {
+      this.#toolError(msg.id, failClosedText(err));
+      return;
+    }
+    if (outcome.verdict === 'allow') return this.#forward(msg, pending);
+    if (outcome.verdict === 'deny') return this.#toolError(msg.id, `denied by Airlock: ${outcome.reason}`);
+    if (outcome.mode === 'retry')
+      return this.#toolError(
+        msg.id,
+        `${outcome.message}. Call ${name} again with exactly the same arguments once it is approved.`,
+      );
+
+    const requestId = outcome.request.id;
+    const waiting = `waiting for approval: request ${requestId} — approve it at ${outcome.url}`;
+    log?.info(
+      { session: this.id, request: requestId, connection: connection.name, tool: name },
+      'mcp tool call held',
+    );
+    const hold = new AbortController();
+    pending.hold = hold;
+    let progress = 0;
+    const started = Date.now();
+    const tell = () => {
+      if (pending.progressToken === undefined) return;
+      const s = Math.round((Date.now() - started) / 1000);
+      this.#toClient(
+        {
+          jsonrpc: '2.0',
+          method: 'notifications/progress',
+          params: {
+            progressToken: pending.progressToken,
+            progress: ++progress,
+            message: progress === 1 ? waiting : `still ${waiting} (${s}s so far)`,
+          },
+        },
+        msg.id,
+      );
+    };
+    tell();
+    const timer = setInterval(tell, this.ctx.progressIntervalMs);
+    try {
+      const s = await gate.settled(requestId, hold.signal);
+      if (s.status !== 'approved') return this.#toolError(msg.id, `denied by Airlock: ${s.reason}`);
+      if (this.#closed) return;
+      await gate.release(requestId);
+    } catch (err) {
+      return this.#toolError(msg.id, failClosedText(err));
+    } finally {
+      clearInterval(timer);
+      delete pending.hold;
+    }
+    log?.info({ session: this.id, request: requestId, tool: name }, 'mcp tool call approved, forwarding');
+    return this.#forward(msg, pending);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Tool server → caller
+
+  #fromServer(msg: JSONRPCMessage): void {
+    this.lastActive = Date.now();
+    if (isJSONRPCResultResponse(msg) || isJSONRPCErrorResponse(msg)) {
+      const id = msg.id as RequestId;
+      const pending = this.#pending.get(id);
+      if (pending && isJSONRPCResultResponse(msg)) {
+        if (pending.method === 'initialize') {
+          const version = (msg.result as { protocolVersion?: unknown }).protocolVersion;
+          if (typeof version === 'string') this.#upstream?.setProtocolVersion(version);
+        } else if (pending.method === 'tools/list') msg = { ...msg, result: this.#visibleTools(msg.result) };
+      }
+      this.#pending.delete(id);
+      this.#toClient(msg);
+      return;
+    }
+    if (isJSONRPCNotification(msg)) {
+      const token = (msg.params as { progressToken?: unknown } | undefined)?.progressToken;
+      this.#toClient(msg, token === undefined ? undefined : this.#requestWithToken(token));
+      return;
+    }
+    // A request of the tool server's own (sampling, elicitation, roots): it belongs with a
+    // call in flight, whose response stream the caller is reading.
+    this.#toClient(msg, this.#latestForwarded());
+  }
+
+  #visibleTools(result: Record<string, unknown>): Record<string, unknown> {
+    const tools = result.tools;
+    if (!Array.isArray(tools)) return result;
+    const { policy, connection, principal } = this.ctx;
+    const visible = tools.filter((t: unknown) => {
+      const name = (t as { name?: unknown } | null)?.name;
+      if (typeof name !== 'string') return false;
+      const info = t as ToolInfo;
+      this.#tools.set(name, info);
+      return mayEverCall(policy, connection.name, principal, name, possibleKinds(connection, info));
+    });
+    return { ...result, tools: visible };
+  }
+
+  #requestWithToken(token: unknown): RequestId | undefined {
+    for (const [id, p] of this.#pending) if (p.progressToken === token) return id;
+    return undefined;
+  }
+
+  #latestForwarded(): RequestId | undefined {
+    let last: RequestId | undefined;
+    for (const [id, p] of this.#pending) if (p.forwarded && p.method !== 'initialize') last = id;
+    return last;
+  }
+
+  #toClient(msg: JSONRPCMessage, relatedRequestId?: RequestId): void {
+    if (this.#closed) return;
+    this.downstream
+      .send(msg, relatedRequestId === undefined ? undefined : { relatedRequestId })
+      .catch((err: Error) =>
+        this.ctx.log?.debug({ session: this.id, err: err.message }, 'mcp message to the caller dropped'),
+      );
+  }
+
+  #toolError(id: RequestId, text: string): void {
+    this.#pending.delete(id);
+    this.#toClient({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text }], isError: true } });
+  }
+
+  #error(id: RequestId, code: number, message: string): void {
+    this.#pending.delete(id);
+    this.#toClient({ jsonrpc: '2.0', id, error: { code, message } });
+  }
+
+  #upstreamClosed(): void {
+    if (this.#closed) return;
+    this.ctx.log?.warn(
+      { session: this.id, connection: this.ctx.connection.name },
+      'mcp tool server closed the session',
+    );
+    for (const [id, p] of this.#pending)
+      if (p.forwarded)
+        this.#error(
+          id,
+          MCP_ERRORS.upstream,
+          `the tool server of connection ${this.ctx.connection.name} closed the session; start a new session`,
+        );
+    void this.close('the tool server closed the session');
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  async close(reason: string): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#setReady(false);
+    for (const p of this.#pending.values()) p.hold?.abort();
+    const up = this.#upstream;
+    if (up) {
+      up.transport.onclose = undefined;
+      if ('terminateSession' in up.transport)
+        await (up.transport as { terminateSession(): Promise<void> }).terminateSession().catch(() => {});
+      await up.transport.close().catch(() => {});
+    }
+    await this.downstream.close().catch(() => {});
+    if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
+    this.ctx.log?.info(
+      { session: this.id, connection: this.ctx.connection.name, reason },
+      'mcp session closed',
+    );
+    this.#onClosed(this);
+  }
+}
+
+function failClosedText(err: unknown): string {
+  if (isAirlockError(err)) return `Airlock refused the call: ${err.describe()}`;
+  return 'Airlock could not judge the call, so it was not run; try again, and if it persists tell an Airlock admin';
+}
