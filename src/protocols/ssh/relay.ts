@@ -16,7 +16,14 @@ export interface RelayOptions {
   readonly cast?: AsciicastWriter | undefined;
   /** Record caller keystrokes too (shells); exec stdin is data, not typing, and is not kept. */
   readonly recordInput?: boolean;
+  /**
+   * Output bytes recorded per channel; past this the rest is counted, not kept, and a marker
+   * says how much was left out (a 200 MB `cat` is a transfer, not something to replay).
+   */
+  readonly maxRecordedBytes?: number;
 }
+
+export const MAX_RECORDED_BYTES = 16 * 1024 * 1024;
 
 export interface Relay {
   /** Resolves with how the remote command ended, once both channels are closed. */
@@ -32,9 +39,19 @@ export function relay(caller: ServerChannel, host: ClientChannel, opts: RelayOpt
     if (typeof codeOrNull === 'number') exit = { code: codeOrNull };
     else if (signal) exit = { signal, coreDumped: Boolean(coreDumped), message: message ?? '' };
   });
+  const limit = opts.maxRecordedBytes ?? MAX_RECORDED_BYTES;
+  let recorded = 0;
+  let skipped = 0;
   if (cast) {
-    host.on('data', (d: Buffer) => cast.output(d));
-    host.stderr.on('data', (d: Buffer) => cast.output(d));
+    const output = (d: Buffer) => {
+      if (recorded + d.length > limit) skipped += d.length;
+      else {
+        recorded += d.length;
+        cast.output(d);
+      }
+    };
+    host.on('data', output);
+    host.stderr.on('data', output);
     if (opts.recordInput) caller.on('data', (d: Buffer) => cast.input(d));
   }
   // Caller stdin → host; the caller's EOF becomes the host's EOF (e.g. `cat` ends).
@@ -60,6 +77,7 @@ export function relay(caller: ServerChannel, host: ClientChannel, opts: RelayOpt
   const done = (async () => {
     // All output read (both streams), and the host said it is done.
     await Promise.race([Promise.all([ended(host), ended(host.stderr), hostClosed]), callerClosed]);
+    if (skipped > 0) cast?.marker(`${skipped} more bytes of output were passed on but not recorded`);
     if (!callerGone) {
       if (exit && 'code' in exit) caller.exit(exit.code);
       else if (exit) caller.exit(exit.signal, exit.coreDumped, exit.message);
