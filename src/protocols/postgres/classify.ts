@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { loadModule, parseSync } from 'libpg-query';
 import { type ActionKind, type ActionPart, KIND_RISK } from '../../core/action.ts';
+import { type Literal, type Shape, shapeOf, statementText } from './shape.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -67,7 +68,7 @@ const NORMALIZED_MAX = 512;
 // keys are fixed field names and every quote inside a JSON string value is escaped, so this can
 // only ever match a real key.
 const POSITION_FIELDS =
-  /,"(?:location|name_location|stmt_location|stmt_len)":-?\d+|"(?:location|name_location|stmt_location|stmt_len)":-?\d+,?/g;
+  /,"(?:location|name_location|stmt_location|stmt_len|list_start|list_end|rexpr_list_start|rexpr_list_end)":-?\d+|"(?:location|name_location|stmt_location|stmt_len|list_start|list_end|rexpr_list_start|rexpr_list_end)":-?\d+,?/g;
 
 function identity(canonical: string): string {
   if (canonical.length <= NORMALIZED_MAX) return canonical;
@@ -97,28 +98,154 @@ function unparsed(sql: string, error: string): ClassifiedSql {
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/**
+ * Classifies SQL text. Statements of a shape seen before (same text but for literal values, see
+ * shape.ts) reuse that shape's classification and parse tree with the new values put in, which is
+ * exactly what a fresh parse gives (checked when the shape is first seen, and by property tests).
+ */
 export function classifySql(sql: string): ClassifiedSql {
   if (!ready) throw new Error('initClassifier() must complete before classifySql()');
+  const shape = shapeOf(sql);
+  if (!shape) return classifyUncached(sql).result;
+  const cached = shapes.get(shape.key);
+  if (cached) return fromTemplate(cached, shape, sql);
+  const fresh = classifyUncached(sql);
+  if (cached === undefined) {
+    if (shapes.size >= MAX_SHAPES) shapes.clear();
+    shapes.set(shape.key, templateOf(sql, shape, fresh) ?? null);
+  }
+  return fresh.result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shape cache
+
+/** Statement types whose classification never depends on a literal's value. */
+const SHAPE_STATEMENTS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+const MAX_SHAPES = 5000;
+/** Shape key → template, or null for a shape that cannot be reused. */
+const shapes = new Map<string, ShapeTemplate | null>();
+
+interface ShapeTemplate {
+  readonly part: Omit<SqlPart, 'text'>;
+  /** The canonical tree cut where literal values go. */
+  readonly pieces: readonly string[];
+  /** Which literal (source order) fills each cut. */
+  readonly fill: readonly number[];
+}
+
+function literalJson(l: Literal): string {
+  return l.cls === 'str' ? JSON.stringify(l.value).slice(1, -1) : l.value;
+}
+
+function fromTemplate(t: ShapeTemplate, shape: Shape, sql: string): ClassifiedSql {
+  let canonical = t.pieces[0]!;
+  for (let i = 0; i < t.fill.length; i++)
+    canonical += literalJson(shape.literals[t.fill[i]!]!) + t.pieces[i + 1]!;
+  return { parts: [{ ...t.part, text: statementText(sql) }], normalized: identity(canonical), empty: false };
+}
+
+function partFacts(p: SqlPart): string {
+  const { text: _text, ...rest } = p;
+  return JSON.stringify(rest);
+}
+
+/**
+ * Builds a shape's template from one statement: the same text with every literal replaced by a
+ * unique marker is parsed, the markers are found in its tree, and the template must give back
+ * exactly this statement's classification and tree. Anything unexpected: not reusable (null).
+ */
+function templateOf(sql: string, shape: Shape, fresh: Uncached): ShapeTemplate | undefined {
+  const r = fresh.result;
+  if (r.error || r.empty || r.parts.length !== 1 || fresh.canonical === undefined) return undefined;
+  const part = r.parts[0]!;
+  // The statement type at the top of the tree, not the part's: EXPLAIN ANALYZE of a DELETE is
+  // judged as the DELETE, but whether it runs depends on a literal.
+  const top = /^\[\{"stmt":\{"([A-Za-z]+)"/.exec(fresh.canonical)?.[1];
+  if (!top || !SHAPE_STATEMENTS.has(top) || part.text !== statementText(sql)) return undefined;
+  if (shape.literals.length > 999) return undefined;
+  const nonce = String(100000 + Math.floor(Math.random() * 900000));
+  const markers: (string | undefined)[] = [];
+  let markerSql = '';
+  let at = 0;
+  shape.literals.forEach((l, k) => {
+    const kk = String(k).padStart(3, '0');
+    let m: string | undefined;
+    if (l.cls === 'int') m = `1${nonce}${kk}`;
+    else if (l.cls === 'big') m = `9${nonce}${kk}000`;
+    else if (l.cls === 'dec') m = `${nonce}.${kk}7`;
+    else if (l.cls === 'str') m = `zq${nonce}k${kk}zq`;
+    markers.push(m);
+    markerSql +=
+      sql.slice(at, l.start) + (m === undefined ? sql.slice(l.start, l.end) : l.cls === 'str' ? `'${m}'` : m);
+    at = l.end;
+  });
+  markerSql += sql.slice(at);
+  const marked = classifyUncached(markerSql);
+  const mr = marked.result;
+  if (mr.error || mr.parts.length !== 1 || marked.canonical === undefined) return undefined;
+  if (partFacts(mr.parts[0]!) !== partFacts(part)) return undefined;
+  const found: { at: number; length: number; literal: number }[] = [];
+  markers.forEach((m, k) => {
+    if (m === undefined) return;
+    const first = marked.canonical!.indexOf(m);
+    if (first < 0 || marked.canonical!.indexOf(m, first + 1) >= 0)
+      found.push({ at: -1, length: 0, literal: k });
+    else found.push({ at: first, length: m.length, literal: k });
+  });
+  if (found.some((f) => f.at < 0)) return undefined;
+  found.sort((a, b) => a.at - b.at);
+  const pieces: string[] = [];
+  let from = 0;
+  for (const f of found) {
+    pieces.push(marked.canonical.slice(from, f.at));
+    from = f.at + f.length;
+  }
+  pieces.push(marked.canonical.slice(from));
+  const { text: _text, ...facts } = part;
+  const template: ShapeTemplate = { part: facts, pieces, fill: found.map((f) => f.literal) };
+  const again = fromTemplate(template, shape, sql);
+  if (again.normalized !== r.normalized || partFacts(again.parts[0]! as SqlPart) !== partFacts(part))
+    return undefined;
+  if (again.parts[0]!.text !== part.text) return undefined;
+  return template;
+}
+
+interface Uncached {
+  readonly result: ClassifiedSql;
+  /** The tree as JSON without positions, before it is hashed into `normalized`. */
+  readonly canonical?: string;
+}
+
+/** Classification without the shape cache (also what the property tests compare against). */
+export function classifySqlUncached(sql: string): ClassifiedSql {
+  if (!ready) throw new Error('initClassifier() must complete before classifySql()');
+  return classifyUncached(sql).result;
+}
+
+function classifyUncached(sql: string): Uncached {
+  const result = (r: ClassifiedSql, canonical?: string): Uncached => ({ result: r, canonical });
   // The parser reads a C string: a NUL would silently end the text it sees, hiding what follows.
-  if (sql.includes('\0')) return unparsed(sql, 'the text contains a NUL character');
+  if (sql.includes('\0')) return result(unparsed(sql, 'the text contains a NUL character'));
   const ascii = Buffer.byteLength(sql, 'utf8') === sql.length;
   // Lone surrogates have no UTF-8 form, so statement offsets could not be mapped back reliably.
-  if (!ascii && LONE_SURROGATE.test(sql)) return unparsed(sql, 'the text is not valid Unicode');
-  if (sql === '') return { parts: [], normalized: identity('[]'), empty: true };
+  if (!ascii && LONE_SURROGATE.test(sql)) return result(unparsed(sql, 'the text is not valid Unicode'));
+  if (sql === '') return result({ parts: [], normalized: identity('[]'), empty: true });
 
   let stmts: Obj[];
   try {
     stmts = (parseSync(sql) as { stmts?: Obj[] }).stmts ?? [];
   } catch (err) {
-    return unparsed(sql, err instanceof Error ? err.message : String(err));
+    return result(unparsed(sql, err instanceof Error ? err.message : String(err)));
   }
-  let normalized: string;
+  let canonical: string;
   try {
-    normalized = identity(JSON.stringify(stmts).replace(POSITION_FIELDS, ''));
+    canonical = JSON.stringify(stmts).replace(POSITION_FIELDS, '');
   } catch {
-    return unparsed(sql, 'the statement is too deeply nested to classify');
+    return result(unparsed(sql, 'the statement is too deeply nested to classify'));
   }
-  if (stmts.length === 0) return { parts: [], normalized, empty: true };
+  const normalized = identity(canonical);
+  if (stmts.length === 0) return result({ parts: [], normalized, empty: true });
 
   const toIndex = ascii ? (b: number) => b : utf8Indexer(sql);
   const parts: SqlPart[] = [];
@@ -131,10 +258,10 @@ export function classifySql(sql: string): ClassifiedSql {
       parts.push(classifyStatement(raw.stmt as Obj, text));
     } catch (err) {
       if (!(err instanceof RangeError)) throw err;
-      return unparsed(sql, 'the statement is too deeply nested to classify');
+      return result(unparsed(sql, 'the statement is too deeply nested to classify'));
     }
   }
-  return { parts, normalized, empty: false };
+  return result({ parts, normalized, empty: false }, canonical);
 }
 
 /** Maps UTF-8 byte offsets to string indices, scanning forward once for increasing offsets. */
