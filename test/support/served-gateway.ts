@@ -1,0 +1,110 @@
+/**
+ * The real `airlock serve` process in front of a private PostgreSQL, on fixed free ports, with
+ * tokens and the upstream password in files: for tests and the soak run that kill, restart or
+ * measure the gateway process itself.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_RULES } from './gateway.ts';
+import { freePort } from './ports.ts';
+import type { PrivatePostgres } from './postgres.ts';
+import { type ManagedProcess, startProcess } from './processes.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+export type ServedPrincipal = 'bench' | 'agent' | 'alice';
+
+export interface ServedGateway {
+  readonly dir: string;
+  readonly apiPort: number;
+  readonly pgPort: number;
+  readonly tokens: Record<ServedPrincipal, string>;
+  /** Starts (or restarts) the process and waits until it listens. */
+  start(): Promise<ManagedProcess>;
+  readonly process: ManagedProcess | undefined;
+  api<T>(method: string, path: string, body?: unknown): Promise<T>;
+  target(who: ServedPrincipal): { host: string; port: number; database: string; token: string; user: string };
+  /** Resident memory (bytes) and open file descriptors of the running process (Linux /proc). */
+  usage(): { rss: number; fds: number };
+  close(): Promise<void>;
+}
+
+export async function serveGateway(upstream: PrivatePostgres, extra = ''): Promise<ServedGateway> {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-served-'));
+  mkdirSync(join(dir, 'secrets'));
+  const tokens = {
+    bench: `alk_test_bench_${randomBytes(18).toString('base64url')}`,
+    agent: `alk_test_agent_${randomBytes(18).toString('base64url')}`,
+    alice: `alk_test_alice_${randomBytes(18).toString('base64url')}`,
+  };
+  for (const [n, t] of Object.entries(tokens)) writeFileSync(join(dir, 'secrets', `${n}.token`), t);
+  writeFileSync(join(dir, 'secrets', 'upstream.password'), upstream.app.password);
+  const apiPort = await freePort();
+  const pgPort = await freePort();
+  const config = join(dir, 'airlock.yaml');
+  writeFileSync(
+    config,
+    `listen: { api: 127.0.0.1:${apiPort}, postgres: 127.0.0.1:${pgPort} }
+store: sqlite:./data/airlock.db
+identities:
+  tokens:
+    - { name: bench, token: "\${file:./secrets/bench.token}", kind: service, groups: [bench] }
+    - { name: agent, token: "\${file:./secrets/agent.token}", kind: agent, groups: [agents] }
+    - { name: alice, token: "\${file:./secrets/alice.token}", kind: human, groups: [dba] }
+connections:
+  app:
+    type: postgres
+    upstream: { host: 127.0.0.1, port: ${upstream.port}, database: app, user: app_rw, password: "\${file:./secrets/upstream.password}" }
+    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+${DEFAULT_RULES}
+${extra}
+`,
+  );
+  let proc: ManagedProcess | undefined;
+  const all: ManagedProcess[] = [];
+  return {
+    dir,
+    apiPort,
+    pgPort,
+    tokens,
+    get process() {
+      return proc;
+    },
+    async start() {
+      const p = startProcess(process.execPath, [join(ROOT, 'bin/airlock.js'), 'serve', '--config', config], {
+        cwd: dir,
+      });
+      all.push(p);
+      await p.waitForOutput(/PostgreSQL 127\.0\.0\.1/, 60_000);
+      proc = p;
+      return p;
+    },
+    async api<T>(method: string, path: string, body?: unknown): Promise<T> {
+      const res = await fetch(`http://127.0.0.1:${apiPort}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${tokens.alice}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(30_000),
+      });
+      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as T;
+    },
+    target: (who) => ({ host: '127.0.0.1', port: pgPort, database: 'app', token: tokens[who], user: who }),
+    usage() {
+      const pid = proc?.child.pid;
+      if (!pid) return { rss: 0, fds: 0 };
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+      return { rss, fds: readdirSync(`/proc/${pid}/fd`).length };
+    },
+    async close() {
+      for (const p of all) if (!p.hasExited()) await p.stop('SIGTERM', 10_000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
