@@ -17,6 +17,7 @@ import { apiClient } from './client.ts';
 import { runExec } from './exec.ts';
 import { createLogger } from './logger.ts';
 import { formatTable } from './table.ts';
+import { registerTokensCommand } from './tokens.ts';
 
 type RequestView = ReturnType<typeof requestJson>;
 type VerifyResult = Awaited<ReturnType<typeof verifyChain>>;
@@ -316,6 +317,7 @@ export function buildProgram(): Command {
       else printPolicyTest(result);
     });
 
+  registerTokensCommand(program);
   return program;
 }
 
