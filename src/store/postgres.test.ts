@@ -151,6 +151,39 @@ describe('PostgresStore', () => {
     }
   });
 
+  test('API tokens: found by hash; the first revocation wins and every replica sees it', async () => {
+    const url = await freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    const token = {
+      id: 'tok_1',
+      name: 'ci',
+      kind: 'service' as const,
+      groups: ['ci'],
+      connections: ['app'],
+      description: 'deploys',
+      createdBy: 'alice',
+      createdAt: 1_000,
+      expiresAt: 9_000,
+      hash: 'b'.repeat(64),
+    };
+    await a.createApiToken(token);
+    await assert.rejects(a.createApiToken({ ...token, id: 'tok_2' }), 'the hash is unique');
+    const found = await b.findApiToken(token.hash);
+    assert.equal(found?.id, 'tok_1');
+    assert.deepEqual(found?.connections, ['app']);
+    assert.deepEqual(
+      (await b.listApiTokens({ name: 'ci' })).map((t) => t.id),
+      ['tok_1'],
+    );
+    const [r1, r2] = await Promise.all([
+      a.revokeApiToken('tok_1', 2_000, 'alice'),
+      b.revokeApiToken('tok_1', 3_000, 'bob'),
+    ]);
+    assert.equal(r1?.revokedBy, r2?.revokedBy, 'both see the one revocation that won');
+    assert.equal((await a.findApiToken(token.hash))?.revokedAt, r1?.revokedAt);
+    assert.equal(await a.revokeApiToken('tok_nope', 1, 'x'), undefined);
+  });
+
   test('openStore opens postgres:// URLs; a bad one is a config error that does not echo the password', async () => {
     const url = await freshUrl();
     const store = await openStore(url, '/nonexistent');

@@ -38,10 +38,12 @@ import { hashCanonicalData } from '../core/audit/chain.ts';
 import type { RawAuditReader, RawAuditRecord } from '../core/audit/verify.ts';
 import { AirlockError } from '../core/errors.ts';
 import type { RecordingFilter, RecordingMeta } from '../core/recording/types.ts';
-import type { AuditRecord, RequestPatch, Store } from '../core/store.ts';
+import type { ApiTokenRecord, AuditRecord, RequestPatch, Store } from '../core/store.ts';
 import { migrateToLatest } from './migrations.ts';
 import {
   type ApprovalsTable,
+  apiTokenFromRow,
+  apiTokenToRow,
   auditFromRow,
   type RequestsTable,
   recordingFromRow,
@@ -362,6 +364,42 @@ export class PostgresStore implements Store, RawAuditReader {
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
     return Number(row.n);
+  }
+
+  // ---- API tokens (looked up per use, so a revocation holds on every replica at once) ----
+
+  async createApiToken(token: ApiTokenRecord): Promise<void> {
+    await this.db.insertInto('api_tokens').values(apiTokenToRow(token)).execute();
+  }
+
+  async findApiToken(hash: string): Promise<ApiTokenRecord | undefined> {
+    const row = await this.db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('hash', '=', hash)
+      .executeTakeFirst();
+    return row ? apiTokenFromRow(row) : undefined;
+  }
+
+  async listApiTokens(filter: { readonly name?: string } = {}): Promise<ApiTokenRecord[]> {
+    let query = this.db.selectFrom('api_tokens').selectAll();
+    if (filter.name !== undefined) query = query.where('name', '=', filter.name);
+    const rows = await query.orderBy('created_at', 'desc').orderBy('id').limit(MAX_LIST_LIMIT).execute();
+    return rows.map(apiTokenFromRow);
+  }
+
+  async revokeApiToken(id: string, at: number, by: string): Promise<ApiTokenRecord | undefined> {
+    // One statement: the first revocation wins and is kept; later ones only read it back.
+    const updated = await this.db
+      .updateTable('api_tokens')
+      .set({ revoked_at: at, revoked_by: by })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .returningAll()
+      .executeTakeFirst();
+    if (updated) return apiTokenFromRow(updated);
+    const row = await this.db.selectFrom('api_tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? apiTokenFromRow(row) : undefined;
   }
 
   // ---- recordings ----
