@@ -79,7 +79,7 @@ describe('hostile input on the PostgreSQL listener', { timeout: 240_000 }, () =>
   before(async () => {
     upstream = await startPostgres();
     gw = await startTestGateway(upstream, {
-      extra: `limits:\n  startup_timeout: ${STARTUP_TIMEOUT_MS}ms\n  auth_failures: { max: 100000, window: 1m, block: 1s }\n`,
+      extra: `limits:\n  startup_timeout: ${STARTUP_TIMEOUT_MS}ms\n  write_timeout: 1s\n  auth_failures: { max: 100000, window: 1m, block: 1s }\n`,
     });
     witness = await pgThrough(gw.target('bench'));
   });
@@ -134,5 +134,33 @@ describe('hostile input on the PostgreSQL listener', { timeout: 240_000 }, () =>
     assert.ok(ms < STARTUP_TIMEOUT_MS + 3000, `cut off after ${ms} ms`);
     assert.match(Buffer.concat(got).toString('latin1'), /did not complete the startup/);
     assert.equal((await witness.query('SELECT 2 AS two')).rows[0].two, 2);
+  });
+
+  test('a caller that never reads its results is cut off at the write timeout, releasing the target', async () => {
+    const stuck = await pgThrough(gw.target('bench'));
+    stuck.on('error', () => {});
+    const marker = `stuck_${Date.now()}`;
+    // Pause the driver's socket: the results pile up in the kernel buffers, then at the gateway.
+    (stuck as unknown as { connection: { stream: { pause(): void } } }).connection.stream.pause();
+    void stuck.query(`SELECT repeat('x', 200) AS ${marker} FROM generate_series(1, 2000000)`).catch(() => {});
+    const running = async () =>
+      Number(
+        (
+          await upstream.psql(
+            `SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND pid <> pg_backend_pid()`,
+          )
+        ).match(/\d+/)![0],
+      );
+    const deadline = Date.now() + 30_000;
+    let seen = false;
+    while (Date.now() < deadline) {
+      const n = await running();
+      if (n > 0) seen = true;
+      if (seen && n === 0) break;
+      await new Promise((ok) => setTimeout(ok, 200));
+    }
+    assert.ok(seen, 'the query reached the target');
+    assert.equal(await running(), 0, 'the target still runs the query of a caller that stopped reading');
+    assert.equal((await witness.query('SELECT 3 AS three')).rows[0].three, 3);
   });
 });

@@ -164,6 +164,7 @@ export class PgSession {
   #startupTimer: NodeJS.Timeout | undefined;
   readonly #onClosed: () => void;
   #releaseSlot: (() => void) | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
 
   // Caller → target
   #queue: Frame[] = [];
@@ -553,9 +554,26 @@ export class PgSession {
   // Flow control: a slow reader on either side pauses the other side instead of growing buffers.
 
   readonly #onClientDrain = (): void => {
+    clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
     if (this.#masking?.blocked) return;
     this.#upstream?.resume();
   };
+
+  /**
+   * A caller that stops reading its results holds a target connection (and its locks) open
+   * forever; past the write timeout it is cut off. Nothing can be said to it: it does not read.
+   */
+  #clientStalled(): void {
+    const ms = this.#ctx.limits?.config.writeTimeoutMs;
+    if (!ms || this.#stallTimer) return;
+    this.#stallTimer = setTimeout(() => {
+      this.#ctx.log?.warn({ session: this.id, ms }, 'postgres caller stopped reading; cut off');
+      this.#close(`the client did not read its results for ${Math.round(ms / 1000)}s`);
+      this.#client.destroy();
+    }, ms);
+    this.#stallTimer.unref();
+  }
 
   readonly #onUpstreamDrain = (): void => {
     this.#resumeClient(PAUSE_UPSTREAM_FULL);
@@ -574,7 +592,10 @@ export class PgSession {
 
   #writeClient(b: Buffer): void {
     if (this.#state === SessionState.Closed) return;
-    if (!this.#client.write(b)) this.#upstream?.pause();
+    if (!this.#client.write(b)) {
+      this.#upstream?.pause();
+      this.#clientStalled();
+    }
   }
 
   /** A gateway message for the caller, placed between the target's messages. */
@@ -1066,6 +1087,7 @@ export class PgSession {
     this.#queue = [];
     this.#batch = [];
     this.#releaseSlot?.();
+    clearTimeout(this.#stallTimer);
     if (this.#opened) this.#ctx.gate.sessionClosed(this.id, { reason });
     this.#ctx.log?.info({ session: this.id, reason }, 'postgres session closed');
     this.#onClosed();
