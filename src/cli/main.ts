@@ -15,6 +15,7 @@ import { type PolicyTestResult, policyTest } from '../server/policy-test.ts';
 import { openStore } from '../store/open.ts';
 import { apiClient } from './client.ts';
 import { runExec } from './exec.ts';
+import { registerKubeconfigCommand } from './kubeconfig.ts';
 import { createLogger } from './logger.ts';
 import { formatTable } from './table.ts';
 import { registerTokensCommand } from './tokens.ts';
@@ -318,6 +319,7 @@ export function buildProgram(): Command {
     });
 
   registerTokensCommand(program);
+  registerKubeconfigCommand(program);
   return program;
 }
 

@@ -299,6 +299,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         ...(c.type === 'postgres' && pg
           ? { postgres: { host: pg.host, port: pg.port, database: c.name } }
           : {}),
+        ...((c.type === 'http' || c.type === 'kubernetes' || c.type === 'git') && opts.listeners().http
+          ? {
+              http: {
+                url: `http://${opts.listeners().http!.host}:${opts.listeners().http!.port}/${c.type}/${c.name}`,
+              },
+            }
+          : {}),
       })),
     };
   });

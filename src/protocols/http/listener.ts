@@ -9,6 +9,7 @@ import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { ProxyAdapter } from './adapter.ts';
 import { httpAdapter } from './http-connection.ts';
+import { kubernetesAdapter } from './kubernetes/adapter.ts';
 import { HttpProxy, type Logger } from './proxy.ts';
 
 export interface HttpListenerOptions {
@@ -19,8 +20,6 @@ export interface HttpListenerOptions {
   readonly gate: GatePort;
   readonly tokens: Authenticator;
   readonly log?: Logger | undefined;
-  /** Adapters beyond plain HTTP (Kubernetes, Git). */
-  readonly adapters?: readonly ProxyAdapter<never>[];
 }
 
 export interface HttpListener {
@@ -34,7 +33,7 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
     policy: o.policy,
     gate: o.gate,
     tokens: o.tokens,
-    adapters: [httpAdapter as ProxyAdapter<never>, ...(o.adapters ?? [])],
+    adapters: [httpAdapter as ProxyAdapter<never>, kubernetesAdapter as ProxyAdapter<never>],
     log: o.log,
   });
   const sockets = new Set<Socket>();
