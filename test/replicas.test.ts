@@ -280,3 +280,35 @@ describe('replicas on one PostgreSQL store', () => {
     assert.equal((await api(replicas.A, 'GET', '/api/v1/ready')).status, 200);
   });
 });
+
+describe('a replica whose store goes away', () => {
+  test('reports not ready, naming the store, and still shuts down', { timeout: TEST_TIMEOUT }, async () => {
+    const store = await startPostgres({ sample: false });
+    const own = setupReplicas(target, store.connectionString('postgres'));
+    const gw = await own.start({ leaseMs: LEASE_MS, reconcileMs: 1_000 });
+    const replica = replicaOf('lonely', gw);
+    try {
+      assert.equal((await own.api(replica, 'GET', '/api/v1/ready')).status, 200);
+      await store.stop();
+      const ready = await eventually('the replica to report the store down', async () => {
+        const res = await own.api<{ ready: boolean; checks: Record<string, string> }>(
+          replica,
+          'GET',
+          '/api/v1/ready',
+        );
+        return res.status === 503 && res.body.checks.store !== 'ok' ? res.body : undefined;
+      });
+      assert.equal(ready.ready, false);
+      assert.notEqual(ready.checks.bus, 'ok', 'the notification connection is gone too');
+      // Fails closed: a write cannot be recorded, so it is refused rather than forwarded.
+      const p = psqlCommand(own.via(replica, 'bench'), "INSERT INTO audit_notes (note) VALUES ('x')");
+      const exit = await p.waitForExit(60_000);
+      assert.notEqual(exit.code, 0, p.output());
+      assert.match(p.stderr(), /audit|store/i);
+    } finally {
+      await gw.close();
+      await store.stop();
+      own.remove();
+    }
+  });
+});
