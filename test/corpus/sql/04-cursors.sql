@@ -1,0 +1,19 @@
+-- Cursors and portals with row limits.
+BEGIN;
+DECLARE c CURSOR FOR SELECT i, i * 2 AS d FROM generate_series(1, 20) AS i;
+FETCH 3 FROM c;
+FETCH NEXT FROM c;
+MOVE FORWARD 5 IN c;
+FETCH 2 FROM c;
+FETCH ALL FROM c;
+FETCH 1 FROM c;
+CLOSE c;
+DECLARE s SCROLL CURSOR WITH HOLD FOR SELECT i FROM generate_series(1, 5) AS i;
+FETCH LAST FROM s;
+FETCH PRIOR FROM s;
+FETCH ABSOLUTE 2 FROM s;
+COMMIT;
+FETCH RELATIVE 1 FROM s;
+CLOSE s;
+FETCH 1 FROM nope;
+SELECT name, statement, is_holdable FROM pg_cursors;

@@ -1,0 +1,20 @@
+-- SQL-level prepared statements, parameters and session settings.
+PREPARE q (int, text) AS SELECT $1 * 2 AS doubled, upper($2) AS shout;
+EXECUTE q (21, 'hello');
+EXECUTE q (0, NULL);
+SELECT name, statement, parameter_types FROM pg_prepared_statements ORDER BY name;
+DEALLOCATE q;
+EXECUTE q (1, 'gone');
+SET application_name = 'renamed';
+SHOW application_name;
+SET TimeZone = 'America/New_York';
+SELECT '2024-07-01 12:00:00+00'::timestamptz AS local_time;
+RESET TimeZone;
+SET datestyle = 'SQL, DMY';
+SELECT '2024-07-01'::date;
+RESET datestyle;
+SET intervalstyle = 'iso_8601';
+SELECT '1 day 2 hours'::interval;
+RESET intervalstyle;
+SHOW server_version_num;
+SELECT current_user, current_database(), current_setting('client_encoding');
