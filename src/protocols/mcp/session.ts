@@ -29,10 +29,10 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import type { Principal } from '../../core/action.ts';
-import { isAirlockError } from '../../core/errors.ts';
-import type { GateOutcome, GatePort } from '../../core/gate-types.ts';
+import type { GatePort } from '../../core/gate-types.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import { failClosedText, judgeToolCall } from './judge.ts';
 import { possibleKinds, type SqlClassifier, type ToolInfo, toolCallAction } from './tool-action.ts';
 import { openUpstream, type UpstreamTransport } from './upstream.ts';
 import { mayEverCall } from './visibility.ts';
@@ -248,62 +248,21 @@ export class RelaySession {
         classifySql: this.ctx.classifySql,
       },
     );
-    let outcome: GateOutcome;
-    try {
-      outcome = await gate.decide(action);
-    } catch (err) {
-      this.#toolError(msg.id, failClosedText(err));
-      return;
-    }
-    if (outcome.verdict === 'allow') return this.#forward(msg, pending);
-    if (outcome.verdict === 'deny') return this.#toolError(msg.id, `denied by Airlock: ${outcome.reason}`);
-    if (outcome.mode === 'retry')
-      return this.#toolError(
-        msg.id,
-        `${outcome.message}. Call ${name} again with exactly the same arguments once it is approved.`,
-      );
-
-    const requestId = outcome.request.id;
-    const waiting = `waiting for approval: request ${requestId} — approve it at ${outcome.url}`;
-    log?.info(
-      { session: this.id, request: requestId, connection: connection.name, tool: name },
-      'mcp tool call held',
-    );
     const hold = new AbortController();
     pending.hold = hold;
-    let progress = 0;
-    const started = Date.now();
-    const tell = () => {
-      if (pending.progressToken === undefined) return;
-      const s = Math.round((Date.now() - started) / 1000);
-      this.#toClient(
-        {
-          jsonrpc: '2.0',
-          method: 'notifications/progress',
-          params: {
-            progressToken: pending.progressToken,
-            progress: ++progress,
-            message: progress === 1 ? waiting : `still ${waiting} (${s}s so far)`,
-          },
-        },
-        msg.id,
-      );
-    };
-    tell();
-    const timer = setInterval(tell, this.ctx.progressIntervalMs);
-    try {
-      const s = await gate.settled(requestId, hold.signal);
-      if (s.status !== 'approved') return this.#toolError(msg.id, `denied by Airlock: ${s.reason}`);
-      if (this.#closed) return;
-      await gate.release(requestId);
-    } catch (err) {
-      return this.#toolError(msg.id, failClosedText(err));
-    } finally {
-      clearInterval(timer);
-      delete pending.hold;
-    }
-    log?.info({ session: this.id, request: requestId, tool: name }, 'mcp tool call approved, forwarding');
-    return this.#forward(msg, pending);
+    const verdict = await judgeToolCall(action, {
+      gate,
+      log,
+      progressToken: pending.progressToken,
+      progressIntervalMs: this.ctx.progressIntervalMs,
+      progress: (params) =>
+        this.#toClient({ jsonrpc: '2.0', method: 'notifications/progress', params }, msg.id),
+      signal: hold.signal,
+      closed: () => this.#closed,
+    });
+    delete pending.hold;
+    if (verdict.forward) return this.#forward(msg, pending);
+    if (!this.#closed) this.#toolError(msg.id, verdict.text);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -416,9 +375,4 @@ export class RelaySession {
     );
     this.#onClosed(this);
   }
-}
-
-function failClosedText(err: unknown): string {
-  if (isAirlockError(err)) return `Airlock refused the call: ${err.describe()}`;
-  return 'Airlock could not judge the call, so it was not run; try again, and if it persists tell an Airlock admin';
 }
