@@ -494,7 +494,10 @@ export class PostgresStore implements Store, RawAuditReader {
       .execute();
   }
 
-  /** Requests that are open, recently decided (by `decidedSince`), or named: for re-syncing a bus. */
+  /**
+   * Requests pending, decided since `decidedSince` (or approved with a grant open since then),
+   * or named: what a bus compares to re-sync.
+   */
   async requestStatuses(
     decidedSince: number,
     ids: readonly number[],
@@ -503,7 +506,12 @@ export class PostgresStore implements Store, RawAuditReader {
       .selectFrom('requests')
       .select(['id', 'status'])
       .where((eb) => {
-        const any = [eb('status', 'in', ['pending', 'approved']), eb('decided_at', '>=', decidedSince)];
+        const any = [
+          eb('status', '=', 'pending'),
+          // An approval unused for long (a retry grant) is still open while its window is.
+          eb.and([eb('status', '=', 'approved'), eb('grant_until', '>=', decidedSince)]),
+          eb('decided_at', '>=', decidedSince),
+        ];
         if (ids.length > 0) any.push(eb('id', 'in', [...ids]));
         return eb.or(any);
       })
