@@ -4,10 +4,12 @@
  * nothing asserts on speed.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { recordingsDirOf } from '../src/core/audit/evidence.ts';
+import { parseAsciicast } from '../src/core/recording/asciicast.ts';
 import { stopAll } from './support/processes.ts';
 import { type SshTestGateway, startSshTestGateway } from './support/ssh-gateway.ts';
 import { generateKey, type PrivateSshd, startSshd } from './support/sshd.ts';
@@ -39,6 +41,11 @@ rules:
     kinds: [session]
     effect: review
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+
+masking:
+  - connections: [web]
+    detectors: [email]
+    strategy: redact
 `;
 
 before(async () => {
@@ -235,5 +242,28 @@ describe('exec through Airlock', () => {
         ? true
         : undefined,
     );
+  });
+
+  test('exec output is recorded with secrets masked, while the caller sees it unchanged', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const command = 'echo contact: carol.jones@example.com';
+    const p = gw.sshClient('agent', 'web', [command]);
+    assert.equal((await p.waitForExit(60_000)).code, 0, p.output());
+    assert.equal(p.stdout(), 'contact: carol.jones@example.com\n');
+    const cast = await eventually('the sealed recording of the command', async () => {
+      for (const r of await gw.gateway.store.listRecordings({ connection: 'web' })) {
+        if (r.status !== 'closed') continue;
+        const c = parseAsciicast(readFileSync(join(recordingsDirOf(gw.gateway.policy), r.path), 'utf8'));
+        if (c.header.command === command) return c;
+      }
+      return undefined;
+    });
+    const output = cast.events
+      .filter((e) => e.code === 'o')
+      .map((e) => e.data)
+      .join('');
+    assert.match(output, /^contact: /);
+    assert.doesNotMatch(output, /carol\.jones@example\.com/);
   });
 });

@@ -5,7 +5,7 @@
  * https://www.rfc-editor.org/rfc/rfc4254#section-6.10
  */
 import type { ClientChannel, ServerChannel } from 'ssh2';
-import type { AsciicastWriter } from '../../core/recording/asciicast.ts';
+import type { TerminalRecording } from './recording.ts';
 
 export type ExitInfo =
   | { readonly code: number }
@@ -13,17 +13,10 @@ export type ExitInfo =
 
 export interface RelayOptions {
   /** Terminal recording, when the session is recorded. */
-  readonly cast?: AsciicastWriter | undefined;
+  readonly recording?: TerminalRecording | undefined;
   /** Record caller keystrokes too (shells); exec stdin is data, not typing, and is not kept. */
   readonly recordInput?: boolean;
-  /**
-   * Output bytes recorded per channel; past this the rest is counted, not kept, and a marker
-   * says how much was left out (a 200 MB `cat` is a transfer, not something to replay).
-   */
-  readonly maxRecordedBytes?: number;
 }
-
-export const MAX_RECORDED_BYTES = 16 * 1024 * 1024;
 
 export interface Relay {
   /** Resolves with how the remote command ended, once both channels are closed. */
@@ -33,26 +26,16 @@ export interface Relay {
 }
 
 export function relay(caller: ServerChannel, host: ClientChannel, opts: RelayOptions = {}): Relay {
-  const { cast } = opts;
   let exit: ExitInfo | undefined;
   host.on('exit', (codeOrNull: number | null, signal?: string, coreDumped?: boolean, message?: string) => {
     if (typeof codeOrNull === 'number') exit = { code: codeOrNull };
     else if (signal) exit = { signal, coreDumped: Boolean(coreDumped), message: message ?? '' };
   });
-  const limit = opts.maxRecordedBytes ?? MAX_RECORDED_BYTES;
-  let recorded = 0;
-  let skipped = 0;
-  if (cast) {
-    const output = (d: Buffer) => {
-      if (recorded + d.length > limit) skipped += d.length;
-      else {
-        recorded += d.length;
-        cast.output(d);
-      }
-    };
-    host.on('data', output);
-    host.stderr.on('data', output);
-    if (opts.recordInput) caller.on('data', (d: Buffer) => cast.input(d));
+  const rec = opts.recording;
+  if (rec) {
+    host.on('data', (d: Buffer) => rec.output(d));
+    host.stderr.on('data', (d: Buffer) => rec.output(d));
+    if (opts.recordInput) caller.on('data', (d: Buffer) => rec.input(d));
   }
   // Caller stdin → host; the caller's EOF becomes the host's EOF (e.g. `cat` ends).
   caller.pipe(host);
@@ -77,7 +60,6 @@ export function relay(caller: ServerChannel, host: ClientChannel, opts: RelayOpt
   const done = (async () => {
     // All output read (both streams), and the host said it is done.
     await Promise.race([Promise.all([ended(host), ended(host.stderr), hostClosed]), callerClosed]);
-    if (skipped > 0) cast?.marker(`${skipped} more bytes of output were passed on but not recorded`);
     if (!callerGone) {
       if (exit && 'code' in exit) caller.exit(exit.code);
       else if (exit) caller.exit(exit.signal, exit.coreDumped, exit.message);
@@ -90,7 +72,7 @@ export function relay(caller: ServerChannel, host: ClientChannel, opts: RelayOpt
     done,
     resize(cols, rows, height, width) {
       host.setWindow(rows, cols, height, width);
-      cast?.resize(cols, rows);
+      rec?.resize(cols, rows);
     },
     signal(name) {
       host.signal(name);

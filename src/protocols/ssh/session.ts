@@ -27,6 +27,7 @@ import { kindOfParts } from '../../core/action.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
+import { maskerFor } from '../../core/masking/masker.ts';
 import type { SshConnection } from '../../core/policy/connections/ssh.ts';
 import { evaluate, globMatch } from '../../core/policy/evaluate.ts';
 import type { Policy } from '../../core/policy/policy.ts';
@@ -35,6 +36,7 @@ import type { Recorder } from '../../core/recording/types.ts';
 import { findCallerKey } from './caller-keys.ts';
 import { classifyCommand } from './command.ts';
 import { fingerprint } from './host-keys.ts';
+import { TerminalRecording } from './recording.ts';
 import { type Relay, relay } from './relay.ts';
 import { runSftp } from './sftp-relay.ts';
 import { connectUpstream } from './upstream.ts';
@@ -60,6 +62,8 @@ export interface SshSessionContext {
   /** While a command is held, a line goes to the caller's stderr this often. */
   readonly keepaliveMs: number;
   readonly upstreamTimeoutMs?: number | undefined;
+  /** Output bytes recorded per channel (default 16 MiB). */
+  readonly maxRecordedBytes?: number | undefined;
 }
 
 /** How callers can log in: a registered public key, or the token as password. */
@@ -356,9 +360,9 @@ export class SshCallerSession {
       up.exec(command, pty ? { pty: ptyOptions(pty) } : {}, cb),
     );
     if (!host) return undefined;
-    const cast = this.#cast(pty, command);
-    const r = relay(channel, host, { cast, recordInput: false });
-    void r.done.then((exit) => this.#sealCast(cast, exit));
+    const recording = this.#recording(pty, command);
+    const r = relay(channel, host, { recording, recordInput: false });
+    void r.done.then((exit) => this.#seal(recording, exit));
     return r;
   }
 
@@ -381,12 +385,9 @@ export class SshCallerSession {
     }
     const host = await this.#open(channel, (up, cb) => up.shell(pty ? ptyOptions(pty) : false, cb));
     if (!host) return undefined;
-    const cast = this.#cast(
-      pty ?? { cols: 80, rows: 24, term: 'dumb', width: 0, height: 0, modes: {} },
-      undefined,
-    );
-    const r = relay(channel, host, { cast, recordInput: true });
-    void r.done.then((exit) => this.#sealCast(cast, exit));
+    const recording = this.#recording(pty, undefined);
+    const r = relay(channel, host, { recording, recordInput: true });
+    void r.done.then((exit) => this.#seal(recording, exit));
     return r;
   }
 
@@ -641,20 +642,26 @@ export class SshCallerSession {
   // ------------------------------------------------------------------------------------------
   // Recording
 
-  #cast(pty: PseudoTtyInfo | undefined, command: string | undefined): AsciicastWriter | undefined {
+  #recording(pty: PseudoTtyInfo | undefined, command: string | undefined): TerminalRecording | undefined {
     const recorder = this.#ctx.recorder;
     if (!recorder) return undefined;
+    const connection = this.#connection!;
+    const principal = this.#principal!;
     try {
-      const writer = recorder.open(this.id, this.#connection!.name, 'asciicast-v2', {
+      const writer = recorder.open(this.id, connection.name, 'asciicast-v2', {
         protocol: 'ssh',
-        principal: this.#principal?.name,
+        principal: principal.name,
       });
-      return new AsciicastWriter(writer, {
+      const cast = new AsciicastWriter(writer, {
         width: pty?.cols || 80,
         height: pty?.rows || 24,
-        title: `${this.#principal?.name ?? '?'} on ${this.#connection!.name}`,
+        title: `${principal.name} on ${connection.name}`,
         ...(command === undefined ? {} : { command }),
         ...(pty?.term ? { env: { TERM: pty.term } } : {}),
+      });
+      return new TerminalRecording(cast, {
+        masker: maskerFor(this.#ctx.policy.masking, connection.name, principal),
+        maxRecordedBytes: this.#ctx.maxRecordedBytes,
       });
     } catch (err) {
       this.#ctx.log?.error(
@@ -665,9 +672,9 @@ export class SshCallerSession {
     }
   }
 
-  #sealCast(cast: AsciicastWriter | undefined, exit: unknown): void {
-    if (!cast) return;
-    cast
+  #seal(recording: TerminalRecording | undefined, exit: unknown): void {
+    if (!recording) return;
+    recording
       .close()
       .catch((err: Error) =>
         this.#ctx.log?.error(

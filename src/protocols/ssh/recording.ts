@@ -1,0 +1,87 @@
+/**
+ * What an SSH channel's recording receives: output (and, for shells, keystrokes) as asciicast v2
+ * events, with the policy's masking detectors applied to recorded output — the caller's live
+ * stream is never changed. A value the detectors look for could be split across two chunks, so
+ * output is masked a line at a time (a partial line waits for its newline, for the next
+ * keystroke, or for 8 KiB). Past a byte bound, output is counted instead of kept.
+ */
+import { TextDecoder } from 'node:util';
+import type { AsciicastWriter } from '../../core/recording/asciicast.ts';
+import type { RecordingMeta } from '../../core/recording/types.ts';
+
+export const MAX_RECORDED_BYTES = 16 * 1024 * 1024;
+/** A partial line longer than this is masked and recorded without waiting for its end. */
+const MAX_PENDING_LINE = 8 * 1024;
+
+export interface OutputMasker {
+  scan(text: string): string;
+}
+
+export interface TerminalRecordingOptions {
+  readonly masker?: OutputMasker | undefined;
+  readonly maxRecordedBytes?: number | undefined;
+}
+
+export class TerminalRecording {
+  readonly #cast: AsciicastWriter;
+  readonly #masker: OutputMasker | undefined;
+  readonly #limit: number;
+  readonly #decoder = new TextDecoder('utf-8');
+  #pending = '';
+  #recorded = 0;
+  #skipped = 0;
+
+  constructor(cast: AsciicastWriter, opts: TerminalRecordingOptions = {}) {
+    this.#cast = cast;
+    this.#masker = opts.masker;
+    this.#limit = opts.maxRecordedBytes ?? MAX_RECORDED_BYTES;
+  }
+
+  output(chunk: Buffer): void {
+    if (this.#recorded + chunk.length > this.#limit) {
+      this.#skipped += chunk.length;
+      return;
+    }
+    this.#recorded += chunk.length;
+    if (!this.#masker) {
+      this.#cast.output(chunk);
+      return;
+    }
+    this.#pending += this.#decoder.decode(chunk, { stream: true });
+    const nl = this.#pending.lastIndexOf('\n');
+    if (nl >= 0) {
+      this.#emit(this.#pending.slice(0, nl + 1));
+      this.#pending = this.#pending.slice(nl + 1);
+    }
+    if (this.#pending.length > MAX_PENDING_LINE) this.#flush();
+  }
+
+  input(chunk: Buffer): void {
+    // The caller typed: whatever is on screen now is what they saw.
+    this.#flush();
+    this.#cast.input(chunk);
+  }
+
+  resize(cols: number, rows: number): void {
+    this.#flush();
+    this.#cast.resize(cols, rows);
+  }
+
+  close(): Promise<RecordingMeta> {
+    if (this.#masker) this.#pending += this.#decoder.decode();
+    this.#flush();
+    if (this.#skipped > 0)
+      this.#cast.marker(`${this.#skipped} more bytes of output were passed on but not recorded`);
+    return this.#cast.close();
+  }
+
+  #flush(): void {
+    if (this.#pending.length === 0) return;
+    this.#emit(this.#pending);
+    this.#pending = '';
+  }
+
+  #emit(text: string): void {
+    this.#cast.output(this.#masker ? this.#masker.scan(text) : text);
+  }
+}
