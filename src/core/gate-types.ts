@@ -52,12 +52,21 @@ export interface SessionInfo {
   readonly attributes?: Readonly<Record<string, unknown>>;
 }
 
+export interface DecideHooks {
+  /**
+   * Called only when the action is about to be held for review, before the request is created:
+   * extra facts for reviewers (e.g. `estimatedRows`), merged into the request's attributes. A
+   * hook that fails or takes too long adds nothing; the request is held all the same.
+   */
+  readonly beforeHold?: () => Promise<Readonly<Record<string, unknown>> | undefined>;
+}
+
 export interface GatePort {
   /**
    * Judge an action. Throws AirlockError AIRLOCK_E_AUDIT_UNAVAILABLE when the audit log cannot
    * be written: the adapter must then refuse the action (fail closed).
    */
-  decide(action: Action): Promise<GateOutcome>;
+  decide(action: Action, hooks?: DecideHooks): Promise<GateOutcome>;
 
   /**
    * Wait for people to decide a held request. Resolves when it is approved, denied or expires.

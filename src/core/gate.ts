@@ -8,7 +8,7 @@ import type { ApprovalRequest } from './approvals/request.ts';
 import { type Approvals, formatDuration } from './approvals/service.ts';
 import type { AuditLog } from './audit/log.ts';
 import { AirlockError, isAirlockError } from './errors.ts';
-import type { GateOutcome, GatePort, SessionInfo, Settlement } from './gate-types.ts';
+import type { DecideHooks, GateOutcome, GatePort, SessionInfo, Settlement } from './gate-types.ts';
 import type { Limits } from './limits/limits.ts';
 import { type Decision, evaluate } from './policy/evaluate.ts';
 import type { Policy } from './policy/policy.ts';
@@ -69,6 +69,27 @@ function actionData(action: Action, fingerprint: string, decision: Decision): Re
   };
 }
 
+/** How long a beforeHold hook may delay creating the request. */
+const REVIEWER_FACTS_MS = 3000;
+
+async function reviewerFacts(hooks: DecideHooks | undefined): Promise<Readonly<Record<string, unknown>>> {
+  if (!hooks?.beforeHold) return {};
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const facts = await Promise.race([
+      hooks.beforeHold(),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), REVIEWER_FACTS_MS);
+      }),
+    ]);
+    return facts ?? {};
+  } catch {
+    return {};
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class Gate implements GatePort {
   private readonly policy: Policy;
   private readonly approvals: Approvals;
@@ -84,7 +105,7 @@ export class Gate implements GatePort {
     this.pendingLimit = opts.pendingLimit;
   }
 
-  async decide(action: Action): Promise<GateOutcome> {
+  async decide(action: Action, hooks?: DecideHooks): Promise<GateOutcome> {
     const decision = evaluate(this.policy, action);
     const fingerprint = fingerprintOf(action);
 
@@ -149,7 +170,7 @@ export class Gate implements GatePort {
       kind: action.kind,
       summary: action.summary,
       parts: action.parts,
-      attributes: scrub(action.attributes) as Record<string, unknown>,
+      attributes: scrub({ ...action.attributes, ...(await reviewerFacts(hooks)) }) as Record<string, unknown>,
       rule: decision.rule,
       why: decision.why,
       review: decision.review,

@@ -14,6 +14,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import pg from 'pg';
 import type { PolicyConnection } from '../../core/policy/policy.ts';
+import { rowsFromPlan } from './blast-radius.ts';
 
 export interface TableColumns {
   readonly schema: string;
@@ -44,6 +45,9 @@ export class Catalog {
   #tables = new Map<number, Cached<TableColumns | null>>();
   #functions = new Map<string, Cached<Volatility | null>>();
   #closed = false;
+  #explainClient: pg.Client | undefined;
+  #explainConnected = false;
+  #explaining: Promise<unknown> = Promise.resolve();
 
   constructor(connection: PostgresConnection, baseDir: string) {
     this.#connection = connection;
@@ -145,8 +149,76 @@ export class Catalog {
     return out;
   }
 
+  /** How side connections log in: the held credential, the connection's TLS settings. */
+  #clientConfig(applicationName: string): pg.ClientConfig {
+    const up = this.#connection.upstream;
+    const ca = up.ca ? readFileSync(resolve(this.#baseDir, up.ca), 'utf8') : undefined;
+    return {
+      host: up.host,
+      port: up.port,
+      database: up.database,
+      user: up.user,
+      password: up.password ? () => up.password!.reveal() : undefined,
+      application_name: applicationName,
+      connectionTimeoutMillis: 10_000,
+      statement_timeout: 10_000,
+      ssl:
+        up.tls === 'verify-full'
+          ? {
+              rejectUnauthorized: true,
+              ...(ca ? { ca } : {}),
+              ...(isIP(up.host) === 0 ? { servername: up.host } : {}),
+            }
+          : false,
+    };
+  }
+
+  /**
+   * The planner's estimate of rows each statement would write, for reviewers. Planned only
+   * (EXPLAIN without ANALYZE) inside a READ ONLY transaction with a 2 s statement timeout, on
+   * a connection of its own so a failing plan never disturbs catalog lookups; one at a time.
+   */
+  estimateRows(statements: readonly string[]): Promise<number | undefined> {
+    const run = this.#explaining.then(async () => {
+      if (this.#closed) return undefined;
+      this.#explainClient ??= new pg.Client(this.#clientConfig('airlock blast radius'));
+      const client = this.#explainClient;
+      try {
+        if (!this.#explainConnected) {
+          client.on('error', () => {});
+          await client.connect();
+          this.#explainConnected = true;
+        }
+        let total = 0;
+        await client.query('BEGIN READ ONLY');
+        try {
+          await client.query("SET LOCAL statement_timeout = '2s'");
+          for (const sql of statements) {
+            const r = await client.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${sql}`);
+            const rows = rowsFromPlan(r.rows[0]?.['QUERY PLAN']);
+            if (rows === undefined) return undefined;
+            total += rows;
+          }
+        } finally {
+          await client.query('ROLLBACK');
+        }
+        return total;
+      } catch {
+        // No estimate beats a wrong one; the next call opens a fresh connection.
+        this.#explainClient = undefined;
+        this.#explainConnected = false;
+        void client.end().catch(() => {});
+        return undefined;
+      }
+    });
+    this.#explaining = run.catch(() => undefined);
+    return run;
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
+    void this.#explainClient?.end().catch(() => {});
+    this.#explainClient = undefined;
     const c = this.#client;
     this.#client = undefined;
     if (c) await c.then((cl) => cl.end()).catch(() => {});
@@ -167,26 +239,7 @@ export class Catalog {
 
   #connect(): Promise<pg.Client> {
     if (this.#client) return this.#client;
-    const up = this.#connection.upstream;
-    const ca = up.ca ? readFileSync(resolve(this.#baseDir, up.ca), 'utf8') : undefined;
-    const client = new pg.Client({
-      host: up.host,
-      port: up.port,
-      database: up.database,
-      user: up.user,
-      password: up.password ? () => up.password!.reveal() : undefined,
-      application_name: 'airlock catalog',
-      connectionTimeoutMillis: 10_000,
-      statement_timeout: 10_000,
-      ssl:
-        up.tls === 'verify-full'
-          ? {
-              rejectUnauthorized: true,
-              ...(ca ? { ca } : {}),
-              ...(isIP(up.host) === 0 ? { servername: up.host } : {}),
-            }
-          : false,
-    });
+    const client = new pg.Client(this.#clientConfig('airlock catalog'));
     client.on('error', () => {
       if (this.#client === p) this.#client = undefined;
     });

@@ -25,6 +25,7 @@ import type { Limits } from '../../core/limits/limits.ts';
 import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import { type CancelKeys, sendCancel } from './cancel.ts';
+import { estimable } from './blast-radius.ts';
 import type { Catalog, Catalogs } from './catalog.ts';
 import { type ClassifiedSql, classifySql, refineByVolatility, type SqlPart } from './classify.ts';
 import {
@@ -956,6 +957,14 @@ export class PgSession {
     return this.#action(st.text, normalized, parts, attributes);
   }
 
+  /** For a write about to be held: the planner's estimate of the rows it would touch. */
+  async #blastRadius(action: Action): Promise<Record<string, unknown> | undefined> {
+    const parts = estimable(action.parts);
+    if (!parts || !this.#catalog) return undefined;
+    const rows = await this.#catalog.estimateRows(parts.map((p) => p.text));
+    return rows === undefined ? undefined : { estimatedRows: rows };
+  }
+
   /**
    * Functions the classifier does not know are judged by their volatility on the target. When the
    * catalog cannot be read they stay `unknown` (fail closed).
@@ -989,7 +998,7 @@ export class PgSession {
     const { gate, log } = this.#ctx;
     let outcome: Awaited<ReturnType<GatePort['decide']>>;
     try {
-      outcome = await gate.decide(action);
+      outcome = await gate.decide(action, { beforeHold: () => this.#blastRadius(action) });
     } catch (err) {
       return this.#failClosed(err);
     }
