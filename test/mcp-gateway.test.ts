@@ -376,3 +376,68 @@ describe('relay over stdio', () => {
     await agent.close();
   });
 });
+
+describe('aggregated endpoint /mcp', () => {
+  let agent: Client;
+  before(async () => {
+    agent = await gw.client('', 'agent', { sampling: 'forty-two' });
+  });
+  after(() => agent?.close());
+
+  test('lists the tools of every connection, prefixed, filtered by policy', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const names = (await agent.listTools()).tools.map((t) => t.name);
+    for (const name of ['tools__echo', 'tools__write_file', 'local__echo', 'local__env_has'])
+      assert.ok(names.includes(name), `${name} in ${names.join()}`);
+    assert.ok(!names.includes('tools__drop_everything'));
+    assert.equal(agent.getServerVersion()?.name, 'airlock');
+  });
+
+  test('routes calls by prefix and judges them against that connection', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    assert.equal(
+      textOf(await agent.callTool({ name: 'tools__echo', arguments: { text: 'federated' } })),
+      'federated',
+    );
+    assert.equal(
+      textOf(await agent.callTool({ name: 'local__env_has', arguments: { name: 'STDIO_SECRET' } })),
+      'STDIO_SECRET is set',
+    );
+    const denied = await agent.callTool({
+      name: 'tools__write_file',
+      arguments: { path: '/etc/hosts', content: 'x' },
+    });
+    assert.equal((denied as ToolResult).isError, true);
+    assert.match(textOf(denied), /files under \/etc are managed by configuration management/);
+    const unknown = await agent.callTool({ name: 'nowhere__echo', arguments: {} });
+    assert.equal((unknown as ToolResult).isError, true);
+    assert.match(textOf(unknown), /no tool nowhere__echo/);
+  });
+
+  test('held calls, progress and sampling work through the federation', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const progress: string[] = [];
+    const call = agent.callTool(
+      { name: 'tools__write_file', arguments: { path: '/srv/data/federated.txt', content: 'fed' } },
+      undefined,
+      { onprogress: (p) => progress.push(p.message ?? '') },
+    );
+    const request = await pendingRequest('agent', '/srv/data/federated.txt');
+    assert.equal(request.connection, 'tools');
+    assert.equal(request.attributes.calledAs, 'tools__write_file');
+    await gw.api('POST', `/api/v1/requests/${request.id}/approve`, {}, 'alice');
+    assert.equal(textOf(await call), 'wrote 3 bytes to /srv/data/federated.txt');
+    assert.match(progress[0] ?? '', /waiting for approval/);
+
+    const counted: string[] = [];
+    await agent.callTool({ name: 'tools__count', arguments: { n: 2 } }, undefined, {
+      onprogress: (p) => counted.push(p.message ?? ''),
+    });
+    assert.deepEqual(counted, ['step 1', 'step 2']);
+    const asked = await agent.callTool({ name: 'tools__ask_model', arguments: { question: 'answer?' } });
+    assert.equal(textOf(asked), 'the model said: forty-two');
+  });
+});

@@ -4,7 +4,6 @@
  * configured by AIRLOCK_URL and AIRLOCK_TOKEN.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { verifyChain } from '../core/audit/verify.ts';
 import { AirlockError, isAirlockError } from '../core/errors.ts';
 import { TokenRegistry } from '../core/identity/tokens.ts';
 import { loadPolicyFile } from '../core/policy/load.ts';
@@ -12,16 +11,16 @@ import { parseDuration } from '../core/policy/schema.ts';
 import { initClassifier } from '../protocols/postgres/classify.ts';
 import type { requestJson } from '../server/api.ts';
 import { type PolicyTestResult, policyTest } from '../server/policy-test.ts';
-import { openStore } from '../store/open.ts';
+import { registerAuditCommands } from './audit.ts';
 import { apiClient } from './client.ts';
 import { runExec } from './exec.ts';
 import { registerKubeconfigCommand } from './kubeconfig.ts';
 import { createLogger } from './logger.ts';
+import { registerReplayCommand } from './replay.ts';
 import { formatTable } from './table.ts';
 import { registerTokensCommand } from './tokens.ts';
 
 type RequestView = ReturnType<typeof requestJson>;
-type VerifyResult = Awaited<ReturnType<typeof verifyChain>>;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
@@ -85,16 +84,6 @@ function untilSignal(close: () => Promise<void>): Promise<never> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-}
-
-function printVerify(result: VerifyResult): void {
-  if (result.ok) {
-    out(`audit log OK: ${result.count} records, head ${result.headHash}`);
-    return;
-  }
-  out(`audit log BROKEN: ${result.message}`);
-  out(`(${result.count} records verified before record ${result.seq}; problem: ${result.problem})`);
-  throw new ExitCode(2);
 }
 
 function printPolicyTest(r: PolicyTestResult): void {
@@ -279,27 +268,8 @@ export function buildProgram(): Command {
       },
     );
 
-  const audit = program.command('audit').description('the audit log');
-  audit
-    .command('verify')
-    .description('check the audit hash chain (exit 2 if it is broken)')
-    .option(
-      '-c, --config <file>',
-      'read the store named in this policy file directly, instead of asking the API',
-    )
-    .action(async (o: { config?: string }) => {
-      if (o.config) {
-        const policy = loadPolicyFile(o.config);
-        const store = await openStore(policy.store, policy.baseDir);
-        try {
-          printVerify(await verifyChain(store));
-        } finally {
-          await store.close();
-        }
-        return;
-      }
-      printVerify(await apiClient().request<VerifyResult>('GET', '/api/v1/audit/verify'));
-    });
+  registerAuditCommands(program, { out, err });
+  registerReplayCommand(program, { out, err });
 
   const policy = program.command('policy').description('the policy file');
   policy

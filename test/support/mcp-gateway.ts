@@ -20,7 +20,7 @@ export interface McpTestGateway {
   readonly apiUrl: string;
   readonly tokens: Record<PrincipalName, string>;
   readonly gateway: Awaited<ReturnType<typeof startGateway>>;
-  /** An SDK client connected to /mcp/CONNECTION as `who` (or with a raw token). */
+  /** An SDK client connected to /mcp/CONNECTION (or to /mcp for '') as `who` (or with a raw token). */
   client(connection: string, who: PrincipalName | { token: string }, opts?: ClientOptions): Promise<Client>;
   api<T = unknown>(
     method: string,
@@ -123,9 +123,12 @@ ${rules}
           model: 'test-model',
         }));
       }
-      const transport = new StreamableHTTPClientTransport(new URL(`${apiUrl}/mcp/${connection}`), {
-        requestInit: { headers: { authorization: `Bearer ${token}` } },
-      });
+      const transport = new StreamableHTTPClientTransport(
+        new URL(connection === '' ? `${apiUrl}/mcp` : `${apiUrl}/mcp/${connection}`),
+        {
+          requestInit: { headers: { authorization: `Bearer ${token}` } },
+        },
+      );
       await client.connect(transport);
       clients.push(client);
       return client;

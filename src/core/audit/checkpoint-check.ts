@@ -33,6 +33,8 @@ export interface CheckpointSummary {
   readonly checkpoints: number;
   /** Highest seq vouched for by a good checkpoint (0: none). */
   readonly signedThrough: number;
+  /** Seq of the newest good checkpoint record (0: none). */
+  readonly lastCheckpointRecord: number;
   /** Whether signatures were checked. */
   readonly signaturesChecked: boolean;
   /** The newest anchored checkpoint that was compared, if any. */
@@ -54,6 +56,7 @@ export class CheckpointChecker {
   private readonly ringSeq = new Float64Array(WINDOW).fill(-1);
   private checkpoints = 0;
   private signedThrough = 0;
+  private lastCheckpointRecord = 0;
   private anchoredThrough = 0;
   private maxAnchor: SignedCheckpoint | undefined;
   private badAnchors = 0;
@@ -115,6 +118,7 @@ export class CheckpointChecker {
     if (known !== cp.hash) return this.rewritten(cp.seq, cp, `signed checkpoint in record ${seq}`);
     this.checkpoints += 1;
     this.signedThrough = Math.max(this.signedThrough, cp.seq);
+    this.lastCheckpointRecord = seq;
     return undefined;
   }
 
@@ -134,6 +138,7 @@ export class CheckpointChecker {
     return {
       checkpoints: this.checkpoints,
       signedThrough: this.signedThrough,
+      lastCheckpointRecord: this.lastCheckpointRecord,
       signaturesChecked: this.keys !== undefined,
       anchoredThrough: this.anchoredThrough,
       badAnchors: this.badAnchors,

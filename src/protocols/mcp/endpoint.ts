@@ -15,6 +15,7 @@ import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import { FederatedSession } from './federation.ts';
 import { RelaySession } from './session.ts';
 import type { SqlClassifier } from './tool-action.ts';
 
@@ -29,6 +30,8 @@ export interface McpEndpointOptions {
   readonly idleMs?: number;
   /** How often a held call tells the caller it is still waiting (default 10 s). */
   readonly progressIntervalMs?: number;
+  /** Airlock's version, as the aggregated endpoint reports it in initialize. */
+  readonly serverVersion?: string;
   /** Largest JSON-RPC message a caller may send (default 4 MiB). */
   readonly bodyLimit?: number;
 }
@@ -38,6 +41,15 @@ export interface McpEndpoint {
   readonly sessions: number;
   /** End every session (held calls are cancelled) and stop the tool servers Airlock launched. */
   close(): Promise<void>;
+}
+
+/** The route key of the aggregated endpoint `/mcp` (not a valid connection name). */
+const AGGREGATED = '*';
+
+type McpSession = RelaySession | FederatedSession;
+
+function routeOf(session: McpSession): string {
+  return session instanceof RelaySession ? session.ctx.connection.name : AGGREGATED;
 }
 
 /** JSON-RPC error body for an HTTP-level refusal (no request id is known yet). */
@@ -64,7 +76,7 @@ function isInitialize(body: unknown): boolean {
 
 export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions): McpEndpoint {
   const { policy, tokens, log } = opts;
-  const sessions = new Map<string, RelaySession>();
+  const sessions = new Map<string, McpSession>();
   let closing = false;
 
   const idleMs = opts.idleMs ?? 30 * 60_000;
@@ -91,129 +103,138 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
     }
   };
 
+  const mcpConnections = (): McpConnection[] =>
+    [...policy.connections.values()].filter((c): c is McpConnection => c.type === 'mcp');
+
   const mcpConnection = (name: string): McpConnection | undefined => {
     const c = policy.connections.get(name);
     return c?.type === 'mcp' ? c : undefined;
   };
 
-  app.route({
-    method: ['GET', 'POST', 'DELETE'],
-    url: '/mcp/:connection',
-    bodyLimit: opts.bodyLimit ?? 4 * 1024 * 1024,
-    handler: async (request, reply) => {
-      const name = (request.params as { connection: string }).connection;
-      let principal: Principal;
-      try {
-        principal = await authenticate(request, name);
-      } catch (err) {
-        const e = err as AirlockError;
-        return refuse(reply, e.status === 401 ? 401 : 403, -32001, e);
-      }
-      const connection = mcpConnection(name);
-      if (!connection) {
-        const names = [...policy.connections.values()].filter((c) => c.type === 'mcp').map((c) => c.name);
+  /** `name` is the connection, or AGGREGATED for `/mcp`. */
+  const handle = async (request: FastifyRequest, reply: FastifyReply, name: string) => {
+    let principal: Principal;
+    try {
+      principal = await authenticate(request, name);
+    } catch (err) {
+      const e = err as AirlockError;
+      return refuse(reply, e.status === 401 ? 401 : 403, -32001, e);
+    }
+    const connection = name === AGGREGATED ? undefined : mcpConnection(name);
+    if (name !== AGGREGATED && !connection) {
+      const names = [...policy.connections.values()].filter((c) => c.type === 'mcp').map((c) => c.name);
+      return refuse(
+        reply,
+        404,
+        -32001,
+        new AirlockError('AIRLOCK_E_CONNECTION_UNKNOWN', `there is no MCP connection "${name}" in Airlock`, {
+          hint:
+            names.length > 0
+              ? `use one of: ${names.map((n) => `/mcp/${n}`).join(', ')}`
+              : 'no MCP connections are configured',
+        }),
+      );
+    }
+    if (closing)
+      return refuse(
+        reply,
+        503,
+        -32000,
+        new AirlockError('AIRLOCK_E_UPSTREAM_UNAVAILABLE', 'Airlock is shutting down', {
+          hint: 'reconnect in a moment',
+        }),
+      );
+
+    const sid = request.headers['mcp-session-id'];
+    let session: McpSession | undefined;
+    if (typeof sid === 'string') {
+      session = sessions.get(sid);
+      // Another principal's session answers exactly like a missing one.
+      if (!session || session.ctx.principal.name !== principal.name || routeOf(session) !== name)
         return refuse(
           reply,
           404,
           -32001,
-          new AirlockError(
-            'AIRLOCK_E_CONNECTION_UNKNOWN',
-            `there is no MCP connection "${name}" in Airlock`,
-            {
-              hint:
-                names.length > 0
-                  ? `use one of: ${names.map((n) => `/mcp/${n}`).join(', ')}`
-                  : 'no MCP connections are configured',
-            },
-          ),
+          new AirlockError('AIRLOCK_E_BAD_REQUEST', 'this MCP session does not exist (it ended or expired)', {
+            hint: 'start a new session: send initialize without an Mcp-Session-Id header',
+            status: 404,
+          }),
         );
-      }
-      if (closing)
+    } else if (request.method === 'POST' && isInitialize(request.body)) {
+      let gate: GatePort;
+      try {
+        gate = opts.gate();
+      } catch {
         return refuse(
           reply,
           503,
           -32000,
-          new AirlockError('AIRLOCK_E_UPSTREAM_UNAVAILABLE', 'Airlock is shutting down', {
-            hint: 'reconnect in a moment',
+          new AirlockError('AIRLOCK_E_UPSTREAM_UNAVAILABLE', 'Airlock is still starting', {
+            hint: 'retry in a moment',
           }),
         );
-
-      const sid = request.headers['mcp-session-id'];
-      let session: RelaySession | undefined;
-      if (typeof sid === 'string') {
-        session = sessions.get(sid);
-        // Another principal's session answers exactly like a missing one.
-        if (!session || session.ctx.principal.name !== principal.name || session.ctx.connection.name !== name)
-          return refuse(
-            reply,
-            404,
-            -32001,
-            new AirlockError(
-              'AIRLOCK_E_BAD_REQUEST',
-              'this MCP session does not exist (it ended or expired)',
-              {
-                hint: 'start a new session: send initialize without an Mcp-Session-Id header',
-                status: 404,
-              },
-            ),
+      }
+      const common = {
+        policy,
+        gate,
+        principal,
+        source: request.ip,
+        log,
+        classifySql: opts.classifySql,
+        progressIntervalMs: opts.progressIntervalMs ?? 10_000,
+      };
+      const register = (s: McpSession) => sessions.set(s.id, s);
+      const unregister = (s: McpSession) => sessions.delete(s.id);
+      session = connection
+        ? new RelaySession({ ...common, connection }, register, unregister)
+        : new FederatedSession(
+            { ...common, connections: mcpConnections(), serverVersion: opts.serverVersion ?? '1' },
+            register,
+            unregister,
           );
-      } else if (request.method === 'POST' && isInitialize(request.body)) {
-        let gate: GatePort;
-        try {
-          gate = opts.gate();
-        } catch {
-          return refuse(
-            reply,
-            503,
-            -32000,
-            new AirlockError('AIRLOCK_E_UPSTREAM_UNAVAILABLE', 'Airlock is still starting', {
-              hint: 'retry in a moment',
-            }),
-          );
-        }
-        session = new RelaySession(
+      await session.start();
+    } else {
+      return refuse(
+        reply,
+        400,
+        -32600,
+        new AirlockError(
+          'AIRLOCK_E_BAD_REQUEST',
+          'no Mcp-Session-Id header, and this is not an initialize request',
           {
-            policy,
-            gate,
-            connection,
-            principal,
-            source: request.ip,
-            log,
-            classifySql: opts.classifySql,
-            progressIntervalMs: opts.progressIntervalMs ?? 10_000,
+            hint: 'start a session with initialize, then send its Mcp-Session-Id header on every request',
           },
-          (s) => sessions.set(s.id, s),
-          (s) => sessions.delete(s.id),
-        );
-        await session.start();
-      } else {
-        return refuse(
-          reply,
-          400,
-          -32600,
-          new AirlockError(
-            'AIRLOCK_E_BAD_REQUEST',
-            'no Mcp-Session-Id header, and this is not an initialize request',
-            {
-              hint: 'start a session with initialize, then send its Mcp-Session-Id header on every request',
-            },
-          ),
+        ),
+      );
+    }
+    session.lastActive = Date.now();
+    reply.hijack();
+    try {
+      await session.downstream.handleRequest(request.raw, reply.raw, request.body);
+    } catch (err) {
+      log?.warn({ err: (err as Error)?.message, connection: name }, 'mcp request failed');
+      if (!reply.raw.headersSent) {
+        reply.raw.writeHead(500, { 'content-type': 'application/json' });
+        reply.raw.end(
+          JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }),
         );
       }
-      session.lastActive = Date.now();
-      reply.hijack();
-      try {
-        await session.downstream.handleRequest(request.raw, reply.raw, request.body);
-      } catch (err) {
-        log?.warn({ err: (err as Error)?.message, connection: name }, 'mcp request failed');
-        if (!reply.raw.headersSent) {
-          reply.raw.writeHead(500, { 'content-type': 'application/json' });
-          reply.raw.end(
-            JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }),
-          );
-        }
-      }
-    },
+    }
+  };
+
+  const route = { method: ['GET', 'POST', 'DELETE'], bodyLimit: opts.bodyLimit ?? 4 * 1024 * 1024 } as const;
+  app.route({
+    ...route,
+    method: [...route.method],
+    url: '/mcp/:connection',
+    handler: (request, reply) =>
+      handle(request, reply, (request.params as { connection: string }).connection),
+  });
+  app.route({
+    ...route,
+    method: [...route.method],
+    url: '/mcp',
+    handler: (request, reply) => handle(request, reply, AGGREGATED),
   });
 
   return {

@@ -1,0 +1,489 @@
+/**
+ * One caller's session on the aggregated endpoint `/mcp`: the tools of every MCP connection,
+ * named `CONNECTION__tool`, behind one MCP server. Airlock answers `initialize` itself and opens
+ * a session with each tool server (passing the caller's capabilities on, so sampling and
+ * elicitation still reach the caller); `tools/list` is the union of what each server lists and
+ * the caller may call; `tools/call` is judged against the connection it names and relayed there.
+ * Resources and prompts stay on `/mcp/CONNECTION`, where they keep their own names.
+ *
+ * Ids: the caller's request ids are unique in its session, so they go to a tool server as they
+ * are. Requests the tool servers send the caller get fresh ids (two servers may both use id 0),
+ * mapped back when the caller answers.
+ *
+ * https://modelcontextprotocol.io/specification/2025-06-18/basic/lifecycle
+ */
+import { randomUUID } from 'node:crypto';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import {
+  isJSONRPCErrorResponse,
+  isJSONRPCNotification,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+  LATEST_PROTOCOL_VERSION,
+  type RequestId,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from 'pino';
+import type { Principal } from '../../core/action.ts';
+import type { GatePort } from '../../core/gate-types.ts';
+import type { McpConnection } from '../../core/policy/connections/mcp.ts';
+import type { Policy } from '../../core/policy/policy.ts';
+import { failClosedText, judgeToolCall } from './judge.ts';
+import { MCP_ERRORS } from './session.ts';
+import { possibleKinds, type SqlClassifier, type ToolInfo, toolCallAction } from './tool-action.ts';
+import { openUpstream, type UpstreamTransport } from './upstream.ts';
+import { mayEverCall } from './visibility.ts';
+
+/** Between the connection name and the tool name: `files__read_file`. */
+export const TOOL_SEPARATOR = '__';
+/** How long Airlock waits for a tool server's own answer to initialize or tools/list. */
+const UPSTREAM_TIMEOUT_MS = 30_000;
+/** Pages of tools/list fetched from one server before the rest is left out. */
+const MAX_PAGES = 20;
+
+export interface FederationContext {
+  readonly policy: Policy;
+  readonly gate: GatePort;
+  readonly connections: readonly McpConnection[];
+  readonly principal: Principal;
+  readonly source?: string | undefined;
+  readonly log?: Logger | undefined;
+  readonly classifySql?: SqlClassifier | undefined;
+  readonly progressIntervalMs: number;
+  readonly serverVersion: string;
+}
+
+interface Link {
+  readonly connection: McpConnection;
+  readonly up: UpstreamTransport;
+  readonly tools: Map<string, ToolInfo>;
+  ok: boolean;
+}
+
+interface Pending {
+  readonly method: string;
+  readonly progressToken: string | number | undefined;
+  link?: Link;
+  hold?: AbortController;
+}
+
+export class FederatedSession {
+  readonly downstream: StreamableHTTPServerTransport;
+  readonly ctx: FederationContext;
+  id = '';
+  lastActive = Date.now();
+  readonly #links = new Map<string, Link>();
+  readonly #pending = new Map<RequestId, Pending>();
+  /** Airlock's own requests to tool servers, by id. */
+  readonly #internal = new Map<RequestId, (msg: JSONRPCMessage) => void>();
+  /** Tool servers' requests to the caller: Airlock's id → the server and its id. */
+  readonly #relayed = new Map<RequestId, { link: Link; id: RequestId }>();
+  readonly #idPrefix = `airlock-${randomUUID()}-`;
+  #nextId = 0;
+  #opened = false;
+  #closed = false;
+  readonly #onClosed: (s: FederatedSession) => void;
+
+  constructor(
+    ctx: FederationContext,
+    onInitialized: (s: FederatedSession) => void,
+    onClosed: (s: FederatedSession) => void,
+  ) {
+    this.ctx = ctx;
+    this.#onClosed = onClosed;
+    this.downstream = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        this.id = id;
+        onInitialized(this);
+      },
+    });
+    this.downstream.onmessage = (msg) => this.#fromClient(msg);
+    this.downstream.onclose = () => void this.close('the caller ended the session');
+  }
+
+  async start(): Promise<void> {
+    await this.downstream.start();
+  }
+
+  get busy(): boolean {
+    return this.#pending.size > 0;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Caller → Airlock
+
+  #fromClient(msg: JSONRPCMessage): void {
+    this.lastActive = Date.now();
+    if (isJSONRPCRequest(msg)) {
+      const token = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta?.progressToken;
+      const pending: Pending = {
+        method: msg.method,
+        progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
+      };
+      this.#pending.set(msg.id, pending);
+      switch (msg.method) {
+        case 'initialize':
+          void this.#initialize(msg);
+          return;
+        case 'ping':
+          this.#reply(msg.id, {});
+          return;
+        case 'tools/list':
+          void this.#listTools(msg);
+          return;
+        case 'tools/call':
+          void this.#callTool(msg, pending);
+          return;
+        default:
+          this.#error(
+            msg.id,
+            -32601,
+            `${msg.method} is not offered on the aggregated endpoint /mcp, which federates tools only; use /mcp/CONNECTION for resources and prompts`,
+          );
+          return;
+      }
+    }
+    if (isJSONRPCNotification(msg)) {
+      if (msg.method === 'notifications/cancelled') {
+        const id = (msg.params as { requestId?: RequestId } | undefined)?.requestId;
+        const pending = id === undefined ? undefined : this.#pending.get(id);
+        if (pending?.hold) pending.hold.abort();
+        else if (pending?.link) this.#send(pending.link, msg);
+      }
+      // notifications/initialized was sent to each tool server by Airlock already; the others
+      // (roots changed) concern every server.
+      else if (msg.method !== 'notifications/initialized')
+        for (const link of this.#links.values()) if (link.ok) this.#send(link, msg);
+      return;
+    }
+    if (isJSONRPCResultResponse(msg) || isJSONRPCErrorResponse(msg)) {
+      // The caller answering a tool server's request: back to that server under its own id.
+      const relayed = this.#relayed.get(msg.id as RequestId);
+      if (!relayed) return;
+      this.#relayed.delete(msg.id as RequestId);
+      this.#send(relayed.link, { ...msg, id: relayed.id } as JSONRPCMessage);
+    }
+  }
+
+  async #initialize(msg: JSONRPCRequest): Promise<void> {
+    const { gate, principal, log } = this.ctx;
+    try {
+      await gate.sessionOpened({
+        sessionId: this.id,
+        protocol: 'mcp',
+        connection: '*',
+        principal,
+        source: this.ctx.source,
+        attributes: {
+          client: (msg.params as { clientInfo?: unknown } | undefined)?.clientInfo ?? null,
+          connections: this.ctx.connections.map((c) => c.name),
+        },
+      });
+      this.#opened = true;
+    } catch (err) {
+      this.#error(msg.id, MCP_ERRORS.gate, failClosedText(err));
+      void this.close('the audit log could not be written');
+      return;
+    }
+    const params = (msg.params ?? {}) as { protocolVersion?: unknown };
+    await Promise.all(this.ctx.connections.map((c) => this.#connect(c, msg)));
+    if (this.#closed) return;
+    const asked = typeof params.protocolVersion === 'string' ? params.protocolVersion : '';
+    this.#reply(msg.id, {
+      protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION,
+      capabilities: { tools: { listChanged: true } },
+      serverInfo: { name: 'airlock', version: this.ctx.serverVersion },
+      instructions: `Tools of the MCP connections behind Airlock, named CONNECTION${TOOL_SEPARATOR}TOOL. Every call is checked against policy; a call may wait for a person to approve it, and a refused call says why.`,
+    });
+    log?.info(
+      {
+        session: this.id,
+        connections: [...this.#links.values()].filter((l) => l.ok).map((l) => l.connection.name),
+      },
+      'mcp aggregated session opened',
+    );
+  }
+
+  async #connect(connection: McpConnection, init: JSONRPCRequest): Promise<void> {
+    const { log } = this.ctx;
+    let link: Link | undefined;
+    try {
+      const up = openUpstream(connection, log);
+      link = { connection, up, tools: new Map(), ok: false };
+      const l = link;
+      up.transport.onmessage = (m) => this.#fromServer(l, m);
+      up.transport.onclose = () => this.#linkClosed(l);
+      up.transport.onerror = (err) =>
+        log?.warn(
+          { session: this.id, connection: connection.name, err: err.message },
+          'mcp tool server error',
+        );
+      this.#links.set(connection.name, link);
+      await up.transport.start();
+      const answer = await this.#request(link, 'initialize', init.params ?? {});
+      const version = (answer as { protocolVersion?: unknown }).protocolVersion;
+      if (typeof version === 'string') up.setProtocolVersion(version);
+      link.ok = true;
+      this.#send(link, { jsonrpc: '2.0', method: 'notifications/initialized' });
+    } catch (err) {
+      // One tool server down leaves the others usable; its tools are simply not listed.
+      log?.warn(
+        { session: this.id, connection: connection.name, err: (err as Error)?.message },
+        'mcp tool server left out of the aggregated session',
+      );
+      if (link) {
+        link.ok = false;
+        await link.up.transport.close().catch(() => {});
+      }
+    }
+  }
+
+  /** A request of Airlock's own to one tool server; resolves with its result. */
+  #request(link: Link, method: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const id = `${this.#idPrefix}${++this.#nextId}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#internal.delete(id);
+        reject(new Error(`${method} got no answer within ${UPSTREAM_TIMEOUT_MS / 1000}s`));
+      }, UPSTREAM_TIMEOUT_MS);
+      this.#internal.set(id, (msg) => {
+        clearTimeout(timer);
+        if (isJSONRPCResultResponse(msg)) resolve(msg.result as Record<string, unknown>);
+        else
+          reject(new Error((msg as { error?: { message?: string } }).error?.message ?? `${method} failed`));
+      });
+      link.up.transport.send({ jsonrpc: '2.0', id, method, params }).catch((err: unknown) => {
+        clearTimeout(timer);
+        this.#internal.delete(id);
+        reject(err);
+      });
+    });
+  }
+
+  async #listTools(msg: JSONRPCRequest): Promise<void> {
+    const { policy, principal } = this.ctx;
+    const lists = await Promise.all(
+      [...this.#links.values()]
+        .filter((l) => l.ok)
+        .map(async (link) => {
+          const out: Record<string, unknown>[] = [];
+          try {
+            let cursor: string | undefined;
+            for (let page = 0; page < MAX_PAGES; page++) {
+              const result = await this.#request(link, 'tools/list', cursor === undefined ? {} : { cursor });
+              const tools = Array.isArray(result.tools) ? (result.tools as Record<string, unknown>[]) : [];
+              for (const t of tools) {
+                if (typeof t?.name !== 'string') continue;
+                const info = t as unknown as ToolInfo;
+                link.tools.set(info.name, info);
+                if (
+                  !mayEverCall(
+                    policy,
+                    link.connection.name,
+                    principal,
+                    info.name,
+                    possibleKinds(link.connection, info),
+                  )
+                )
+                  continue;
+                out.push({ ...t, name: `${link.connection.name}${TOOL_SEPARATOR}${info.name}` });
+              }
+              cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
+              if (cursor === undefined) break;
+            }
+          } catch (err) {
+            this.ctx.log?.warn(
+              { session: this.id, connection: link.connection.name, err: (err as Error)?.message },
+              'mcp tools/list failed on one tool server',
+            );
+          }
+          return out;
+        }),
+    );
+    this.#reply(msg.id, { tools: lists.flat() });
+  }
+
+  /** The connection a prefixed tool name points at (the longest matching connection name). */
+  #route(name: string): { link: Link; tool: string } | undefined {
+    let best: Link | undefined;
+    for (const link of this.#links.values())
+      if (
+        link.ok &&
+        name.startsWith(`${link.connection.name}${TOOL_SEPARATOR}`) &&
+        (!best || link.connection.name.length > best.connection.name.length)
+      )
+        best = link;
+    if (!best) return undefined;
+    return { link: best, tool: name.slice(best.connection.name.length + TOOL_SEPARATOR.length) };
+  }
+
+  async #callTool(msg: JSONRPCRequest, pending: Pending): Promise<void> {
+    const params = msg.params as { name?: unknown; arguments?: unknown } | undefined;
+    const name = params?.name;
+    const args = params?.arguments ?? {};
+    if (typeof name !== 'string' || typeof args !== 'object' || args === null || Array.isArray(args)) {
+      this.#error(
+        msg.id,
+        MCP_ERRORS.invalidParams,
+        'tools/call needs a tool name and an object of arguments',
+      );
+      return;
+    }
+    const route = this.#route(name);
+    if (!route) {
+      this.#toolError(
+        msg.id,
+        `there is no tool ${name}: tools here are named CONNECTION${TOOL_SEPARATOR}TOOL; list them with tools/list`,
+      );
+      return;
+    }
+    const { link, tool } = route;
+    const action = toolCallAction(
+      { name: tool, arguments: args as Record<string, unknown> },
+      {
+        connection: link.connection,
+        principal: this.ctx.principal,
+        sessionId: this.id,
+        source: this.ctx.source,
+        info: link.tools.get(tool),
+        classifySql: this.ctx.classifySql,
+        calledAs: name,
+      },
+    );
+    const hold = new AbortController();
+    pending.hold = hold;
+    const verdict = await judgeToolCall(action, {
+      gate: this.ctx.gate,
+      log: this.ctx.log,
+      progressToken: pending.progressToken,
+      progressIntervalMs: this.ctx.progressIntervalMs,
+      progress: (p) =>
+        this.#toClient({ jsonrpc: '2.0', method: 'notifications/progress', params: p }, msg.id),
+      signal: hold.signal,
+      closed: () => this.#closed,
+    });
+    delete pending.hold;
+    if (this.#closed) return;
+    if (!verdict.forward) return this.#toolError(msg.id, verdict.text);
+    pending.link = link;
+    this.#send(link, { ...msg, params: { ...msg.params, name: tool } }, msg.id);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Tool servers → caller
+
+  #fromServer(link: Link, msg: JSONRPCMessage): void {
+    this.lastActive = Date.now();
+    if (isJSONRPCResultResponse(msg) || isJSONRPCErrorResponse(msg)) {
+      const id = msg.id as RequestId;
+      const internal = this.#internal.get(id);
+      if (internal) {
+        this.#internal.delete(id);
+        internal(msg);
+        return;
+      }
+      if (this.#pending.get(id)?.link !== link) return;
+      this.#pending.delete(id);
+      this.#toClient(msg);
+      return;
+    }
+    if (isJSONRPCNotification(msg)) {
+      const token = (msg.params as { progressToken?: unknown } | undefined)?.progressToken;
+      if (msg.method !== 'notifications/progress' || token === undefined) {
+        // list_changed, logging and other server notifications: the caller's standalone stream.
+        this.#toClient(msg);
+        return;
+      }
+      for (const [id, p] of this.#pending)
+        if (p.link === link && p.progressToken === token) {
+          this.#toClient(msg, id);
+          return;
+        }
+      return;
+    }
+    // A request of the tool server's own (sampling, elicitation, roots), under a fresh id.
+    const request = msg as JSONRPCRequest;
+    const id = `${this.#idPrefix}${++this.#nextId}`;
+    this.#relayed.set(id, { link, id: request.id });
+    let related: RequestId | undefined;
+    for (const [rid, p] of this.#pending) if (p.link === link) related = rid;
+    this.#toClient({ ...request, id }, related);
+  }
+
+  #linkClosed(link: Link): void {
+    if (this.#closed || !link.ok) return;
+    link.ok = false;
+    this.ctx.log?.warn(
+      { session: this.id, connection: link.connection.name },
+      'mcp tool server closed its session',
+    );
+    for (const [id, p] of this.#pending)
+      if (p.link === link)
+        this.#error(
+          id,
+          MCP_ERRORS.upstream,
+          `the tool server of connection ${link.connection.name} closed its session; start a new session`,
+        );
+  }
+
+  #send(link: Link, msg: JSONRPCMessage, callerId?: RequestId): void {
+    link.up.transport.send(msg).catch((err: unknown) => {
+      this.ctx.log?.warn(
+        { session: this.id, connection: link.connection.name, err: (err as Error)?.message },
+        'mcp message could not be sent to the tool server',
+      );
+      if (callerId !== undefined)
+        this.#error(
+          callerId,
+          MCP_ERRORS.upstream,
+          `the tool server of connection ${link.connection.name} did not accept the request; try again, and if it persists ask an Airlock admin to check it`,
+        );
+    });
+  }
+
+  #toClient(msg: JSONRPCMessage, relatedRequestId?: RequestId): void {
+    if (this.#closed) return;
+    this.downstream
+      .send(msg, relatedRequestId === undefined ? undefined : { relatedRequestId })
+      .catch((err: Error) =>
+        this.ctx.log?.debug({ session: this.id, err: err.message }, 'mcp message to the caller dropped'),
+      );
+  }
+
+  #reply(id: RequestId, result: Record<string, unknown>): void {
+    this.#pending.delete(id);
+    this.#toClient({ jsonrpc: '2.0', id, result });
+  }
+
+  #toolError(id: RequestId, text: string): void {
+    this.#reply(id, { content: [{ type: 'text', text }], isError: true });
+  }
+
+  #error(id: RequestId, code: number, message: string): void {
+    this.#pending.delete(id);
+    this.#toClient({ jsonrpc: '2.0', id, error: { code, message } });
+  }
+
+  async close(reason: string): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const p of this.#pending.values()) p.hold?.abort();
+    await Promise.all(
+      [...this.#links.values()].map(async (link) => {
+        link.up.transport.onclose = undefined;
+        if ('terminateSession' in link.up.transport)
+          await (link.up.transport as { terminateSession(): Promise<void> })
+            .terminateSession()
+            .catch(() => {});
+        await link.up.transport.close().catch(() => {});
+      }),
+    );
+    await this.downstream.close().catch(() => {});
+    if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
+    this.ctx.log?.info({ session: this.id, reason }, 'mcp aggregated session closed');
+    this.#onClosed(this);
+  }
+}
