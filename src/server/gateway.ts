@@ -157,8 +157,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const notifier = startNotifier({
       policy: effective,
       approvals,
-      // Each event is notified once, by the replica where it happened.
-      bus: pgBus ? pgBus.local : bus,
+      // Each request is notified by the replica its caller came through, wherever it is decided.
+      bus: pgBus ? pgBus.owned : bus,
       audit,
       log: log.child({ component: 'notify' }),
     });

@@ -21,7 +21,7 @@ import {
   type RequestEvent,
   type RequestEventListener,
 } from '../core/approvals/bus.ts';
-import type { RequestStatus } from '../core/approvals/request.ts';
+import { FINAL_STATUSES, type RequestStatus } from '../core/approvals/request.ts';
 import type { PostgresStore } from './postgres.ts';
 
 export const REQUEST_CHANNEL = 'airlock_requests';
@@ -50,7 +50,11 @@ export class PgEventBus implements EventBus {
   private readonly log: PgEventBusOptions['log'];
   /** Every event, local or from other replicas. */
   private readonly all = new InProcessEventBus();
-  /** Only what this replica published (notifications go out once, from the deciding replica). */
+  /**
+   * Events of requests created on this replica, wherever they were decided: notifications go
+   * out once per request, from the replica its caller came through (which also remembers, say,
+   * the Slack message to edit).
+   */
   private readonly own = new InProcessEventBus();
   /** Status last delivered per request, for re-sync. */
   private known = new Map<number, RequestStatus>();
@@ -79,8 +83,8 @@ export class PgEventBus implements EventBus {
     return this.client !== undefined;
   }
 
-  /** Events this replica published, for consumers that must act once per cluster. */
-  get local(): { subscribe(listener: RequestEventListener): () => void } {
+  /** Events of requests created on this replica (local or decided elsewhere): for notifiers. */
+  get owned(): { subscribe(listener: RequestEventListener): () => void } {
     return { subscribe: (listener) => this.own.subscribe(listener) };
   }
 
@@ -99,7 +103,7 @@ export class PgEventBus implements EventBus {
     this.known.set(event.id, event.status);
     this.touched.add(event.id);
     this.all.publish(event);
-    this.own.publish(event);
+    this.toOwner(event);
     if (this.closed) return;
     // Through the pool, not the LISTEN connection: a publish must not wait for a reconnect.
     // A lost NOTIFY is caught by the other replicas' periodic re-sync.
@@ -249,6 +253,13 @@ export class PgEventBus implements EventBus {
     this.known.set(event.id, event.status);
     this.touched.add(event.id);
     this.all.publish(event);
+    this.toOwner(event);
+  }
+
+  private toOwner(event: RequestEvent): void {
+    if (!this.store.createdHere(event.id)) return;
+    if (FINAL_STATUSES.includes(event.status)) this.store.forgetCreated(event.id);
+    this.own.publish(event);
   }
 }
 

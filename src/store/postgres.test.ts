@@ -214,9 +214,11 @@ describe('PostgresStore', () => {
     await busB.start();
     try {
       const seenB: RequestEvent[] = [];
-      const localB: RequestEvent[] = [];
+      const ownedA: RequestEvent[] = [];
+      const ownedB: RequestEvent[] = [];
       busB.subscribe((e) => seenB.push(e));
-      busB.local.subscribe((e) => localB.push(e));
+      busA.owned.subscribe((e) => ownedA.push(e));
+      busB.owned.subscribe((e) => ownedB.push(e));
       const seenA: RequestEvent[] = [];
       busA.subscribe((e) => seenA.push(e));
 
@@ -227,7 +229,15 @@ describe('PostgresStore', () => {
       await until(() => seenB.length === 1);
       assert.deepEqual(seenB[0], { type: 'request', id: r.id, status: 'denied' });
       assert.equal(seenA.length, 1, 'local delivery is synchronous and happens once');
-      assert.equal(localB.length, 0, 'events from other replicas are not local');
+      assert.deepEqual(ownedA, [{ type: 'request', id: r.id, status: 'pending' }]);
+
+      // Decided on B: B's notifier stays quiet, A's (where it was created) hears of it.
+      const r3 = await a.createRequest(newRequest());
+      await b.updateRequest(r3.id, ['pending'], { status: 'approved', decidedAt: Date.now(), grantUntil: 0 });
+      busB.publish({ type: 'request', id: r3.id, status: 'approved' });
+      await until(() => ownedA.some((e) => e.id === r3.id));
+      assert.deepEqual(ownedA.at(-1), { type: 'request', id: r3.id, status: 'approved' });
+      assert.equal(ownedB.length, 0, 'requests created elsewhere are notified elsewhere');
 
       // Cut B's LISTEN connection; a decision lands with no NOTIFY while B is away.
       const r2 = await a.createRequest(newRequest());

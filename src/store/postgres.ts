@@ -80,6 +80,7 @@ const MIGRATION_LOCK = 1;
 const AUDIT_LOCK = 2;
 
 const DEFAULT_LIST_LIMIT = 100;
+const MAX_CREATED_TRACKED = 100_000;
 const MAX_LIST_LIMIT = 1000;
 /** Rows per INSERT: 6 parameters each, well under PostgreSQL's 65535 bind parameters. */
 const AUDIT_INSERT_CHUNK = 1000;
@@ -111,6 +112,8 @@ export class PostgresStore implements Store, RawAuditReader {
   /** For the event bus, which needs its own dedicated connection. */
   readonly connectionString: string;
   private readonly pool: pg.Pool;
+  /** Requests created through this store object (this replica), until they are final. */
+  private readonly created = new Set<number>();
   private closed = false;
 
   constructor(options: PostgresStoreOptions) {
@@ -164,7 +167,7 @@ export class PostgresStore implements Store, RawAuditReader {
   }
 
   async createRequest(request: NewRequest): Promise<ApprovalRequest> {
-    return this.db.transaction().execute(async (trx) => {
+    const row = await this.db.transaction().execute(async (trx) => {
       const row = await trx
         .insertInto('requests')
         .values({
@@ -195,8 +198,22 @@ export class PostgresStore implements Store, RawAuditReader {
           .insertInto('airlock_request_holders')
           .values({ request_id: Number(row.id), replica_id: this.replicaId })
           .execute();
-      return requestFromRow(row, []);
+      return row;
     });
+    this.created.add(Number(row.id));
+    // Bounded: a request this replica never hears the end of must not pin memory forever.
+    if (this.created.size > MAX_CREATED_TRACKED)
+      this.created.delete(this.created.values().next().value as number);
+    return requestFromRow(row, []);
+  }
+
+  /** Whether the request was created on this replica (and is not known to be final yet). */
+  createdHere(id: number): boolean {
+    return this.created.has(id);
+  }
+
+  forgetCreated(id: number): void {
+    this.created.delete(id);
   }
 
   async getRequest(id: number): Promise<ApprovalRequest | undefined> {
