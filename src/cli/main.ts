@@ -15,6 +15,7 @@ import { registerAuditCommands } from './audit.ts';
 import { apiClient } from './client.ts';
 import { runExec } from './exec.ts';
 import { registerKubeconfigCommand } from './kubeconfig.ts';
+import { registerGrantCommands } from './grants.ts';
 import { createLogger } from './logger.ts';
 import { registerReplayCommand } from './replay.ts';
 import { formatTable } from './table.ts';
@@ -289,6 +290,7 @@ export function buildProgram(): Command {
     });
 
   registerTokensCommand(program);
+  registerGrantCommands(program);
   registerKubeconfigCommand(program);
   return program;
 }

@@ -50,6 +50,11 @@ export interface SessionInfo {
   readonly source?: string | undefined;
   /** Non-secret protocol details: client user name, application name, TLS on/off. */
   readonly attributes?: Readonly<Record<string, unknown>>;
+  /**
+   * Ends the session at once, telling the caller why. The Gate calls it when a grant the
+   * session relied on is revoked. Adapters that cannot end a session leave it out.
+   */
+  readonly end?: (reason: string) => void;
 }
 
 export interface DecideHooks {

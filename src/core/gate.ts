@@ -103,6 +103,28 @@ export class Gate implements GatePort {
     this.audit = opts.audit;
     this.now = opts.now ?? Date.now;
     this.pendingLimit = opts.pendingLimit;
+    this.approvals.onGrantEnded((requestId) => this.endSessionsRelyingOn(requestId));
+  }
+
+  /** Open sessions, and the grants (request ids) each has relied on. */
+  private readonly sessions = new Map<string, { info: SessionInfo; grants: Set<number> }>();
+
+  /** A revoked grant ends every live session that used it: what it let in must not keep going. */
+  private endSessionsRelyingOn(requestId: number): void {
+    for (const [sessionId, s] of this.sessions) {
+      if (!s.grants.has(requestId) || !s.info.end) continue;
+      this.sessions.delete(sessionId);
+      this.later('session.ended', { sessionId, requestId, reason: 'the grant it relied on was revoked' });
+      try {
+        s.info.end(`request ${requestId}'s approval was revoked; this session relied on it and is closed`);
+      } catch {
+        // the adapter's socket is already gone
+      }
+    }
+  }
+
+  private reliedOn(sessionId: string, requestId: number): void {
+    this.sessions.get(sessionId)?.grants.add(requestId);
   }
 
   async decide(action: Action, hooks?: DecideHooks): Promise<GateOutcome> {
@@ -135,6 +157,7 @@ export class Gate implements GatePort {
         requestId: grant.requestId,
         grantUntil: grant.until,
       });
+      this.reliedOn(action.sessionId, grant.requestId);
       // The first use of a grant moves the request to executed, so reviewers see it ran.
       if (grant.status === 'approved') await this.approvals.markExecuted(grant.requestId).catch(() => {});
       return { verdict: 'allow', decision, via: 'grant', requestId: grant.requestId };
@@ -236,6 +259,7 @@ export class Gate implements GatePort {
       rule: request.rule.name,
       approvers: request.approvals.map((v) => v.by),
     });
+    this.reliedOn(request.sessionId, requestId);
     if (request.status === 'approved') await this.approvals.markExecuted(requestId);
   }
 
@@ -248,9 +272,11 @@ export class Gate implements GatePort {
       ...(session.source === undefined ? {} : { source: session.source }),
       ...(session.attributes === undefined ? {} : { attributes: scrub(session.attributes) }),
     });
+    this.sessions.set(session.sessionId, { info: session, grants: new Set() });
   }
 
   sessionClosed(sessionId: string, details?: Readonly<Record<string, unknown>>): void {
+    this.sessions.delete(sessionId);
     this.later('session.closed', {
       sessionId,
       ...(details === undefined ? {} : { details: scrub(details) }),

@@ -28,6 +28,7 @@ import { registerNotifyRoutes } from './notify-routes.ts';
 import { cancelOrphanedHolds } from './orphans.ts';
 import { registerAuditRoutes, verifyEvidence } from './routes-audit.ts';
 import { registerHealthRoutes } from './routes-health.ts';
+import { registerGrantRoutes } from './routes-grants.ts';
 import { registerTokenRoutes } from './routes-tokens.ts';
 
 export interface GatewayOptions {
@@ -194,6 +195,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       log: log.child({ protocol: 'mcp' }),
     });
     registerTokenRoutes(api, { policy: effective, tokens, apiTokens: identity.apiTokens, audit });
+    registerGrantRoutes(api, { policy: effective, tokens, approvals });
     let apiInfo = { url: '', host: '', port: 0 };
     if (apiAddr !== false) {
       const { host, port } = parseHostPort(apiAddr);

@@ -117,6 +117,15 @@ export function migrations(flavor: StoreFlavor): Record<string, Migration> {
         await db.schema.dropTable('api_tokens').ifExists().execute();
       },
     },
+    '0003_vote_groups': {
+      async up(db: Kysely<unknown>) {
+        // JSON array of the reviewer groups the voter was in; null for votes cast before.
+        await db.schema.alterTable('request_approvals').addColumn('groups', 'text').execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.alterTable('request_approvals').dropColumn('groups').execute();
+      },
+    },
     '0003_recordings': {
       async up(db: Kysely<unknown>) {
         await db.schema

@@ -56,6 +56,8 @@ export interface ApprovalsTable {
   by: string;
   at: number;
   note: string | null;
+  /** JSON array, or null. */
+  groups: string | null;
 }
 
 export interface AuditTable {
@@ -377,7 +379,13 @@ export class SqliteStore implements Store, RawAuditReader {
       if (row?.status !== 'pending') return undefined;
       await trx
         .insertInto('request_approvals')
-        .values({ request_id: id, by: vote.by, at: vote.at, note: vote.note ?? null })
+        .values({
+          request_id: id,
+          by: vote.by,
+          at: vote.at,
+          note: vote.note ?? null,
+          groups: vote.groups === undefined ? null : JSON.stringify(vote.groups),
+        })
         .onConflict((oc) => oc.columns(['request_id', 'by']).doNothing())
         .execute();
       const votes = await trx
@@ -561,7 +569,12 @@ export class SqliteStore implements Store, RawAuditReader {
 }
 
 function voteFromRow(row: Selectable<ApprovalsTable>): ApprovalVote {
-  return row.note === null
-    ? { by: row.by, at: Number(row.at) }
-    : { by: row.by, at: Number(row.at), note: row.note };
+  return {
+    by: row.by,
+    at: Number(row.at),
+    ...(row.note === null ? {} : { note: row.note }),
+    ...(row.groups === null || row.groups === undefined
+      ? {}
+      : { groups: JSON.parse(row.groups) as string[] }),
+  };
 }

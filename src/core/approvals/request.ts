@@ -20,6 +20,8 @@ export interface ApprovalVote {
   readonly by: string;
   readonly at: number;
   readonly note?: string | undefined;
+  /** The reviewer groups the voter was in when voting (for "one from each group"). */
+  readonly groups?: readonly string[] | undefined;
 }
 
 export interface ApprovalRequest {

@@ -16,6 +16,7 @@ import type { AuditLog } from '../audit/log.ts';
 import { AirlockError, type ErrorCode } from '../errors.ts';
 import type { Store } from '../store.ts';
 import type { EventBus, RequestEvent } from './bus.ts';
+import { quorumMet } from './quorum.ts';
 import type { ApprovalRequest, NewRequest, RequestFilter, RequestStatus } from './request.ts';
 
 export interface ApprovalsOptions {
@@ -75,6 +76,7 @@ export class Approvals {
   /** pending request id → expiresAt. */
   private readonly expiries = new Map<number, number>();
   private readonly waiters = new Map<number, Set<(request: ApprovalRequest) => void>>();
+  private readonly grantEndListeners = new Set<(requestId: number) => void>();
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
@@ -209,17 +211,19 @@ export class Approvals {
       throw new AirlockError('AIRLOCK_E_BAD_REQUEST', 'the grant window must be a non-negative duration');
     const at = this.now();
     const note = opts.note?.trim() ? opts.note.trim() : undefined;
-    const voted = await this.store.addApproval(id, { by: reviewer.name, at, note });
+    const groups = reviewer.groups.filter((g) => request.review.groups.includes(g));
+    const voted = await this.store.addApproval(id, { by: reviewer.name, at, note, groups });
     if (!voted) throw await this.notPending(id);
     await this.audit.append('request.approval', {
       requestId: id,
       by: principalData(reviewer),
       ...(note === undefined ? {} : { note }),
+      groups,
       votes: voted.approvals.length,
       needed: voted.review.approvals,
       fingerprint: voted.fingerprint,
     });
-    if (voted.approvals.length < voted.review.approvals) {
+    if (!quorumMet(voted)) {
       this.changed(voted);
       return voted;
     }
@@ -284,6 +288,62 @@ export class Approvals {
     });
     this.changed(cancelled);
     return cancelled;
+  }
+
+  /**
+   * Withdraws an approval that has not been used up: an approved request whose held action has
+   * not run, or a grant whose window is still open (sessions relying on it are ended by whoever
+   * listens to onGrantEnded). The request becomes `cancelled`, with the revocation as reason.
+   * The requester may give it up; otherwise only someone who could review it may revoke it.
+   */
+  async revoke(id: number, by: Principal, reason: string): Promise<ApprovalRequest> {
+    const text = typeof reason === 'string' ? reason.trim() : '';
+    if (text.length === 0)
+      throw new AirlockError('AIRLOCK_E_BAD_REQUEST', 'a revocation needs a reason', {
+        hint: 'the reason is recorded and sent to the caller',
+      });
+    const request = await this.get(id);
+    if (!request) throw notFound(id);
+    if (by.name !== request.principal.name && !request.review.groups.some((g) => by.groups.includes(g)))
+      throw new AirlockError(
+        'AIRLOCK_E_NOT_A_REVIEWER',
+        `${by.name} may not revoke request ${id}: reviewers are members of ${groupsText(request)}`,
+      );
+    const now = this.now();
+    const openWindow = request.grantUntil !== undefined && request.grantUntil > now;
+    const from: RequestStatus[] = openWindow ? ['approved', 'executed'] : ['approved'];
+    if (!from.includes(request.status))
+      throw new AirlockError(
+        'AIRLOCK_E_REQUEST_NOT_PENDING',
+        request.status === 'executed'
+          ? `request ${id} was already used; there is nothing left to revoke`
+          : `request ${id} is ${request.status}, not approved`,
+        { hint: 'only an approval that has not been used up can be revoked' },
+      );
+    const revoked = await this.store.updateRequest(id, from, {
+      status: 'cancelled',
+      decidedAt: now,
+      reason: `approval revoked by ${by.name}: ${text}`,
+      ...(request.grantUntil !== undefined ? { grantUntil: now } : {}),
+    });
+    if (!revoked) throw await this.notPending(id);
+    await this.audit.append('request.revoked', {
+      requestId: id,
+      by: principalData(by),
+      reason: text,
+      was: request.status,
+      fingerprint: revoked.fingerprint,
+    });
+    this.changed(revoked);
+    return revoked;
+  }
+
+  /** Called with a request id whenever a grant it carried ends early (revoked, here or on another replica). */
+  onGrantEnded(listener: (requestId: number) => void): () => void {
+    this.grantEndListeners.add(listener);
+    return () => {
+      this.grantEndListeners.delete(listener);
+    };
   }
 
   async markExecuted(id: number): Promise<ApprovalRequest> {
@@ -485,6 +545,13 @@ export class Approvals {
   private dropGrants(requestId: number): void {
     for (const [fingerprint, grant] of this.grants)
       if (grant.requestId === requestId) this.grants.delete(fingerprint);
+    for (const listener of [...this.grantEndListeners]) {
+      try {
+        listener(requestId);
+      } catch {
+        // a listener's failure must not stop the others
+      }
+    }
   }
 
   private schedule(): void {

@@ -35,5 +35,10 @@ export const reviewSchema = z.strictObject({
   hold: z.enum(HOLD_MODES).default('wait'),
   /** For `retry`: how long an approval lets the same command by the same caller through. */
   window: duration.default(15 * 60_000),
+  /**
+   * `any`: `approvals` distinct people from any of the groups. `each`: one distinct person from
+   * every group (a person in two groups counts once), and at least `approvals` people.
+   */
+  from: z.enum(['any', 'each']).optional(),
 });
 export type ReviewSpec = z.output<typeof reviewSchema>;

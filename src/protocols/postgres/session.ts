@@ -493,6 +493,8 @@ export class PgSession {
         principal,
         source: this.#source,
         attributes: { user, application_name: this.#params.get('application_name') ?? null, tls: this.#tls },
+        // A revoked grant this session relied on ends it (admin_shutdown, as pg_terminate_backend).
+        end: (reason) => this.#fatal('57P01', reason, 'ask for a new approval to continue'),
       });
       this.#opened = true;
     } catch (err) {
