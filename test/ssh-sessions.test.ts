@@ -2,7 +2,7 @@
  * SSH through Airlock beyond single commands: an interactive shell (a real pty via `ssh -tt`)
  * reviewed as a session and recorded as asciicast v2; SFTP downloads allowed and uploads denied
  * per policy; port forwarding refused unless the connection lists the destination and a rule
- * allows it; agent forwarding refused; Airlock's host key kept across restarts.
+ * allows it; agent forwarding refused; window changes reach the host's pty.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import ssh2 from 'ssh2';
 import { recordingsDirOf } from '../src/core/audit/evidence.ts';
 import { parseAsciicast } from '../src/core/recording/asciicast.ts';
 import { startProcess, stopAll } from './support/processes.ts';
@@ -34,7 +35,7 @@ before(async () => {
 rules:
   - name: harmless commands
     connections: [web]
-    commands: ["echo *", "true"]
+    commands: ["echo *", "true", "sleep *", "stty *", "exec *"]
     effect: allow
   - name: shells need a reviewer
     connections: [web]
@@ -219,4 +220,48 @@ describe('forwarding', () => {
         : undefined,
     );
   });
+});
+
+/** An ssh2 client logged in to Airlock as `who` (for what the OpenSSH client cannot script). */
+function callerClient(who: 'agent' | 'alice'): Promise<ssh2.Client> {
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    c.once('ready', () => resolve(c));
+    c.once('error', reject);
+    c.connect({
+      host: '127.0.0.1',
+      port: gw.ssh.port,
+      username: 'web',
+      password: gw.tokens[who],
+      readyTimeout: 30_000,
+    });
+  });
+}
+
+describe('window changes', () => {
+  test('a window change reaches the host pty', { timeout: TEST_TIMEOUT }, async () => {
+    const c = await callerClient('agent');
+    try {
+      const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+        c.exec('echo start; sleep 1; stty size', { pty: { rows: 24, cols: 80, term: 'xterm' } }, (err, s) =>
+          err ? reject(err) : resolve(s),
+        ),
+      );
+      let out = '';
+      stream.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('start')) stream.setWindow(30, 100, 0, 0);
+      });
+      const [code] = await Promise.all([
+        new Promise<number>((resolve) => stream.once('exit', (n: number) => resolve(n))),
+        new Promise((r) => stream.once('close', r)),
+      ]);
+      assert.equal(code, 0, out);
+      assert.match(out, /30 100/);
+    } finally {
+      c.end();
+    }
+  });
+  // Signals are passed on too (channel `signal` requests), but the private sshd refuses them
+  // itself ("session signalling requires privilege separation"), so no test here observes them.
 });

@@ -92,4 +92,7 @@ export interface GatePort {
 
   /** Audit an authentication failure (no token material in `details`). */
   authFailed(details: Readonly<Record<string, unknown>>): void;
+
+  /** Audit a connection ended for a malformed or oversized message, or a timeout it ran into. */
+  protocolViolation(details: Readonly<Record<string, unknown>>): void;
 }

@@ -287,6 +287,10 @@ export class Gate implements GatePort {
     this.later('auth.failed', scrub(details) as Record<string, unknown>);
   }
 
+  protocolViolation(details: Readonly<Record<string, unknown>>): void {
+    this.later('protocol.violation', scrub(details) as Record<string, unknown>);
+  }
+
   private later(type: string, data: Record<string, unknown>): void {
     try {
       this.audit.appendLater(type, data);

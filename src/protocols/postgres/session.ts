@@ -288,6 +288,13 @@ export class PgSession {
         { session: this.id, source: this.#source, err: err.message },
         'postgres protocol violation',
       );
+      this.#ctx.gate.protocolViolation({
+        protocol: 'postgres',
+        source: this.#source,
+        sessionId: this.id,
+        sqlstate: err.sqlstate,
+        error: err.message,
+      });
       this.#fatal(err.sqlstate, err.message);
     } else {
       this.#ctx.log?.error({ session: this.id, err: (err as Error)?.message }, 'postgres session failed');
