@@ -223,6 +223,37 @@ describe('replicas on one PostgreSQL store', () => {
     }
   });
 
+  test('a grant approved through B opens on C; revoked through C, it closes on A', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const sql = "UPDATE customers SET name = 'Grant Holder' WHERE id = 5";
+    // `retry` hold: refused at once with the request to approve.
+    const first = psqlCommand(via(replicas.A), sql);
+    await first.waitForExit(30_000);
+    const id = requestIdFrom(first.stderr());
+    const approved = await api(replicas.B, 'POST', `/api/v1/requests/${id}/approve`, {}, 'alice');
+    assert.equal(approved.status, 200, approved.text);
+    // The same statement by the same principal now passes through another replica.
+    await eventually('the grant to open on C', async () => {
+      const p = psqlCommand(via(replicas.C), sql);
+      return (await p.waitForExit(30_000)).code === 0 ? true : undefined;
+    });
+    const revoked = await api(
+      replicas.C,
+      'POST',
+      `/api/v1/requests/${id}/revoke`,
+      { reason: 'wrong row' },
+      'bob',
+    );
+    assert.equal(revoked.status, 200, revoked.text);
+    // Every replica drops the grant: A asks for approval again.
+    await eventually('the grant to close on A', async () => {
+      const p = psqlCommand(via(replicas.A), sql);
+      await p.waitForExit(30_000);
+      return /approval/i.test(p.stderr()) ? true : undefined;
+    });
+  });
+
   test('kill -9 of a replica: survivors cancel its held requests after the lease; the others keep serving', {
     timeout: TEST_TIMEOUT,
   }, async () => {
