@@ -258,7 +258,9 @@ export class PgEventBus implements EventBus {
 
   private toOwner(event: RequestEvent): void {
     if (!this.store.createdHere(event.id)) return;
-    if (FINAL_STATUSES.includes(event.status)) this.store.forgetCreated(event.id);
+    // `executed` is not the end for notifications: an open grant can still be revoked.
+    if (event.status !== 'executed' && FINAL_STATUSES.includes(event.status))
+      this.store.forgetCreated(event.id);
     this.own.publish(event);
   }
 }
