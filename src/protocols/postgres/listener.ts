@@ -8,6 +8,7 @@ import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import type { Recorder } from '../../core/recording/types.ts';
 import { CancelKeys } from './cancel.ts';
 import { Catalogs } from './catalog.ts';
 import { initClassifier } from './classify.ts';
@@ -25,6 +26,8 @@ export interface PostgresListenerOptions {
   log?: Logger;
   /** Connection slots, sign-in throttling and the startup timeout. */
   limits?: Limits;
+  /** Session recordings; none are made without one. */
+  recorder?: Recorder | undefined;
   /** While a statement is held, a NoticeResponse goes to the caller this often. */
   keepaliveNoticeMs?: number;
 }
@@ -45,6 +48,7 @@ export async function startPostgresListener(o: PostgresListenerOptions): Promise
   const catalogs = new Catalogs(o.policy.baseDir);
   const ctx = {
     catalogs,
+    recorder: o.recorder,
     policy: o.policy,
     gate: o.gate,
     tokens: o.tokens,

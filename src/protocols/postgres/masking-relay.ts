@@ -223,6 +223,19 @@ export class MaskingRelay {
 
   /** One target message → what the caller gets (empty: nothing). */
   #message(f: Frame): Buffer {
+    const out = this.#rewrite(f);
+    const observe = this.#hooks.observe;
+    if (
+      observe &&
+      (f.type === BackendType.CommandComplete ||
+        f.type === BackendType.ErrorResponse ||
+        f.type === BackendType.NoticeResponse)
+    )
+      observe(f.type, out);
+    return out;
+  }
+
+  #rewrite(f: Frame): Buffer {
     switch (f.type) {
       case BackendType.RowDescription:
         return this.#rowDescription(f);

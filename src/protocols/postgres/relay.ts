@@ -21,6 +21,11 @@ export interface RelayHooks {
   wantErrors(): boolean;
   /** An ErrorResponse: return its replacement, or undefined to pass it on. */
   error(raw: Buffer): Buffer | undefined;
+  /**
+   * Set to see CommandComplete, ErrorResponse and NoticeResponse as they pass (the session
+   * recording); the message is what the caller gets.
+   */
+  observe?: ((type: number, message: Buffer) => void) | undefined;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -40,8 +45,11 @@ export class BackendRelay {
   #passStart = 0;
   #out: Buffer[] = [];
 
+  readonly #observe: boolean;
+
   constructor(hooks: RelayHooks) {
     this.#hooks = hooks;
+    this.#observe = hooks.observe !== undefined;
   }
 
   /** True between messages: gateway messages can be written to the caller right away. */
@@ -146,7 +154,8 @@ export class BackendRelay {
     return (
       type === BackendType.ReadyForQuery ||
       type === BackendType.BackendKeyData ||
-      (type === BackendType.ErrorResponse && this.#hooks.wantErrors())
+      (type === BackendType.ErrorResponse && (this.#observe || this.#hooks.wantErrors())) ||
+      (this.#observe && (type === BackendType.CommandComplete || type === BackendType.NoticeResponse))
     );
   }
 
@@ -159,7 +168,13 @@ export class BackendRelay {
       return undefined;
     }
     if (type === BackendType.BackendKeyData) return EMPTY;
-    return this.#hooks.error(message);
+    if (type === BackendType.ErrorResponse) {
+      const replaced = this.#hooks.wantErrors() ? this.#hooks.error(message) : undefined;
+      this.#hooks.observe?.(type, replaced ?? message);
+      return replaced;
+    }
+    this.#hooks.observe?.(type, message);
+    return undefined;
   }
 
   #finishCapture(i: number): void {

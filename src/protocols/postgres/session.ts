@@ -24,11 +24,14 @@ import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
 import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
-import { type CancelKeys, sendCancel } from './cancel.ts';
+import { EventStreamWriter } from '../../core/recording/events.ts';
+import type { Recorder } from '../../core/recording/types.ts';
 import { estimable } from './blast-radius.ts';
+import { type CancelKeys, sendCancel } from './cancel.ts';
 import type { Catalog, Catalogs } from './catalog.ts';
 import { type ClassifiedSql, classifySql, refineByVolatility, type SqlPart } from './classify.ts';
 import {
+  BackendType,
   describeType,
   type Frame,
   FrontendType,
@@ -44,6 +47,7 @@ import {
   negotiateProtocolVersion,
   noticeResponse,
   parseBind,
+  parseErrorFields,
   parseExecute,
   parseFunctionCall,
   parseMessage,
@@ -78,6 +82,8 @@ export interface SessionContext {
   readonly startupTimeoutMs?: number;
   /** Side connections to the targets' catalogs (masking, function volatility). */
   readonly catalogs?: Catalogs | undefined;
+  /** Session recordings (statements, decisions, results, errors, notices as events). */
+  readonly recorder?: Recorder | undefined;
   /** Connection slots and failed sign-in throttling shared with the other protocols. */
   readonly limits?: Limits | undefined;
 }
@@ -182,6 +188,9 @@ export class PgSession {
   #masking: MaskingRelay | undefined;
   #masker: SessionMasker | undefined;
   #catalog: Catalog | undefined;
+  #recording: EventStreamWriter | undefined;
+  /** When the statement now running was forwarded, for result durations in the recording. */
+  #forwardedAt = 0;
   #txStatus: number = TxStatus.Idle;
   /** ReadyForQuery cycles opened (Sync/Query/FunctionCall forwarded) and completed. */
   #sentCycles = 0;
@@ -216,6 +225,7 @@ export class PgSession {
       ready: (status) => this.#onReady(status),
       wantErrors: () => this.#denials.length > 0,
       error: (raw) => this.#rewriteError(raw),
+      observe: ctx.recorder ? (type, raw) => this.#observe(type, raw) : undefined,
     });
     socket.setNoDelay(true);
     socket.on('error', () => this.#close('client error'));
@@ -512,6 +522,24 @@ export class PgSession {
       return;
     }
     if (this.#state !== SessionState.Connecting) return;
+    if (this.#ctx.recorder) {
+      this.#recording = new EventStreamWriter(
+        this.#ctx.recorder.open(this.id, connection.name, 'events-jsonl', {
+          protocol: 'postgres',
+          principal: principal.name,
+        }),
+        {
+          protocol: 'postgres',
+          session: this.id,
+          connection: connection.name,
+          principal: principal.name,
+          source: this.#source,
+          user,
+          application_name: this.#params.get('application_name') ?? null,
+          tls: this.#tls,
+        },
+      );
+    }
     this.#txStatus = upstream.status;
     this.#client.write(
       Buffer.concat([
@@ -546,6 +574,7 @@ export class PgSession {
       ready: (status) => this.#onReady(status),
       wantErrors: () => this.#denials.length > 0,
       error: (raw) => this.#rewriteError(raw),
+      observe: this.#ctx.recorder ? (type, raw) => this.#observe(type, raw) : undefined,
       cached: (oid) => catalog?.cachedTable(oid) ?? (catalog ? undefined : null),
       lookup: (oids) => (catalog ? catalog.tables(oids) : Promise.resolve()),
       write: (out) => this.#writeOut(out),
@@ -1011,7 +1040,20 @@ export class PgSession {
     } catch (err) {
       return this.#failClosed(err);
     }
-    if (outcome.verdict === 'allow') return true;
+    if (this.#recording)
+      this.#record('statement', {
+        // What the recording keeps is masked as results are; the audit log keeps the exact text.
+        text: this.#masker ? this.#masker.scan(action.summary) : action.summary,
+        kind: action.kind,
+        ...(action.attributes.parameters ? { parameters: action.attributes.parameters } : {}),
+        decision: outcome.verdict,
+        rule: outcome.decision.rule.name,
+        ...(outcome.verdict === 'hold' ? { request: outcome.request.id } : {}),
+      });
+    if (outcome.verdict === 'allow') {
+      this.#forwardedAt = performance.now();
+      return true;
+    }
     if (outcome.verdict === 'deny') return { code: '42501', message: `denied by Airlock: ${outcome.reason}` };
     if (outcome.mode === 'retry')
       return {
@@ -1036,9 +1078,15 @@ export class PgSession {
     this.#holding = true;
     try {
       const s = await gate.settled(id, this.#abort.signal);
+      this.#record('decision', {
+        request: id,
+        status: s.status,
+        ...(s.status === 'approved' ? {} : { reason: s.reason }),
+      });
       if (s.status !== 'approved') return { code: '42501', message: `denied by Airlock: ${s.reason}` };
       if (this.#state !== SessionState.Ready) return { code: '57014', message: 'the session closed' };
       await gate.release(id);
+      this.#forwardedAt = performance.now();
       return true;
     } catch (err) {
       return this.#failClosed(err);
@@ -1046,6 +1094,32 @@ export class PgSession {
       clearInterval(keepalive);
       this.#holding = false;
     }
+  }
+
+  #record(type: string, fields: Record<string, unknown>): void {
+    this.#recording?.event(type, fields);
+  }
+
+  /** Results as the caller got them (masked when masking applies), for the recording. */
+  #observe(type: number, raw: Buffer): void {
+    if (!this.#recording) return;
+    if (type === BackendType.CommandComplete) {
+      const tag = raw.toString('utf8', 5, raw.length - 1);
+      const rows = /^(?:SELECT|INSERT \d+|UPDATE|DELETE|MERGE|FETCH|MOVE|COPY) (\d+)$/.exec(tag)?.[1];
+      this.#record('result', {
+        tag,
+        ...(rows === undefined ? {} : { rows: Number(rows) }),
+        ms: Number((performance.now() - this.#forwardedAt).toFixed(3)),
+      });
+      return;
+    }
+    const f = parseErrorFields({ type, raw, bodyOffset: 5 });
+    this.#record(type === BackendType.ErrorResponse ? 'error' : 'notice', {
+      severity: f.get('V') ?? f.get('S'),
+      code: f.get('C'),
+      message: f.get('M'),
+      ...(f.has('D') ? { detail: f.get('D') } : {}),
+    });
   }
 
   #failClosed(err: unknown): Denial {
@@ -1107,6 +1181,14 @@ export class PgSession {
     this.#releaseSlot?.();
     clearTimeout(this.#stallTimer);
     if (this.#opened) this.#ctx.gate.sessionClosed(this.id, { reason });
+    if (this.#recording) {
+      this.#record('end', { reason });
+      const r = this.#recording;
+      this.#recording = undefined;
+      r.close().catch((err: Error) =>
+        this.#ctx.log?.error({ session: this.id, err: err.message }, 'postgres session recording failed'),
+      );
+    }
     this.#ctx.log?.info({ session: this.id, reason }, 'postgres session closed');
     this.#onClosed();
   }
