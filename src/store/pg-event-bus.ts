@@ -40,6 +40,8 @@ export interface PgEventBusOptions {
 }
 
 const MAX_RECONNECT_MS = 10_000;
+/** How long the LISTEN connection may take to answer a ping before it is replaced. */
+const PING_TIMEOUT_MS = 5_000;
 
 export class PgEventBus implements EventBus {
   private readonly store: PostgresStore;
@@ -126,11 +128,21 @@ export class PgEventBus implements EventBus {
     if (this.reconciling) return this.reconciling;
     const run = (async () => {
       // Also proves the LISTEN connection still answers; a dead one is replaced.
-      if (this.client) {
+      const client = this.client;
+      if (client) {
+        // Bounded: on a half-open connection the query would never answer.
+        let timer: NodeJS.Timeout | undefined;
         try {
-          await this.client.query('SELECT 1');
+          await Promise.race([
+            client.query('SELECT 1'),
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error('no answer')), PING_TIMEOUT_MS);
+            }),
+          ]);
         } catch {
-          this.dropClient();
+          if (this.client === client) this.dropClient();
+        } finally {
+          clearTimeout(timer);
         }
       }
       this.touched.clear();

@@ -123,6 +123,8 @@ export class PostgresStore implements Store, RawAuditReader {
       connectionString: options.connectionString,
       max: options.maxConnections ?? 10,
       connectionTimeoutMillis: 10_000,
+      // TCP keepalives: a store that vanished without a FIN (a failover, a cut link) is noticed.
+      keepAlive: true,
       // Per-connection parser: the global pg.types registry is shared with adapters' clients.
       types: {
         getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
