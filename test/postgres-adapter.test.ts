@@ -106,6 +106,10 @@ class ScriptedGate implements GatePort {
   authFailed(d: Readonly<Record<string, unknown>>): void {
     this.authFailures.push({ ...d });
   }
+  readonly violations: Record<string, unknown>[] = [];
+  protocolViolation(d: Readonly<Record<string, unknown>>): void {
+    this.violations.push({ ...d });
+  }
 }
 
 let server: PrivatePostgres;
@@ -358,6 +362,11 @@ test('malformed startup packets get an error and the gateway keeps serving', asy
   });
   assert.equal(String.fromCharCode(reply[0]!), 'E');
   assert.match(reply.toString('latin1'), /08P01|0A000/);
+  // The refusal is audited, with the source and what was wrong.
+  const v = gate.violations.at(-1);
+  assert.equal(v?.protocol, 'postgres');
+  assert.match(String(v?.error), /.+/);
+  assert.match(String(v?.source), /127\.0\.0\.1/);
   const c = await client();
   assert.equal((await c.query('SELECT 5 AS five')).rows[0].five, 5);
   await c.end();
