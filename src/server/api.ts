@@ -302,7 +302,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         ...((c.type === 'http' || c.type === 'kubernetes' || c.type === 'git') && opts.listeners().http
           ? {
               http: {
-                url: `http://${opts.listeners().http!.host}:${opts.listeners().http!.port}/${c.type}/${c.name}`,
+                url: `${policy.tls ? 'https' : 'http'}://${opts.listeners().http!.host}:${opts.listeners().http!.port}/${c.type}/${c.name}`,
               },
             }
           : {}),

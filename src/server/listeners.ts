@@ -116,6 +116,7 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         policy: ctx.policy,
         gate: ctx.gate,
         tokens: ctx.tokens,
+        tls: ctx.tls,
         log: ctx.log,
       }),
   },

@@ -3,7 +3,8 @@
  * (`/http/NAME`, `/kubernetes/NAME`, `/git/NAME`).
  */
 import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Policy } from '../../core/policy/policy.ts';
@@ -20,6 +21,11 @@ export interface HttpListenerOptions {
   readonly gate: GatePort;
   readonly tokens: Authenticator;
   readonly log?: Logger | undefined;
+  /**
+   * The gateway's certificate (PEM). With it the same port also speaks HTTPS: kubectl sends a
+   * bearer token only over TLS.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string } | undefined;
 }
 
 export interface HttpListener {
@@ -57,21 +63,42 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
   });
+  // One port for both: a TLS ClientHello starts with a handshake record (0x16), an HTTP request
+  // with a method name. https://www.rfc-editor.org/rfc/rfc8446#section-5.1
+  const secure = o.tls ? createSecureContext({ cert: o.tls.cert, key: o.tls.key }) : undefined;
+  const front = createNetServer({ pauseOnConnect: false }, (socket: Socket) => {
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      if (first[0] === 0x16 && secure) {
+        const tlsSocket = new TLSSocket(socket, {
+          isServer: true,
+          secureContext: secure,
+          ALPNProtocols: ['http/1.1'],
+        });
+        tlsSocket.on('error', () => tlsSocket.destroy());
+        server.emit('connection', tlsSocket);
+      } else server.emit('connection', socket);
+      socket.resume();
+    });
+    socket.on('error', () => socket.destroy());
+  });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
+    front.once('error', reject);
+    front.listen(o.port, o.host, () => {
+      front.off('error', reject);
       resolve();
     });
   });
-  const address = server.address();
+  const address = front.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   o.log?.info({ host: o.host, port }, 'http listener started');
   return {
     host: o.host,
     port,
     async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => front.close(() => resolve()));
+      server.close();
       await proxy.close();
       for (const s of sockets) s.destroy();
       await closed;
