@@ -93,6 +93,7 @@ export class SshCallerSession {
   /** Fingerprint of a key offered and refused, audited if the caller never gets in. */
   #rejectedKey: string | undefined;
   #opened = false;
+  #audited: Promise<boolean> = Promise.resolve(true);
   #closed = false;
   #upstream: Promise<SshClient> | undefined;
   readonly #onClosed: () => void;
@@ -103,7 +104,7 @@ export class SshCallerSession {
     this.#onClosed = onClosed;
     this.#source = `${info.ip}:${info.port}`;
     client.on('authentication', (a) => void this.#authenticate(a));
-    client.on('ready', () => void this.#ready());
+    client.on('ready', () => this.#ready());
     client.on('error', (err) => this.#close(`caller connection error: ${err.message}`));
     client.on('close', () => this.#close('caller disconnected'));
   }
@@ -205,7 +206,7 @@ export class SshCallerSession {
     a.accept();
   }
 
-  async #ready(): Promise<void> {
+  #ready(): void {
     const client = this.#client;
     client.on('session', (accept) => this.#session(accept()));
     client.on('tcpip', (accept, reject, info) => void this.#directTcpip(accept, reject, info));
@@ -221,22 +222,30 @@ export class SshCallerSession {
     });
     client.on('openssh.streamlocal', (_accept, reject) => reject());
     if (!this.#connection) return;
+    this.#audited = this.#auditOpen();
+  }
+
+  /** The session is on record before any of its channels is judged. */
+  async #auditOpen(): Promise<boolean> {
+    const client = this.#client;
     try {
       await this.#ctx.gate.sessionOpened({
         sessionId: this.id,
         protocol: 'ssh',
-        connection: this.#connection.name,
+        connection: this.#connection!.name,
         principal: this.#principal!,
         source: this.#source,
         attributes: { user: this.#user || undefined },
       });
       this.#opened = true;
+      return true;
     } catch (err) {
       this.#ctx.log?.error(
         { session: this.id, err: (err as Error).message },
         'ssh session could not be audited',
       );
       client.end();
+      return false;
     }
   }
 
@@ -297,8 +306,8 @@ export class SshCallerSession {
   }
 
   /** The caller's channel gets the error and a non-zero exit; false when the session has no usable connection. */
-  #usable(channel: ServerChannel): boolean {
-    if (this.#connection) return true;
+  async #usable(channel: ServerChannel): Promise<boolean> {
+    if (this.#connection) return this.#audited;
     const names = [...this.#ctx.policy.connections.values()]
       .filter((c) => c.type === 'ssh')
       .map((c) => c.name);
@@ -346,7 +355,7 @@ export class SshCallerSession {
     command: string,
     pty: PseudoTtyInfo | undefined,
   ): Promise<Relay | undefined> {
-    if (!this.#usable(channel)) return undefined;
+    if (!(await this.#usable(channel))) return undefined;
     const parts = classifyCommand(command);
     const action = this.#action('exec', command, `exec:${command}`, parts, pty ? { pty: true } : {});
     const scpUpload = parts.some((p) => p.kind === 'write' && p.fields?.command?.[0]?.startsWith('scp '));
@@ -367,7 +376,7 @@ export class SshCallerSession {
   }
 
   async #shell(channel: ServerChannel, pty: PseudoTtyInfo | undefined): Promise<Relay | undefined> {
-    if (!this.#usable(channel)) return undefined;
+    if (!(await this.#usable(channel))) return undefined;
     const name = this.#connection!.name;
     const part: ActionPart = {
       kind: 'session',
@@ -392,7 +401,7 @@ export class SshCallerSession {
   }
 
   async #sftp(channel: ServerChannel): Promise<void> {
-    if (!this.#usable(channel)) return;
+    if (!(await this.#usable(channel))) return;
     const host = await this.#open(channel, (up, cb) => up.subsys('sftp', cb));
     if (!host) return;
     runSftp(channel, host, {
@@ -575,7 +584,7 @@ export class SshCallerSession {
     info: { destIP: string; destPort: number; srcIP: string; srcPort: number },
   ): Promise<void> {
     const connection = this.#connection;
-    if (!connection) {
+    if (!connection || !(await this.#audited)) {
       reject();
       return;
     }
