@@ -39,6 +39,8 @@ test('what runs only at run time makes the line unknown', () => {
     "echo 'unterminated",
     "echo $'\\x41'",
     '{ rm -rf /; }',
+    '{rm,-rf,/}',
+    'echo hi\0rm -rf /',
   ]) {
     const parts = classifyCommand(line);
     assert.ok(

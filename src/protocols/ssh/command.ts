@@ -80,7 +80,8 @@ export function parseCommandLine(line: string): ParsedLine {
     } else {
       if (words.length === 0) {
         if (RESERVED.has(word)) unknown.add(`"${word}" starts a compound command`);
-        if (wordExpands || /[*?]/.test(word) || (word.length > 1 && word.includes('['))) dynamicName = true;
+        // Expansions, globs and brace expansion (`{rm,-rf,/}`) decide the name only at run time.
+        if (wordExpands || /[*?]/.test(word) || (word.length > 1 && /[[{]/.test(word))) dynamicName = true;
       }
       words.push(word);
     }
@@ -102,6 +103,8 @@ export function parseCommandLine(line: string): ParsedLine {
     dynamicName = false;
   };
 
+  // sshd refuses a command with a NUL; a shell would stop reading at it. Either way, not ours to guess.
+  if (line.includes('\0')) unknown.add('a NUL byte');
   let i = 0;
   const n = line.length;
   while (i < n) {
