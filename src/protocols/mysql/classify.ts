@@ -180,7 +180,8 @@ function classifyStatement(s: LexedStatement, opts: ClassifyOptions, depth: numb
         s,
         {
           kind: ip.kind,
-          statement: 'PrepareStmt',
+          // Rules about the prepared statement apply to preparing it: PREPARE of a DROP is a DROP.
+          statement: ip.statement,
           why: `prepares ${ip.statement}: ${ip.why}`,
           tables: [...ip.tables],
           functions: [...ip.functions],

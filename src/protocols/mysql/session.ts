@@ -635,45 +635,60 @@ export class MysqlSession {
   }
 
   /** EXECUTE name: what we saw prepared under that name, or unknown. */
-  #resolveDynamic(parts: readonly MysqlPart[]): MysqlPart[] {
-    return parts.map((part) => {
+  #resolveDynamic(parts: readonly MysqlPart[]): { parts: MysqlPart[]; resolved: string[] } {
+    // PREPARE earlier in the same text defines names for EXECUTE later in it.
+    const names = new Map(this.#sqlPrepared);
+    const resolved: string[] = [];
+    const out = parts.map((part) => {
+      if (part.prepares)
+        names.set(part.prepares.name, part.prepares.parts.length > 0 ? part.prepares.parts : undefined);
+      if (part.deallocates) names.delete(part.deallocates);
       if (part.executes === undefined) return part;
-      const prepared = this.#sqlPrepared.get(part.executes);
+      const prepared = names.get(part.executes);
       if (prepared?.length !== 1) return part;
       const inner = prepared[0]!;
+      // What the name stands for is part of the identity: an approval of `EXECUTE s` covers only this text.
+      resolved.push(`${part.executes}=${inner.text}`);
       return {
         ...part,
         kind: inner.kind,
+        statement: inner.statement,
         tables: inner.tables,
         functions: inner.functions,
         why: `executes ${inner.statement} prepared as "${inner.text}": ${inner.why}`,
       };
     });
+    return { parts: out, resolved };
   }
 
   async #query(p: Packet): Promise<void> {
     const sql = p.payload.subarray(1).toString('utf8');
     const c = this.#classify(sql);
     if (c.empty) return this.#forward(p, 'result');
-    const parts = this.#resolveDynamic(c.parts);
+    const { parts, resolved } = this.#resolveDynamic(c.parts);
     const infile = parts.some((x) => x.localInfile);
     if (infile && !this.#connection!.localInfile)
       return this.#deny(p, {
         ...ErrorCode.DENIED,
         message: `denied by Airlock: LOAD DATA LOCAL INFILE is off for connection "${this.#connection!.name}" (local_infile: true turns it on)`,
       });
-    const verdict = await this.#judge(this.#action(sql, c.normalized, parts, {}));
+    const normalized =
+      resolved.length > 0 ? `${c.normalized}\n-- executes: ${JSON.stringify(resolved)}` : c.normalized;
+    const verdict = await this.#judge(this.#action(sql, normalized, parts, {}));
     if (verdict !== true) return this.#deny(p, verdict);
-    for (const part of parts) {
+    const defines = parts.filter((x) => x.prepares || x.deallocates);
+    this.#infileAllowed = infile;
+    await this.#forward(p, 'result');
+    for (const part of defines) {
+      // After an error the server stops at the failing statement: we cannot tell which names it
+      // defined, so they become unknown (EXECUTE of them is judged `unknown`).
       if (part.prepares)
         this.#sqlPrepared.set(
           part.prepares.name,
-          part.prepares.parts.length > 0 ? part.prepares.parts : undefined,
+          part.prepares.parts.length > 0 && !this.#lastError ? part.prepares.parts : undefined,
         );
-      if (part.deallocates) this.#sqlPrepared.delete(part.deallocates);
+      if (part.deallocates && !this.#lastError) this.#sqlPrepared.delete(part.deallocates);
     }
-    this.#infileAllowed = infile;
-    return this.#forward(p, 'result');
   }
 
   #pendingPrepare: { text: string; classified: ClassifiedSql } | undefined;
@@ -720,7 +735,7 @@ export class MysqlSession {
       identity.length > 0
         ? `${st.classified.normalized}\n-- parameters: ${JSON.stringify(identity)}`
         : st.classified.normalized;
-    const parts = st.classified.empty ? [] : this.#resolveDynamic(st.classified.parts);
+    const parts = st.classified.empty ? [] : this.#resolveDynamic(st.classified.parts).parts;
     if (parts.length > 0) {
       const attributes: Record<string, unknown> = { command: 'COM_STMT_EXECUTE' };
       if (display.length > 0) attributes.parameters = display;
@@ -854,6 +869,7 @@ export class MysqlSession {
         }
         if (!this.#swallow) out.push(f.raw);
         if (ev?.type === 'done') {
+          this.#lastError = ev.error || this.#swallow !== undefined;
           if (this.#swallow) {
             out.push(packet(this.#swallow, this.#swallowSeq));
             this.#swallow = undefined;
@@ -873,6 +889,8 @@ export class MysqlSession {
   };
 
   #swallowSeq = 0;
+  /** The last response ended in an ERR packet. */
+  #lastError = false;
 
   #write(out: Buffer[]): void {
     const c = this.#client;
