@@ -3,6 +3,7 @@
  * failure becomes an AirlockError whose message says what to do next.
  */
 import { AirlockError, ERROR_CODES, type ErrorCode } from '../core/errors.ts';
+import { cachedToken } from './credentials.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7070';
 
@@ -13,14 +14,18 @@ export interface ApiClient {
 
 export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
   const url = (env.AIRLOCK_URL || DEFAULT_URL).replace(/\/+$/, '');
-  const token = env.AIRLOCK_TOKEN;
+  const token = env.AIRLOCK_TOKEN || cachedToken(url, env)?.token;
   return {
     url,
     async request<T>(method: string, path: string, body?: unknown): Promise<T> {
       if (!token)
-        throw new AirlockError('AIRLOCK_E_TOKEN_MISSING', 'AIRLOCK_TOKEN is not set', {
-          hint: 'export AIRLOCK_TOKEN=<your Airlock token> (`airlock demo` prints one)',
-        });
+        throw new AirlockError(
+          'AIRLOCK_E_TOKEN_MISSING',
+          'AIRLOCK_TOKEN is not set and you are not signed in',
+          {
+            hint: 'run `airlock login`, or export AIRLOCK_TOKEN=<your Airlock token> (`airlock demo` prints one)',
+          },
+        );
       const headers: Record<string, string> = {
         authorization: `Bearer ${token}`,
         accept: 'application/json',

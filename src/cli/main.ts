@@ -14,9 +14,10 @@ import { type PolicyTestResult, policyTest } from '../server/policy-test.ts';
 import { registerAuditCommands } from './audit.ts';
 import { apiClient } from './client.ts';
 import { runExec } from './exec.ts';
-import { registerKubeconfigCommand } from './kubeconfig.ts';
 import { registerGrantCommands } from './grants.ts';
+import { registerKubeconfigCommand } from './kubeconfig.ts';
 import { createLogger } from './logger.ts';
+import { registerLoginCommands } from './login.ts';
 import { registerReplayCommand } from './replay.ts';
 import { formatTable } from './table.ts';
 import { registerTokensCommand } from './tokens.ts';
@@ -291,6 +292,7 @@ export function buildProgram(): Command {
 
   registerTokensCommand(program);
   registerGrantCommands(program);
+  registerLoginCommands(program);
   registerKubeconfigCommand(program);
   return program;
 }

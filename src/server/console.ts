@@ -181,7 +181,10 @@ function securityHeaders(reply: FastifyReply): FastifyReply {
  * Registers sign-in, the CSRF guard, the SSE stream and the console pages on the API's
  * Fastify instance. Call before the instance listens.
  */
-export async function registerConsole(app: FastifyInstance, deps: ConsoleDeps): Promise<void> {
+export async function registerConsole(
+  app: FastifyInstance,
+  deps: ConsoleDeps,
+): Promise<{ openSession(reply: FastifyReply, principal: Principal, credential: string): void }> {
   const { policy } = deps;
   const dir = deps.dir ?? CONSOLE_DIR;
   const authenticator = deps.authenticator ?? new TokenSessionAuthenticator(deps.tokens);
@@ -302,6 +305,14 @@ export async function registerConsole(app: FastifyInstance, deps: ConsoleDeps): 
     sendStatic(reply, dir, '', 'favicon.svg', false);
     return reply;
   });
+
+  // For sign-ins that do not POST credentials here (the OIDC redirect flow).
+  return {
+    openSession(reply, principal, credential) {
+      const { id } = sessions.open(principal, credential);
+      setCookie(reply, id, Math.floor(sessions.ttlMs / 1000));
+    },
+  };
 }
 
 function notBuilt(reply: FastifyReply): void {

@@ -28,6 +28,7 @@ import { registerNotifyRoutes } from './notify-routes.ts';
 import { cancelOrphanedHolds } from './orphans.ts';
 import { registerAuditRoutes, verifyEvidence } from './routes-audit.ts';
 import { registerHealthRoutes } from './routes-health.ts';
+import { registerOidcSignIn } from './oidc-signin.ts';
 import { registerGrantRoutes } from './routes-grants.ts';
 import { registerTokenRoutes } from './routes-tokens.ts';
 
@@ -153,7 +154,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       logger: log,
       auditVerify: () => verifyEvidence(store, evidence),
     });
-    await registerConsole(api, { policy: effective, tokens, approvals, bus });
+    const consoleSessions = await registerConsole(api, { policy: effective, tokens, approvals, bus });
+    registerOidcSignIn(api, { policy: effective, tokens, sessions: consoleSessions });
     // Notifications go out off the bus; a channel that is down never delays a request.
     const notifier = startNotifier({
       policy: effective,

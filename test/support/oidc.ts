@@ -18,6 +18,7 @@ export const OIDC_PEOPLE: Record<string, readonly string[]> = {
   bob: ['dba'],
   carol: ['dba', 'admins'],
   dave: ['support'],
+  olivia: ['dba'],
 };
 
 /** The few provider internals the configuration callbacks touch (the package ships no types). */
