@@ -188,6 +188,15 @@ describe('exec through Airlock', () => {
     );
   });
 
+  test('the user@connection form records the name and selects the connection', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const p = gw.sshClient('agent', 'deploy@web', ['echo as-user']);
+    assert.equal((await p.waitForExit(60_000)).code, 0, p.output());
+    assert.equal(p.stdout(), 'as-user\n');
+    assert.ok(auditTypes().some((r) => r.type === 'session.opened' && r.data.includes('"user":"deploy"')));
+  });
+
   test('an unknown connection name is explained', { timeout: TEST_TIMEOUT }, async () => {
     const p = gw.sshClient('agent', 'nope', ['echo hi']);
     const exit = await p.waitForExit(60_000);
