@@ -459,7 +459,7 @@ function classifySet(s: LexedStatement, t: readonly Token[]): MysqlPart {
       kind = riskier(kind, 'admin');
       why = `SET ${name} changes how the server behaves for this session`;
     }
-    const walked = walk(a.right);
+    const walked = walk(a);
     functions.push(...walked.functions);
     if (walked.kind !== 'read') {
       kind = riskier(kind, walked.kind);
