@@ -26,6 +26,7 @@ import type { TestGateway } from '../test/support/gateway.ts';
 import { freePort } from '../test/support/ports.ts';
 import { findTool, type PrivatePostgres, startPostgres } from '../test/support/postgres.ts';
 import { type ManagedProcess, startProcess, stopAll } from '../test/support/processes.ts';
+import { benchAudit, printAuditBench } from './audit.ts';
 import { benchNotifyLatency } from './notify-latency.ts';
 import { type Relay, startRelay } from './relay.ts';
 
@@ -394,10 +395,14 @@ async function main(): Promise<void> {
 
   // Review latency (issue 3): held → webhook received, approval → held statement released.
   const review = await benchNotifyLatency(200);
+  // Audit appends (with and without signed checkpoints), verify and export speed.
+  const audit = await benchAudit();
 
   console.log('');
   console.log(`pgbench, ${CLIENTS} clients / ${JOBS} threads, ${SECONDS} s per run, scale ${SCALE}`);
   printTable(results);
+  console.log('');
+  printAuditBench(audit);
   mkdirSync(join(ROOT, '.bench'), { recursive: true });
   const file = join(ROOT, '.bench', 'results.json');
   writeFileSync(
@@ -413,6 +418,7 @@ async function main(): Promise<void> {
         durationSeconds: Math.round((Date.now() - started) / 1000),
         results,
         review,
+        audit,
       },
       null,
       2,
