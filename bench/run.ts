@@ -26,6 +26,7 @@ import type { TestGateway } from '../test/support/gateway.ts';
 import { freePort } from '../test/support/ports.ts';
 import { findTool, type PrivatePostgres, startPostgres } from '../test/support/postgres.ts';
 import { type ManagedProcess, startProcess, stopAll } from '../test/support/processes.ts';
+import { benchIdle, type IdleResult } from './idle.ts';
 import { benchAudit, printAuditBench } from './audit.ts';
 import { benchNotifyLatency } from './notify-latency.ts';
 import { type Relay, startRelay } from './relay.ts';
@@ -37,6 +38,8 @@ const CLIENTS = positive('BENCH_CLIENTS', 8);
 const JOBS = Math.min(2, CLIENTS);
 const ONLY = listEnv('BENCH_ONLY');
 const ONLY_MODES = listEnv('BENCH_MODES');
+/** Idle connections opened through Airlock to measure gateway memory per connection (0: skip). */
+const IDLE = Math.floor(positive('BENCH_IDLE', 150));
 
 interface Mode {
   readonly id: string;
@@ -306,11 +309,12 @@ async function main(): Promise<void> {
 
   const started = Date.now();
   log(`starting a private PostgreSQL`);
-  const upstream = await startPostgres({ settings: { max_connections: 200 } });
+  const upstream = await startPostgres({ settings: { max_connections: Math.max(200, IDLE + 60) } });
   const cleanups: (() => Promise<void>)[] = [() => upstream.stop()];
   const workDir = mkdtempSync(join(tmpdir(), 'airlock-bench-'));
   cleanups.unshift(async () => rmSync(workDir, { recursive: true, force: true }));
   const results: Result[] = [];
+  let idle: IdleResult | undefined;
   try {
     log(`pgbench -i -s ${SCALE}`);
     const init = startProcess(
@@ -389,6 +393,12 @@ async function main(): Promise<void> {
         results.push(r);
       }
     }
+
+    const airlock = targets.find((t) => t.id === 'airlock');
+    if (airlock && IDLE > 0) {
+      log(`${IDLE} idle connections through Airlock`);
+      idle = await benchIdle(airlock, IDLE);
+    }
   } finally {
     for (const c of cleanups) await c().catch((err) => log(`cleanup: ${(err as Error).message}`));
   }
@@ -403,6 +413,10 @@ async function main(): Promise<void> {
   printTable(results);
   console.log('');
   printAuditBench(audit);
+  if (idle)
+    console.log(
+      `\nidle connections through Airlock: ${idle.connections}, gateway memory per connection ${fmt(idle.heapBytesPerConnection / 1024, 1)} KB (heap and buffers), ${fmt(idle.rssBytesPerConnection / 1024, 1)} KB (resident set)`,
+    );
   mkdirSync(join(ROOT, '.bench'), { recursive: true });
   const file = join(ROOT, '.bench', 'results.json');
   writeFileSync(
@@ -419,6 +433,7 @@ async function main(): Promise<void> {
         results,
         review,
         audit,
+        idle,
       },
       null,
       2,
