@@ -194,6 +194,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       gate: () => gate,
       tokens,
       classifySql,
+      request: (id) => approvals.get(id),
+      postgres: () => listeners.postgres,
       log: log.child({ protocol: 'mcp' }),
     });
     registerTokenRoutes(api, { policy: effective, tokens, apiTokens: identity.apiTokens, audit });

@@ -10,12 +10,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Principal } from '../../core/action.ts';
+import type { ApprovalRequest } from '../../core/approvals/request.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { FederatedSession } from './federation.ts';
+import { OWN_TOOLS_ROUTE, OwnToolsSession } from './own-tools.ts';
 import { RelaySession } from './session.ts';
 import type { SqlClassifier } from './tool-action.ts';
 
@@ -32,6 +34,10 @@ export interface McpEndpointOptions {
   readonly progressIntervalMs?: number;
   /** Airlock's version, as the aggregated endpoint reports it in initialize. */
   readonly serverVersion?: string;
+  /** Looks up an approval request (for the own tools' request_status). */
+  readonly request?: (id: number) => Promise<ApprovalRequest | undefined>;
+  /** Where Airlock's PostgreSQL listener runs (for the own tools' query). */
+  readonly postgres?: () => { readonly host: string; readonly port: number } | undefined;
   /** Largest JSON-RPC message a caller may send (default 4 MiB). */
   readonly bodyLimit?: number;
 }
@@ -46,10 +52,11 @@ export interface McpEndpoint {
 /** The route key of the aggregated endpoint `/mcp` (not a valid connection name). */
 const AGGREGATED = '*';
 
-type McpSession = RelaySession | FederatedSession;
+type McpSession = RelaySession | FederatedSession | OwnToolsSession;
 
 function routeOf(session: McpSession): string {
-  return session instanceof RelaySession ? session.ctx.connection.name : AGGREGATED;
+  if (session instanceof RelaySession) return session.ctx.connection.name;
+  return session instanceof OwnToolsSession ? OWN_TOOLS_ROUTE : AGGREGATED;
 }
 
 /** JSON-RPC error body for an HTTP-level refusal (no request id is known yet). */
@@ -121,7 +128,8 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
       return refuse(reply, e.status === 401 ? 401 : 403, -32001, e);
     }
     const connection = name === AGGREGATED ? undefined : mcpConnection(name);
-    if (name !== AGGREGATED && !connection) {
+    const own = name === OWN_TOOLS_ROUTE && !policy.connections.has(name);
+    if (name !== AGGREGATED && !connection && !own) {
       const names = [...policy.connections.values()].filter((c) => c.type === 'mcp').map((c) => c.name);
       return refuse(
         reply,
@@ -130,7 +138,7 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
         new AirlockError('AIRLOCK_E_CONNECTION_UNKNOWN', `there is no MCP connection "${name}" in Airlock`, {
           hint:
             names.length > 0
-              ? `use one of: ${names.map((n) => `/mcp/${n}`).join(', ')}`
+              ? `use one of: ${names.map((n) => `/mcp/${n}`).join(', ')} (or /mcp for all of them)`
               : 'no MCP connections are configured',
         }),
       );
@@ -187,11 +195,23 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
       const unregister = (s: McpSession) => sessions.delete(s.id);
       session = connection
         ? new RelaySession({ ...common, connection }, register, unregister)
-        : new FederatedSession(
-            { ...common, connections: mcpConnections(), serverVersion: opts.serverVersion ?? '1' },
-            register,
-            unregister,
-          );
+        : own
+          ? new OwnToolsSession(
+              {
+                ...common,
+                credential: bearer(request) ?? '',
+                serverVersion: opts.serverVersion ?? '1',
+                request: opts.request ?? (async () => undefined),
+                postgres: opts.postgres ?? (() => undefined),
+              },
+              register,
+              unregister,
+            )
+          : new FederatedSession(
+              { ...common, connections: mcpConnections(), serverVersion: opts.serverVersion ?? '1' },
+              register,
+              unregister,
+            );
       await session.start();
     } else {
       return refuse(

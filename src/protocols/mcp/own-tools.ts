@@ -1,0 +1,256 @@
+/**
+ * Airlock's own MCP tools at `/mcp/airlock`: what an agent needs to use the systems behind
+ * Airlock without holding any credential of theirs.
+ *
+ * - `list_connections`: the connections configured, and how to reach each.
+ * - `query`: SQL on a PostgreSQL connection. It is sent through Airlock's own PostgreSQL
+ *   listener as the caller, with the caller's token, so it meets exactly the gate, holds,
+ *   approvals, masking and audit a `psql` user would; "waiting for approval" notices become MCP
+ *   progress.
+ * - `request_status`: where one of the caller's approval requests stands.
+ */
+import { randomUUID } from 'node:crypto';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Principal } from '../../core/action.ts';
+import type { ApprovalRequest } from '../../core/approvals/request.ts';
+import type { GatePort } from '../../core/gate-types.ts';
+import type { Policy } from '../../core/policy/policy.ts';
+
+/** The route of the own tools; a connection of this name takes precedence. */
+export const OWN_TOOLS_ROUTE = 'airlock';
+/** Rows returned to the model at most; the rest is counted, not sent. */
+const MAX_ROWS = 500;
+
+export interface OwnToolsContext {
+  readonly policy: Policy;
+  readonly gate: GatePort;
+  readonly principal: Principal;
+  /** The caller's credential, used only to act as the caller through Airlock's own listeners. */
+  readonly credential: string;
+  readonly source?: string | undefined;
+  readonly log?: Logger | undefined;
+  readonly serverVersion: string;
+  /** Looks up an approval request. */
+  readonly request: (id: number) => Promise<ApprovalRequest | undefined>;
+  /** Where Airlock's PostgreSQL listener runs, if it does. */
+  readonly postgres: () => { readonly host: string; readonly port: number } | undefined;
+}
+
+function text(t: string, isError = false): CallToolResult {
+  return { content: [{ type: 'text', text: t }], ...(isError ? { isError: true } : {}) };
+}
+
+export class OwnToolsSession {
+  readonly downstream: StreamableHTTPServerTransport;
+  readonly ctx: OwnToolsContext;
+  id = '';
+  lastActive = Date.now();
+  #inFlight = 0;
+  #opened = false;
+  #closed = false;
+  readonly #server: McpServer;
+  readonly #onClosed: (s: OwnToolsSession) => void;
+
+  constructor(
+    ctx: OwnToolsContext,
+    onInitialized: (s: OwnToolsSession) => void,
+    onClosed: (s: OwnToolsSession) => void,
+  ) {
+    this.ctx = ctx;
+    this.#onClosed = onClosed;
+    this.downstream = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: async (id) => {
+        this.id = id;
+        onInitialized(this);
+        try {
+          await ctx.gate.sessionOpened({
+            sessionId: id,
+            protocol: 'mcp',
+            connection: OWN_TOOLS_ROUTE,
+            principal: ctx.principal,
+            source: ctx.source,
+          });
+          this.#opened = true;
+        } catch (err) {
+          // Fail closed: a session the audit log does not know about does not run.
+          ctx.log?.error(
+            { session: id, err: (err as Error)?.message },
+            'mcp session refused: audit unavailable',
+          );
+          setImmediate(() => void this.close('the audit log could not be written'));
+        }
+      },
+    });
+    this.#server = new McpServer(
+      { name: 'airlock', version: ctx.serverVersion },
+      {
+        instructions:
+          'Airlock guards databases, hosts and APIs. Use list_connections to see them and query to run SQL; a statement may wait for a person to approve it, and a refused one says why.',
+      },
+    );
+    this.#register();
+  }
+
+  async start(): Promise<void> {
+    await this.#server.connect(this.downstream);
+    this.downstream.onclose = () => void this.close('the caller ended the session');
+  }
+
+  get busy(): boolean {
+    return this.#inFlight > 0;
+  }
+
+  #register(): void {
+    const { policy } = this.ctx;
+    this.#server.registerTool(
+      'list_connections',
+      {
+        description: 'Lists the connections behind Airlock: name, type, description and how to use each.',
+        annotations: { readOnlyHint: true },
+      },
+      async () => {
+        const list = [...policy.connections.values()].map((c) => ({
+          name: c.name,
+          type: c.type,
+          description: c.description ?? null,
+          unmatched: c.default,
+          use:
+            c.type === 'postgres'
+              ? `the query tool with connection "${c.name}"`
+              : c.type === 'mcp'
+                ? `the MCP endpoint /mcp/${c.name}`
+                : `Airlock's ${c.type} listener`,
+        }));
+        return text(JSON.stringify(list, null, 2));
+      },
+    );
+
+    this.#server.registerTool(
+      'request_status',
+      {
+        description:
+          'Shows where one of your approval requests stands (pending, approved, denied, expired, ...).',
+        inputSchema: { id: z.number().int().positive() },
+        annotations: { readOnlyHint: true },
+      },
+      async ({ id }) => {
+        const r = await this.ctx.request(id);
+        // Someone else's request answers like a missing one: ids are sequential.
+        if (!r || r.principal.name !== this.ctx.principal.name)
+          return text(`there is no request ${id} of yours`, true);
+        return text(
+          JSON.stringify(
+            {
+              id: r.id,
+              status: r.status,
+              connection: r.connection,
+              summary: r.summary,
+              approvals: r.approvals.map((a) => a.by),
+              ...(r.reason ? { reason: r.reason } : {}),
+              ...(r.deniedBy ? { deniedBy: r.deniedBy } : {}),
+            },
+            null,
+            2,
+          ),
+        );
+      },
+    );
+
+    this.#server.registerTool(
+      'query',
+      {
+        description:
+          'Runs SQL on a PostgreSQL connection behind Airlock, as you. Reads are usually allowed; writes may wait for a person to approve them (progress says where), and a refused statement returns the reason.',
+        inputSchema: { connection: z.string().min(1), sql: z.string().min(1) },
+      },
+      async ({ connection, sql }, extra) => {
+        const c = policy.connections.get(connection);
+        if (c?.type !== 'postgres') {
+          const names = [...policy.connections.values()]
+            .filter((x) => x.type === 'postgres')
+            .map((x) => x.name);
+          return text(
+            `there is no PostgreSQL connection "${connection}"${names.length ? `; use one of: ${names.join(', ')}` : ''}`,
+            true,
+          );
+        }
+        const listener = this.ctx.postgres();
+        if (!listener)
+          return text(
+            "Airlock's PostgreSQL listener is off, so query cannot run; ask an Airlock admin",
+            true,
+          );
+        this.#inFlight++;
+        const client = new pg.Client({
+          host: listener.host,
+          port: listener.port,
+          database: connection,
+          user: this.ctx.principal.name,
+          password: this.ctx.credential,
+          application_name: 'airlock-mcp-query',
+        });
+        const token = extra._meta?.progressToken;
+        let progress = 0;
+        client.on('notice', (n) => {
+          if (token === undefined) return;
+          progress += 1;
+          void extra
+            .sendNotification({
+              method: 'notifications/progress',
+              params: { progressToken: token, progress, message: n.message ?? 'waiting' },
+            })
+            .catch(() => {});
+        });
+        client.on('error', () => {});
+        // Cancelling the MCP call closes the connection: Airlock cancels a held request then.
+        const onAbort = () => void client.end().catch(() => {});
+        extra.signal.addEventListener('abort', onAbort, { once: true });
+        try {
+          await client.connect();
+          const results = await client.query({ text: sql, rowMode: 'array' } as pg.QueryConfig);
+          const list = (Array.isArray(results) ? results : [results]) as pg.QueryResult<unknown[]>[];
+          return text(list.map(describeResult).join('\n\n'));
+        } catch (err) {
+          return text((err as Error)?.message ?? String(err), true);
+        } finally {
+          extra.signal.removeEventListener('abort', onAbort);
+          this.#inFlight--;
+          await client.end().catch(() => {});
+        }
+      },
+    );
+  }
+
+  async close(reason: string): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#server.close().catch(() => {});
+    if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
+    this.ctx.log?.info({ session: this.id, reason }, 'mcp airlock tools session closed');
+    this.#onClosed(this);
+  }
+}
+
+function describeResult(r: pg.QueryResult<unknown[]>): string {
+  if (!r.fields || r.fields.length === 0)
+    return `${r.command ?? 'OK'}${r.rowCount === null ? '' : ` ${r.rowCount}`}`;
+  const columns = r.fields.map((f) => f.name);
+  const rows = r.rows.slice(0, MAX_ROWS);
+  const more = r.rows.length - rows.length;
+  return JSON.stringify(
+    {
+      columns,
+      rows,
+      rowCount: r.rows.length,
+      ...(more > 0 ? { note: `${more} more rows not shown; narrow the query` } : {}),
+    },
+    null,
+    2,
+  );
+}
