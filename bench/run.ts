@@ -39,7 +39,7 @@ const JOBS = Math.min(2, CLIENTS);
 const ONLY = listEnv('BENCH_ONLY');
 const ONLY_MODES = listEnv('BENCH_MODES');
 /** Idle connections opened through Airlock to measure gateway memory per connection (0: skip). */
-const IDLE = Math.floor(positive('BENCH_IDLE', 150));
+const IDLE = process.env.BENCH_IDLE === '0' ? 0 : Math.floor(positive('BENCH_IDLE', 150));
 
 interface Mode {
   readonly id: string;
