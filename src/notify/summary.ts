@@ -18,8 +18,12 @@ function estimatedRowsOf(r: ApprovalRequest): number | null {
   return typeof rows === 'number' && Number.isFinite(rows) && rows >= 0 ? rows : null;
 }
 
-/** The request as webhook receivers get it; mirrors GET /api/v1/requests/:id. */
-export function requestPayload(publicUrl: string, r: ApprovalRequest) {
+/**
+ * The request as webhook receivers get it; the same shape as GET /api/v1/requests/:id, except
+ * that adapter attributes (bound parameter values, target details) stay inside Airlock unless
+ * `attributes` is set: a notification goes to systems Airlock does not control.
+ */
+export function requestPayload(publicUrl: string, r: ApprovalRequest, opts: { attributes?: boolean } = {}) {
   return {
     id: r.id,
     status: r.status,
@@ -37,8 +41,8 @@ export function requestPayload(publicUrl: string, r: ApprovalRequest) {
       fields: p.fields ?? {},
       why: p.why ?? null,
     })),
-    /** Adapter facts for the reviewer (bound parameters, target database, ...); secrets were scrubbed at the Gate. */
-    attributes: r.attributes,
+    /** Adapter facts for reviewers (bound parameters, target database, ...); secrets were scrubbed at the Gate. */
+    attributes: opts.attributes ? r.attributes : {},
     /** Rows a write is estimated to touch, where the adapter can tell; null otherwise. */
     estimatedRows: estimatedRowsOf(r),
     rule: { name: r.rule.name, index: r.rule.index },

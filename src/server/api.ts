@@ -75,7 +75,7 @@ export function isReviewer(policy: Policy, principal: Principal, groups = review
  * defines it. Attributes are left out: they are protocol internals.
  */
 export function requestJson(policy: Policy, r: ApprovalRequest): RequestPayload {
-  return requestPayload(policy.publicUrl, r);
+  return requestPayload(policy.publicUrl, r, { attributes: true });
 }
 
 const idParams = z.object({ id: z.coerce.number().int().positive() });

@@ -239,7 +239,7 @@ describe('verifyChain', () => {
     await store.close();
   });
 
-  test('verifies well over 200k records per second', async () => {
+  test('verifies a 100k-record chain in one streaming pass', async () => {
     const store = new SqliteStore({ filename: ':memory:' });
     await store.migrate();
     const total = 100_000;
@@ -261,15 +261,10 @@ describe('verifyChain', () => {
       records.push({ ...content, hash: prevHash });
     }
     await store.appendAudit(records);
-    const started = performance.now();
+    // Speed is measured by `npm run bench`, never asserted here: wall-clock time varies with the machine.
     const r = await verifyChain(store);
-    const seconds = (performance.now() - started) / 1000;
     assert.ok(r.ok);
     assert.equal(r.count, total);
-    const rate = total / seconds;
-    // Logged rather than asserted tightly: CI machines vary; the floor catches a regression.
-    console.log(`verify: ${Math.round(rate)} records/s`);
-    assert.ok(rate > 50_000, `verify too slow: ${Math.round(rate)} records/s`);
     await store.close();
   });
 });
