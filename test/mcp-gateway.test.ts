@@ -45,6 +45,12 @@ rules:
     connections: [local]
     tools: [env_has]
     effect: allow
+
+masking:
+  - connections: [tools]
+    columns: ["*.card_number"]
+    detectors: [email, credit_card]
+    strategy: redact
 `;
 
 type RequestView = ReturnType<typeof requestJson>;
@@ -323,6 +329,21 @@ describe('relay over Streamable HTTP', () => {
     assert.equal((readme.contents[0] as { text: string }).text, 'hello from the readme');
     const prompt = await agent.getPrompt({ name: 'greet', arguments: { who: 'Ada' } });
     assert.equal((prompt.messages[0]!.content as { text: string }).text, 'Say hello to Ada');
+  });
+
+  test('tool results are masked per policy, text and structured content', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const result = (await agent.callTool({ name: 'lookup_customer', arguments: { id: 7 } })) as ToolResult & {
+      structuredContent: Record<string, string>;
+    };
+    const text = textOf(result);
+    assert.match(text, /Customer 7/);
+    assert.doesNotMatch(text, /customer7@example\.com/);
+    assert.doesNotMatch(text, /4111 1111 1111 1111/);
+    assert.equal(result.structuredContent.name, 'Customer 7');
+    assert.notEqual(result.structuredContent.email, 'customer7@example.com');
+    assert.notEqual(result.structuredContent.card_number, '4111 1111 1111 1111');
   });
 
   test('every judged call is in the audit log, without the upstream credential', {

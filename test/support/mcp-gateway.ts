@@ -76,6 +76,7 @@ connections:
       read_file: read
       "count": read
       ask_model: read
+      lookup_customer: read
       write_file: write
       execute_sql: { sql: sql }
     default: review

@@ -94,6 +94,24 @@ export function buildToolServer(name: string, effects: ToolEffects): McpServer {
   );
 
   server.registerTool(
+    'lookup_customer',
+    {
+      description: 'Looks a customer up',
+      inputSchema: { id: z.number().int() },
+      outputSchema: { name: z.string(), email: z.string(), card_number: z.string() },
+      annotations: { readOnlyHint: true },
+    },
+    async ({ id }) => {
+      const customer = {
+        name: `Customer ${id}`,
+        email: `customer${id}@example.com`,
+        card_number: '4111 1111 1111 1111',
+      };
+      return { content: [{ type: 'text', text: JSON.stringify(customer) }], structuredContent: customer };
+    },
+  );
+
+  server.registerTool(
     'env_has',
     { description: 'Says whether an environment variable is set', inputSchema: { name: z.string() } },
     async ({ name: variable }) => ({

@@ -28,9 +28,11 @@ import {
 import type { Logger } from 'pino';
 import type { Principal } from '../../core/action.ts';
 import type { GatePort } from '../../core/gate-types.ts';
+import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { failClosedText, judgeToolCall } from './judge.ts';
+import { maskToolResult } from './mask.ts';
 import { MCP_ERRORS } from './session.ts';
 import { possibleKinds, type SqlClassifier, type ToolInfo, toolCallAction } from './tool-action.ts';
 import { openUpstream, type UpstreamTransport } from './upstream.ts';
@@ -81,6 +83,8 @@ export class FederatedSession {
   /** Tool servers' requests to the caller: Airlock's id → the server and its id. */
   readonly #relayed = new Map<RequestId, { link: Link; id: RequestId }>();
   readonly #idPrefix = `airlock-${randomUUID()}-`;
+  /** Masking per connection for this caller (absent: nothing to mask). */
+  readonly #maskers = new Map<string, SessionMasker>();
   #nextId = 0;
   #opened = false;
   #closed = false;
@@ -93,6 +97,10 @@ export class FederatedSession {
   ) {
     this.ctx = ctx;
     this.#onClosed = onClosed;
+    for (const c of ctx.connections) {
+      const masker = maskerFor(ctx.policy.masking, c.name, ctx.principal);
+      if (masker) this.#maskers.set(c.name, masker);
+    }
     this.downstream = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
@@ -387,7 +395,11 @@ export class FederatedSession {
       }
       if (this.#pending.get(id)?.link !== link) return;
       this.#pending.delete(id);
-      this.#toClient(msg);
+      // Only tools/call is relayed here, so every result is a tool result.
+      const masker = this.#maskers.get(link.connection.name);
+      this.#toClient(
+        masker && isJSONRPCResultResponse(msg) ? { ...msg, result: maskToolResult(masker, msg.result) } : msg,
+      );
       return;
     }
     if (isJSONRPCNotification(msg)) {

@@ -30,9 +30,11 @@ import {
 import type { Logger } from 'pino';
 import type { Principal } from '../../core/action.ts';
 import type { GatePort } from '../../core/gate-types.ts';
+import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { failClosedText, judgeToolCall } from './judge.ts';
+import { maskResourceResult, maskToolResult } from './mask.ts';
 import { possibleKinds, type SqlClassifier, type ToolInfo, toolCallAction } from './tool-action.ts';
 import { openUpstream, type UpstreamTransport } from './upstream.ts';
 import { mayEverCall } from './visibility.ts';
@@ -83,6 +85,8 @@ export class RelaySession {
   #setReady!: (ok: boolean) => void;
   readonly #pending = new Map<RequestId, Pending>();
   readonly #tools = new Map<string, ToolInfo>();
+  /** The policy's masking rules for this connection and caller; undefined when none apply. */
+  readonly #masker: SessionMasker | undefined;
   #opened = false;
   #closed = false;
   readonly #onClosed: (session: RelaySession) => void;
@@ -94,6 +98,7 @@ export class RelaySession {
   ) {
     this.ctx = ctx;
     this.#onClosed = onClosed;
+    this.#masker = maskerFor(ctx.policy.masking, ctx.connection.name, ctx.principal);
     this.#ready = new Promise((resolve) => {
       this.#setReady = resolve;
     });
@@ -278,6 +283,10 @@ export class RelaySession {
           const version = (msg.result as { protocolVersion?: unknown }).protocolVersion;
           if (typeof version === 'string') this.#upstream?.setProtocolVersion(version);
         } else if (pending.method === 'tools/list') msg = { ...msg, result: this.#visibleTools(msg.result) };
+        else if (pending.method === 'tools/call' && this.#masker)
+          msg = { ...msg, result: maskToolResult(this.#masker, msg.result) };
+        else if (pending.method === 'resources/read' && this.#masker)
+          msg = { ...msg, result: maskResourceResult(this.#masker, msg.result) };
       }
       this.#pending.delete(id);
       this.#toClient(msg);
