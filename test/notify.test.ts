@@ -603,31 +603,31 @@ describe('channels that are down', () => {
   - { type: slack, token: t, channel: "#c", api_url: "${hang.url}" }
   - { type: email, smtp: "smtp://127.0.0.1:${silent.port}", from: a@example.com, to: [b@example.com] }
 `,
-      { baseMs: 10_000, maxMs: 10_000, timeoutMs: 10_000 },
+      // The peers never answer within the test: anything that waited for them would never finish.
+      { baseMs: 600_000, maxMs: 600_000, timeoutMs: 600_000 },
     );
     try {
       // Warm up (first statements compile, first sockets open).
       await sys.approvals.approve(await sys.hold('DELETE FROM orders WHERE id = 0'), bob);
-      const timings: number[] = [];
       for (let i = 1; i <= 5; i++) {
-        const t0 = performance.now();
         const id = await sys.hold(`DELETE FROM orders WHERE id = ${i}`);
         const settled = sys.gate.settled(id);
         await sys.approvals.approve(id, bob);
         await settled;
         await sys.gate.release(id);
-        timings.push(performance.now() - t0);
       }
-      const worst = Math.max(...timings);
-      assert.ok(worst < 500, `hold → approve → release took ${worst.toFixed(1)} ms with every channel down`);
+      // Every request went through hold → approve → release while no delivery has finished.
+      assert.ok(
+        sys.notifier.deliveries().every((d) => d.status === 'sending' || d.status === 'retrying'),
+        'a delivery finished, so the peers were not hanging',
+      );
       const waiting = await until('deliveries in flight', () => {
         const d = sys.notifier.deliveries().filter((x) => x.status === 'sending');
         return d.length >= 3 ? d : undefined;
       });
       assert.deepEqual(new Set(waiting.map((d) => d.channel)), new Set(['webhook', 'slack', 'email']));
-      const t0 = performance.now();
+      // Resolves although the peers never answer: close does not wait for them.
       await sys.notifier.close();
-      assert.ok(performance.now() - t0 < 2000, 'close does not wait for dead peers');
     } finally {
       await sys.close();
       await hang.close();
