@@ -259,6 +259,8 @@ export async function startMysqlTestGateway(
     rules?: string;
     extra?: string;
     connectionExtra?: string;
+    /** YAML lines appended under `upstream:` (6-space indent). */
+    upstreamExtra?: string;
     tls?: { cert: string; key: string };
   } = {},
 ): Promise<MysqlTestGateway> {
@@ -308,7 +310,7 @@ connections:
       database: ${target.app.database}
       user: ${target.app.user}
       password: "\${file:./secrets/upstream.password}"
-    default: review
+${opts.upstreamExtra ?? ''}    default: review
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
 ${opts.connectionExtra ?? ''}
 ${opts.rules ?? MYSQL_DEFAULT_RULES}

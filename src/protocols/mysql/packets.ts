@@ -53,6 +53,14 @@ export class FrameReader {
     this.#length += chunk.length;
   }
 
+  /** Everything received and not yet framed (bytes that belong to another layer, e.g. TLS). */
+  takeRest(): Buffer {
+    const rest = Buffer.concat(this.#chunks);
+    this.#chunks = [];
+    this.#length = 0;
+    return rest;
+  }
+
   next(): Frame | undefined {
     if (this.#length < 4) return undefined;
     const head = this.#peek(4);
@@ -129,6 +137,12 @@ export class PacketReader {
 
   push(chunk: Buffer): void {
     this.#frames.push(chunk);
+  }
+
+  /** Bytes after the last whole packet, e.g. a TLS ClientHello sent right behind SSLRequest. */
+  takeRest(): Buffer {
+    if (this.#parts.length > 0) throw new MysqlProtocolError('a packet was cut off by the TLS upgrade');
+    return this.#frames.takeRest();
   }
 
   next(): Packet | undefined {

@@ -17,6 +17,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { type Action, type ActionPart, kindOfParts, type Principal } from '../../core/action.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
@@ -250,9 +251,9 @@ export class MysqlSession {
     if (isSslRequest(p.payload)) {
       if (!this.#ctx.tls || this.#tls)
         throw new MysqlProtocolError('the client asked for TLS, which this listener does not offer');
-      if (this.#reader.buffered > 0)
-        throw new MysqlProtocolError('the client sent unencrypted data after asking for TLS');
-      this.#upgrade();
+      // The client starts TLS right behind SSLRequest, without waiting: what followed it in the
+      // same chunk is its ClientHello.
+      this.#upgrade(this.#reader.takeRest());
       return true;
     }
     const hello = parseHandshakeResponse(p.payload);
@@ -318,9 +319,30 @@ export class MysqlSession {
     }
   }
 
-  #upgrade(): void {
-    this.#raw.off('data', this.#onClientData);
-    const t = new TLSSocket(this.#raw, { isServer: true, secureContext: this.#ctx.tls! });
+  #upgrade(early: Buffer): void {
+    const raw = this.#raw;
+    raw.off('data', this.#onClientData);
+    let stream: Duplex = raw;
+    if (early.length > 0) {
+      // Bytes already read must reach the TLS layer first, so it reads through a stream we feed.
+      const feed = new Duplex({
+        read: () => raw.resume(),
+        write: (chunk, _enc, cb) => raw.write(chunk, cb),
+        final: (cb) => {
+          raw.end();
+          cb();
+        },
+      });
+      feed.push(early);
+      raw.on('data', (c: Buffer) => {
+        if (!feed.push(c)) raw.pause();
+      });
+      raw.on('end', () => feed.push(null));
+      raw.on('close', () => feed.destroy());
+      feed.on('error', () => raw.destroy());
+      stream = feed;
+    }
+    const t = new TLSSocket(stream as Socket, { isServer: true, secureContext: this.#ctx.tls! });
     t.on('error', () => this.#close('TLS error'));
     t.on('close', () => this.#close('client closed'));
     this.#client = t;

@@ -6,7 +6,7 @@
  * TLS in clear, or with the server's RSA key otherwise), mysql_clear_password over TLS only.
  */
 import { readFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { AirlockError } from '../../core/errors.ts';
 import { cachingSha2Proof, nativePasswordProof, rsaEncryptPassword } from './auth.ts';
@@ -172,7 +172,9 @@ export async function connectUpstream(
       socket = await new Promise<TLSSocket>((resolve, reject) => {
         const s = tlsConnect({
           socket: plain,
-          servername: t.host,
+          host: t.host,
+          // SNI takes names only (RFC 6066); the certificate is still checked against an IP host.
+          ...(isIP(t.host) ? {} : { servername: t.host }),
           ca: t.ca ? readFileSync(t.ca) : undefined,
           rejectUnauthorized: true,
         });

@@ -1,0 +1,125 @@
+/**
+ * TLS on both legs: callers that ask for it (mysql2 and the mariadb client) get the gateway's
+ * certificate and send their token over caching_sha2_password's full authentication; the gateway
+ * logs in to a private mariadbd over TLS with `tls: verify-full`.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import mysql from 'mysql2/promise';
+import {
+  MYSQL_CONNECTION,
+  type MysqlTestGateway,
+  mariadbAvailable,
+  type PrivateMariadb,
+  startMariadb,
+  startMysqlTestGateway,
+} from './support/mariadb.ts';
+import { startProcess, stopAll } from './support/processes.ts';
+
+const skip =
+  mariadbAvailable() ??
+  (spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl is not installed');
+const TEST_TIMEOUT = 120_000;
+
+let dir: string;
+let cert: string;
+let key: string;
+let target: PrivateMariadb;
+let gw: MysqlTestGateway;
+
+before(async () => {
+  if (skip) return;
+  dir = mkdtempSync(join(tmpdir(), 'airlock-mysql-tls-'));
+  const made = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-days',
+      '1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(made.status, 0, made.stderr);
+  cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+  key = readFileSync(join(dir, 'key.pem'), 'utf8');
+  target = await startMariadb({
+    extraArgs: [
+      `--ssl-cert=${join(dir, 'cert.pem')}`,
+      `--ssl-key=${join(dir, 'key.pem')}`,
+      '--require-secure-transport=ON',
+    ],
+  });
+  gw = await startMysqlTestGateway(target, {
+    tls: { cert, key },
+    upstreamExtra: `      tls: verify-full\n      ca: ${join(dir, 'cert.pem')}\n`,
+  });
+});
+
+after(async () => {
+  await gw?.close();
+  await target?.stop();
+  await stopAll();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('MySQL through Airlock over TLS', { skip, timeout: 5 * 60_000 }, () => {
+  test('mysql2 with TLS to the gateway, the gateway with verify-full TLS to the target', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const c = await mysql.createConnection({
+      host: '127.0.0.1',
+      port: gw.mysql.port,
+      user: 'agent',
+      password: gw.tokens.agent,
+      database: MYSQL_CONNECTION,
+      ssl: { ca: cert },
+    });
+    try {
+      const [rows] = await c.query('SELECT COUNT(*) AS n FROM orders');
+      assert.deepEqual(rows, [{ n: 50 }]);
+      // The target's view of this session: its own leg is TLS too (it requires secure transport).
+      const [status] = await c.query("SHOW SESSION STATUS LIKE 'Ssl_version'");
+      assert.match(String((status as { Value: string }[])[0]?.Value), /TLS/);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('the mariadb client with --ssl', { timeout: TEST_TIMEOUT }, async () => {
+    const p = startProcess('mariadb', [
+      '--no-defaults',
+      '--batch',
+      '--ssl',
+      `--ssl-ca=${join(dir, 'cert.pem')}`,
+      '-h',
+      '127.0.0.1',
+      '-P',
+      String(gw.mysql.port),
+      '-u',
+      'agent',
+      `-p${gw.tokens.agent}`,
+      MYSQL_CONNECTION,
+      '-e',
+      'SELECT COUNT(*) AS n FROM customers',
+    ]);
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 0, p.output());
+    assert.equal(p.stdout(), 'n\n20\n');
+  });
+});
