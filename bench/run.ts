@@ -26,8 +26,8 @@ import type { TestGateway } from '../test/support/gateway.ts';
 import { freePort } from '../test/support/ports.ts';
 import { findTool, type PrivatePostgres, startPostgres } from '../test/support/postgres.ts';
 import { type ManagedProcess, startProcess, stopAll } from '../test/support/processes.ts';
-import { benchIdle, type IdleResult } from './idle.ts';
 import { benchAudit, printAuditBench } from './audit.ts';
+import { benchIdle, type IdleResult } from './idle.ts';
 import { benchNotifyLatency } from './notify-latency.ts';
 import { type Relay, startRelay } from './relay.ts';
 
