@@ -4,6 +4,7 @@
  * the adapter forwards it (allowed reads are batched; everything else is durable first).
  */
 import { type Action, fingerprintOf, type Principal } from './action.ts';
+import { accessFingerprint } from './approvals/access.ts';
 import type { ApprovalRequest } from './approvals/request.ts';
 import { type Approvals, formatDuration } from './approvals/service.ts';
 import type { AuditLog } from './audit/log.ts';
@@ -123,6 +124,21 @@ export class Gate implements GatePort {
     }
   }
 
+  /** Open just-in-time access for this principal on this connection that covers the action's kind. */
+  private accessGrant(action: Action, now: number) {
+    const grant = this.approvals.findGrant(accessFingerprint(action.connection, action.principal.name), now);
+    return grant?.kinds?.includes(action.kind) ? grant : undefined;
+  }
+
+  // ---- Break-glass ------------------------------------------------------------------------
+  // A member of a break-glass group overrides a review with a written justification: the held
+  // action passes at once, the override is a flagged audit event, and the decision reaches
+  // the notification channels like any other (the notifier listens to the bus).
+
+  breakGlass(requestId: number, by: Principal, justification: string): Promise<ApprovalRequest> {
+    return breakGlass(this.policy, this.approvals, requestId, by, justification);
+  }
+
   private reliedOn(sessionId: string, requestId: number): void {
     this.sessions.get(sessionId)?.grants.add(requestId);
   }
@@ -149,11 +165,13 @@ export class Gate implements GatePort {
     }
 
     const now = this.now();
-    const grant = this.approvals.findGrant(fingerprint, now);
+    const exact = this.approvals.findGrant(fingerprint, now);
+    // An exact grant for this command, else just-in-time access covering its kind.
+    const grant = exact ?? this.accessGrant(action, now);
     if (grant) {
       await this.audit.append('action.allowed', {
         ...actionData(action, fingerprint, decision),
-        via: 'grant',
+        via: exact ? 'grant' : 'access',
         requestId: grant.requestId,
         grantUntil: grant.until,
       });
@@ -330,4 +348,27 @@ export function settlement(request: ApprovalRequest): Settlement {
     default:
       throw new AirlockError('AIRLOCK_E_INTERNAL', `request ${request.id} is still ${request.status}`);
   }
+}
+
+/** Break-glass, checked against the policy: who may, and how long the justification must be. */
+export async function breakGlass(
+  policy: Policy,
+  approvals: Approvals,
+  requestId: number,
+  by: Principal,
+  justification: string,
+): Promise<ApprovalRequest> {
+  const bg = policy.breakGlass;
+  if (!bg || !by.groups.some((g) => bg.groups.includes(g)))
+    throw new AirlockError('AIRLOCK_E_BREAK_GLASS', `${by.name} may not break glass`, {
+      hint: bg
+        ? `only members of ${bg.groups.join(', ')} may override a review`
+        : 'the policy names no break_glass groups',
+    });
+  const text = typeof justification === 'string' ? justification.trim() : '';
+  if (text.length < bg.minJustification)
+    throw new AirlockError('AIRLOCK_E_BAD_REQUEST', 'breaking glass needs a written justification', {
+      hint: `at least ${bg.minJustification} characters: what is happening and why it cannot wait`,
+    });
+  return approvals.override(requestId, by, text);
 }

@@ -1,17 +1,33 @@
 /**
- * Revoking approvals over the API: POST /api/v1/requests/:id/revoke {reason}. An approval can
- * be revoked until it has been used; a grant with an open window can be revoked while it is
- * open, and live sessions that relied on it are ended at once.
+ * Grants over the API:
+ *  - POST /api/v1/requests/:id/revoke {reason}: an approval can be revoked until it has been
+ *    used; a grant with an open window while it is open (live sessions relying on it end);
+ *  - POST /api/v1/access {connection, duration, reason, kinds?}: ask for just-in-time access;
+ *  - POST /api/v1/requests/:id/break-glass {justification}: override a review (break-glass
+ *    groups only), flagged in the audit log and announced to the notification channels.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { ACTION_KINDS } from '../core/action.ts';
+import { accessRequest } from '../core/approvals/access.ts';
 import type { Approvals } from '../core/approvals/service.ts';
 import { AirlockError } from '../core/errors.ts';
+import { breakGlass } from '../core/gate.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
+import { parseDuration } from '../core/policy/schema.ts';
 import { requestJson } from './api.ts';
 
 const idParams = z.object({ id: z.coerce.number().int().positive() });
+const accessBody = z.strictObject({
+  connection: z.string().min(1).max(63),
+  duration: z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as 2h'),
+  reason: z.string().trim().min(1, 'say why: reviewers see it and it is audited').max(2000),
+  kinds: z.array(z.enum(ACTION_KINDS)).max(ACTION_KINDS.length).optional(),
+});
+const breakGlassBody = z.strictObject({
+  justification: z.string().trim().min(1, 'say what is happening and why it cannot wait').max(2000),
+});
 const revokeBody = z.strictObject({
   reason: z.string().trim().min(1, 'say why: the reason is recorded and sent to the caller').max(2000),
 });
@@ -41,5 +57,31 @@ export function registerGrantRoutes(
     const { id } = parse(idParams, request.params, 'request id');
     const { reason } = parse(revokeBody, request.body, 'body');
     return { request: requestJson(policy, await approvals.revoke(id, by, reason)) };
+  });
+
+  app.post('/api/v1/access', async (request, reply) => {
+    const who = await tokens.authenticate(bearer(request), { source: request.ip, protocol: 'api' });
+    const body = parse(accessBody, request.body, 'body');
+    const ask = accessRequest(
+      policy,
+      who,
+      {
+        connection: body.connection,
+        durationMs: parseDuration(body.duration),
+        reason: body.reason,
+        kinds: body.kinds,
+      },
+      Date.now(),
+    );
+    const created = await approvals.create(ask);
+    void reply.status(201);
+    return { request: requestJson(policy, created) };
+  });
+
+  app.post('/api/v1/requests/:id/break-glass', async (request) => {
+    const by = await tokens.authenticate(bearer(request), { source: request.ip, protocol: 'api' });
+    const { id } = parse(idParams, request.params, 'request id');
+    const { justification } = parse(breakGlassBody, request.body, 'body');
+    return { request: requestJson(policy, await breakGlass(policy, approvals, id, by, justification)) };
   });
 }

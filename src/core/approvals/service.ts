@@ -11,10 +11,11 @@
  * Grants (an approved request whose window is open) are kept in memory, loaded at start and
  * kept current from bus events, so the Gate's hot path never queries the store.
  */
-import type { Principal } from '../action.ts';
+import type { ActionKind, Principal } from '../action.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { AirlockError, type ErrorCode } from '../errors.ts';
 import type { Store } from '../store.ts';
+import { accessKinds } from './access.ts';
 import type { EventBus, RequestEvent } from './bus.ts';
 import { quorumMet } from './quorum.ts';
 import type { ApprovalRequest, NewRequest, RequestFilter, RequestStatus } from './request.ts';
@@ -32,6 +33,8 @@ export interface Grant {
   readonly until: number;
   /** approved until first use, executed after. */
   readonly status: 'approved' | 'executed';
+  /** For just-in-time access grants: the action kinds the grant covers. */
+  readonly kinds?: readonly ActionKind[] | undefined;
 }
 
 export type ReviewCheck =
@@ -338,6 +341,39 @@ export class Approvals {
     return revoked;
   }
 
+  /**
+   * Break-glass: approves a pending request on the word of one person (the Gate checks they
+   * may), recorded as their vote with the justification, flagged in the audit log, and
+   * announced on the bus like any decision so notification channels hear at once.
+   */
+  async override(id: number, by: Principal, justification: string): Promise<ApprovalRequest> {
+    const request = await this.pending(id);
+    const at = this.now();
+    const note = `break-glass: ${justification}`;
+    await this.store.addApproval(id, { by: by.name, at, note, groups: [] });
+    const window = request.review.hold === 'retry' ? request.review.window : 0;
+    const approved = await this.store.updateRequest(id, ['pending'], {
+      status: 'approved',
+      decidedAt: at,
+      grantUntil: at + window,
+      reason: `break-glass by ${by.name}: ${justification}`,
+    });
+    if (!approved) throw await this.notPending(id);
+    await this.audit.append('request.break_glass', {
+      requestId: id,
+      flagged: true,
+      by: principalData(by),
+      justification,
+      requester: principalData(request.principal),
+      connection: request.connection,
+      summary: request.summary,
+      fingerprint: approved.fingerprint,
+      grantUntil: at + window,
+    });
+    this.changed(approved);
+    return approved;
+  }
+
   /** Called with a request id whenever a grant it carried ends early (revoked, here or on another replica). */
   onGrantEnded(listener: (requestId: number) => void): () => void {
     this.grantEndListeners.add(listener);
@@ -534,6 +570,7 @@ export class Approvals {
           fingerprint: request.fingerprint,
           until: request.grantUntil,
           status,
+          kinds: accessKinds(request),
         });
     } else if (status !== 'approved' && status !== 'executed') {
       this.dropGrants(id);

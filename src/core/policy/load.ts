@@ -201,6 +201,18 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     rules,
     defaultReview: p.defaults.review ?? reviewSchema.parse({ groups: ['admins'] }),
     notify,
+    access: p.access.map((a) => ({
+      connections: a.connections,
+      kinds: a.kinds,
+      maxMs: a.max,
+      principals: a.principals,
+      groups: a.groups,
+      principalKinds: a.principal_kinds,
+      review: a.review,
+    })),
+    breakGlass: p.break_glass
+      ? { groups: p.break_glass.groups, minJustification: p.break_glass.min_justification }
+      : undefined,
     audit: resolveAudit(p.audit, baseDir),
     masking,
     limits: limitsConfig(p.limits),

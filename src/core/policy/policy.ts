@@ -1,5 +1,5 @@
 /** The resolved policy: what the rest of Airlock reads after the file has been validated. */
-import type { PrincipalKind } from '../action.ts';
+import type { ActionKind, PrincipalKind } from '../action.ts';
 import type { AuditSettings } from '../audit/settings.ts';
 import type { LimitsConfig } from '../limits/limits.ts';
 import type { MaskingRule } from '../masking/schema.ts';
@@ -47,6 +47,16 @@ export interface OidcIssuer {
   readonly clientId?: string | undefined;
   readonly clientSecret?: Secret | undefined;
   readonly scopes: readonly string[];
+}
+
+export interface AccessRule {
+  readonly connections: readonly string[];
+  readonly kinds: readonly ActionKind[];
+  readonly maxMs: number;
+  readonly principals?: readonly string[] | undefined;
+  readonly groups?: readonly string[] | undefined;
+  readonly principalKinds?: readonly PrincipalKind[] | undefined;
+  readonly review: ReviewSpec;
 }
 
 interface NotifyFilter {
@@ -110,6 +120,10 @@ export interface Policy {
   readonly limits?: LimitsConfig | undefined;
   /** Notification channels (absent or empty: none). */
   readonly notify?: readonly NotifyChannel[] | undefined;
+  /** Just-in-time access rules (absent or empty: nobody may ask for time-boxed access). */
+  readonly access?: readonly AccessRule[] | undefined;
+  /** Who may override a review, and how long the justification must be (absent: nobody). */
+  readonly breakGlass?: { readonly groups: readonly string[]; readonly minJustification: number } | undefined;
   /** Checkpoint signing, anchors, recordings; absent: the defaults. */
   readonly audit?: AuditSettings | undefined;
   /** Masking rules, in file order (absent or empty: nothing is masked). */

@@ -208,6 +208,30 @@ export const policySchema = z
     rules: z.array(ruleSchema).default([]),
     masking: z.array(maskingRuleSchema).default([]),
     notify: z.array(notifySchema).default([]),
+    /** Just-in-time access: which time-boxed grants principals may ask for, and who approves. */
+    access: z
+      .array(
+        z.strictObject({
+          connections: z.array(z.string().min(1)).min(1),
+          /** The action kinds a grant may cover, e.g. [read, write] (never schema). */
+          kinds: z.array(z.enum(ACTION_KINDS)).min(1),
+          /** The longest grant that may be asked for. */
+          max: duration.default(4 * 3_600_000),
+          principals: z.array(z.string()).optional(),
+          groups: z.array(name).optional(),
+          principal_kinds: z.array(z.enum(PRINCIPAL_KINDS)).optional(),
+          review: reviewSchema,
+        }),
+      )
+      .default([]),
+    /** Members of these groups may override a review with a written justification. */
+    break_glass: z
+      .strictObject({
+        groups: z.array(name).min(1),
+        /** Shortest justification accepted, in characters. */
+        min_justification: z.number().int().min(1).max(1000).default(10),
+      })
+      .optional(),
     /** Signed checkpoints, anchors, recordings (core/audit/settings.ts). */
     audit: auditSchema.optional(),
     /** Resource limits; every value has a default. */
