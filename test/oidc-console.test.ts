@@ -77,7 +77,10 @@ async function idpLogin(page: Page, who: string): Promise<void> {
 describe('people sign in with OIDC', { timeout: TEST_TIMEOUT }, () => {
   test('console sign-in with authorization code + PKCE, then sign-out', async () => {
     const page = await newPage();
-    await page.goto('/auth/oidc/login');
+    await page.goto('/');
+    await page.waitForURL('**/login');
+    await page.getByRole('link', { name: 'Sign in with single sign-on' }).click();
+    await page.waitForURL(`${idp.issuer}/**`);
     assert.ok(page.url().startsWith(idp.issuer), `at the provider: ${page.url()}`);
     await idpLogin(page, 'olivia');
     await page.waitForURL(`${gw.apiUrl}/`);

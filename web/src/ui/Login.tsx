@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError, signIn } from '../api.ts';
 import type { Me } from '../types.ts';
 
@@ -6,8 +6,23 @@ export function Login({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   const [token, setToken] = useState('');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  // Single sign-on is offered when the gateway names an identity provider.
+  const [sso, setSso] = useState(false);
+  useEffect(() => {
+    fetch('/api/v1/auth/config')
+      .then((r) => (r.ok ? r.json() : { oidc: null }))
+      .then((c: { oidc: unknown }) => setSso(Boolean(c.oidc)))
+      .catch(() => setSso(false));
+  }, []);
   return (
     <main class="login" id="main">
+      {sso && (
+        <p class="login-sso">
+          <a class="button primary" href="/auth/oidc/login">
+            Sign in with single sign-on
+          </a>
+        </p>
+      )}
       <form
         class="login-form"
         onSubmit={async (e) => {
