@@ -165,6 +165,32 @@ export function registerAuditRoutes(
       .send(body);
   });
 
+  // Where the evidence leaves the gateway, and how far behind each destination is.
+  app.get('/api/v1/audit/sinks', async (request) => {
+    await reviewer(request);
+    const head = evidence.audit.headSeq;
+    return {
+      head,
+      sinks: evidence.sinks.map((k) => {
+        const st = k.status();
+        return {
+          name: st.name,
+          deliveredThrough: st.deliveredThrough,
+          lag: Math.max(0, head - st.deliveredThrough),
+          failing: st.failing,
+          lastError: st.lastError ?? null,
+          lastDeliveredAt:
+            st.lastDeliveredAt === undefined ? null : new Date(st.lastDeliveredAt).toISOString(),
+        };
+      }),
+      anchors: evidence.anchors.map((a) => ({
+        name: a.name,
+        deliveredThrough: a.deliveredThrough,
+        pending: a.pending,
+      })),
+    };
+  });
+
   app.get('/api/v1/recordings', async (request) => {
     await reviewer(request);
     const q = parse(recordingsQuery, request.query, 'query');

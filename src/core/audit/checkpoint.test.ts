@@ -151,7 +151,7 @@ describe('checkpoints', () => {
       const path = join(dir, 'sub', 'anchors.jsonl');
       const a = new FileAnchor(path);
       const cps = [1, 2, 3].map((i) => signCheckpoint(key, i * 10, String(i).repeat(64), i));
-      cps.forEach((cp, i) => a.send(cp, (i + 1) * 10 + 1));
+      for (const [i, cp] of cps.entries()) a.send(cp, (i + 1) * 10 + 1);
       await a.close();
       assert.equal(a.deliveredThrough, 30);
       const read = readAnchorFile(path);

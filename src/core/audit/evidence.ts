@@ -19,6 +19,7 @@ import {
 } from './checkpoint.ts';
 import { AuditLog } from './log.ts';
 import { type AnchorSettings, type AuditSettings, DEFAULT_AUDIT_SETTINGS } from './settings.ts';
+import { FileSink, HttpSink, SinkRunner, type SinkTransport, SyslogSink } from './sinks.ts';
 
 export interface EvidenceLog {
   warn(obj: object, msg: string): void;
@@ -31,6 +32,8 @@ export interface Evidence {
   /** The checkpoint signing key (its public half is published at /api/v1/audit/key). */
   readonly key: CheckpointKey;
   readonly anchors: readonly Anchor[];
+  /** Streaming sinks; their lag is `audit.headSeq - status().deliveredThrough`. */
+  readonly sinks: readonly SinkRunner[];
   /** Every checkpoint the file anchors hold, for `verify` to compare the store against. */
   anchoredCheckpoints(): SignedCheckpoint[];
   close(): Promise<void>;
@@ -168,15 +171,40 @@ export async function openEvidence(opts: {
     audit,
     onError: (err, id) => log?.warn({ err, recording: id }, 'a recording could not be stored'),
   });
+  const sinks = settings.sinks.map((k) => {
+    let transport: SinkTransport;
+    if (k.type === 'file') transport = new FileSink(k.path, k.rotateBytes, k.keep);
+    else if (k.type === 'http') transport = new HttpSink(k.url, () => k.secret.reveal());
+    else
+      transport = new SyslogSink(
+        { host: k.host, port: k.port },
+        k.tls ? { ca: k.ca?.reveal() } : undefined,
+        k.appName,
+      );
+    return new SinkRunner({
+      store,
+      transport,
+      cursorFile: join(dataDirOf(policy), 'sinks', `${k.name}.cursor`),
+      ...(k.type === 'http' ? { batch: k.batch } : {}),
+      onError: (sink, err) =>
+        log?.warn(
+          { err, sink },
+          'an audit sink is failing; it keeps its place and retries, nothing is dropped',
+        ),
+    });
+  });
+  for (const s of sinks) s.start();
   return {
     audit,
     recordings,
     key,
     anchors,
+    sinks,
     anchoredCheckpoints: () => readFileAnchors(anchorSettings).checkpoints,
     async close() {
       await recordings.close();
       await audit.close();
+      await Promise.allSettled(sinks.map((s) => s.stop()));
       await Promise.allSettled(anchors.map((a) => a.close()));
     },
   };
