@@ -28,6 +28,7 @@ import { findTool, type PrivatePostgres, startPostgres } from '../test/support/p
 import { type ManagedProcess, startProcess, stopAll } from '../test/support/processes.ts';
 import { benchAudit, printAuditBench } from './audit.ts';
 import { benchIdle, type IdleResult } from './idle.ts';
+import { benchMysql, printMysqlBench } from './mysql.ts';
 import { benchNotifyLatency } from './notify-latency.ts';
 import { type Relay, startRelay } from './relay.ts';
 
@@ -407,12 +408,16 @@ async function main(): Promise<void> {
   const review = await benchNotifyLatency(200);
   // Audit appends (with and without signed checkpoints), verify and export speed.
   const audit = await benchAudit();
+  // MySQL point reads: mysqlslap direct, through a bare relay and through Airlock.
+  const mysql = await benchMysql({ clients: CLIENTS, log });
 
   console.log('');
   console.log(`pgbench, ${CLIENTS} clients / ${JOBS} threads, ${SECONDS} s per run, scale ${SCALE}`);
   printTable(results);
   console.log('');
   printAuditBench(audit);
+  console.log('');
+  printMysqlBench(mysql);
   if (idle)
     console.log(
       `\nidle connections through Airlock: ${idle.connections}, gateway memory per connection ${fmt(idle.heapBytesPerConnection / 1024, 1)} KB (heap and buffers), ${fmt(idle.rssBytesPerConnection / 1024, 1)} KB (resident set)`,
@@ -433,6 +438,7 @@ async function main(): Promise<void> {
         results,
         review,
         audit,
+        mysql,
         idle,
       },
       null,
@@ -440,7 +446,7 @@ async function main(): Promise<void> {
     )}\n`,
   );
   console.log(`\nresults written to ${file}`);
-  if (results.some((r) => !r.ok)) process.exitCode = 1;
+  if (results.some((r) => !r.ok) || mysql.runs.some((r) => !r.ok)) process.exitCode = 1;
 }
 
 // The whole run stops by itself even if something hangs.
