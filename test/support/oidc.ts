@@ -50,6 +50,8 @@ export interface TestIdp {
   readonly consoleClientId: string;
   /** Registers the provider's clients (call once, before any token is requested). */
   configure(o: { redirectUris: readonly string[]; accessTokenTtlS?: number }): void;
+  /** Signs with a fresh key from now on; `keepOld` keeps publishing the previous ones. */
+  rotateKeys(keepOld: boolean): void;
   /** A workload token: a JWT access token for `aud`, carrying `claims`. */
   workloadToken(aud: string, claims?: Record<string, unknown>, ttlS?: number): Promise<string>;
   close(): Promise<void>;
@@ -68,20 +70,27 @@ export async function startTestIdp(): Promise<TestIdp> {
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const ci = { clientId: 'ci-runner', clientSecret: randomBytes(24).toString('base64url') };
   const consoleClientId = 'airlock-console';
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const signingKey = {
-    ...privateKey.export({ format: 'jwk' }),
-    kid: randomBytes(8).toString('hex'),
-    use: 'sig',
-    alg: 'RS256',
+  const newKey = () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    return {
+      ...privateKey.export({ format: 'jwk' }),
+      kid: randomBytes(8).toString('hex'),
+      use: 'sig',
+      alg: 'RS256',
+    };
   };
+  /** Newest first: the provider signs with the first key and publishes them all. */
+  let keys = [newKey()];
+  let lastOptions: Parameters<TestIdp['configure']>[0] | undefined;
   /** Extra claims for the next workload token (requests are sequential in tests). */
   let nextClaims: Record<string, unknown> = {};
   let nextTtlS: number | undefined;
 
-  const configure: TestIdp['configure'] = ({ redirectUris, accessTokenTtlS = 300 }) => {
+  const configure: TestIdp['configure'] = (options) => {
+    lastOptions = options;
+    const { redirectUris, accessTokenTtlS = 300 } = options;
     const provider = new Provider(issuer, {
-      jwks: { keys: [signingKey] },
+      jwks: { keys },
       clients: [
         {
           client_id: ci.clientId,
@@ -161,6 +170,10 @@ export async function startTestIdp(): Promise<TestIdp> {
     ci,
     consoleClientId,
     configure,
+    rotateKeys(keepOld) {
+      keys = keepOld ? [newKey(), ...keys] : [newKey()];
+      if (lastOptions) configure(lastOptions);
+    },
     async workloadToken(aud, claims = {}, ttlS) {
       nextClaims = claims;
       nextTtlS = ttlS;

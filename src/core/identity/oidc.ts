@@ -80,10 +80,17 @@ export interface VerifiedJwt {
 export class OidcVerifier {
   readonly #issuers = new Map<string, IssuerState>();
   readonly #now: () => number;
+  readonly #cooldownMs: number;
 
-  constructor(issuers: readonly OidcIssuer[], opts: { now?: () => number } = {}) {
+  /**
+   * `jwksCooldownMs`: after a key fetch, how long before a token with an unknown `kid` may
+   * trigger another (a rotation is picked up after at most this long; forged kids cannot
+   * make the gateway hammer the issuer).
+   */
+  constructor(issuers: readonly OidcIssuer[], opts: { now?: () => number; jwksCooldownMs?: number } = {}) {
     for (const config of issuers) this.#issuers.set(config.issuer, { config });
     this.#now = opts.now ?? Date.now;
+    this.#cooldownMs = opts.jwksCooldownMs ?? 30_000;
   }
 
   get size(): number {
@@ -145,7 +152,7 @@ export class OidcVerifier {
         const uri = config.jwksUri ?? (await discover(config.issuer)).jwks_uri;
         return createRemoteJWKSet(new URL(uri), {
           timeoutDuration: DISCOVERY_TIMEOUT_MS,
-          cooldownDuration: 30_000,
+          cooldownDuration: this.#cooldownMs,
         });
       })();
       state.keys = load;
