@@ -21,7 +21,7 @@ masking:
   - connections: [app]
     columns: ["*.email", "public.customers.card_number", "cards.pan"]
     strategy: partial
-    exempt: { principals: [alice] }
+    exempt: { principals: [alice, bob] }
   - connections: [app]
     detectors: [email, credit_card, jwt]
     strategy: redact
@@ -46,7 +46,7 @@ after(async () => {
   await stopAll();
 });
 
-async function psqlOut(who: 'agent' | 'alice', sql: string): Promise<string> {
+async function psqlOut(who: 'agent' | 'alice' | 'bob', sql: string): Promise<string> {
   const p = psqlCommand(gw.target(who), sql, ['-A', '-t', '-v', 'ON_ERROR_STOP=1']);
   const exit = await p.waitForExit(60_000);
   assert.equal(exit.code, 0, p.stderr());
@@ -151,10 +151,15 @@ test('rows of an Execute without any Describe are masked too (drivers that cache
   }
 });
 
-test('COPY TO STDOUT text is scanned; binary COPY is refused', async () => {
-  const out = await psqlOut('agent', 'COPY (SELECT note FROM cards ORDER BY id) TO STDOUT');
+test('COPY TO STDOUT: scanned by detectors, refused under column rules, never in binary', async () => {
+  // bob is under the detectors only.
+  const out = await psqlOut('bob', 'COPY (SELECT note FROM cards ORDER BY id) TO STDOUT');
   assert.equal(out, 'paid with [redacted credit_card] by [redacted email]\nnothing to see\n');
-  const p = psqlCommand(gw.target('agent'), 'COPY cards TO STDOUT (FORMAT binary)', ['-A', '-t']);
+  const refused = psqlCommand(gw.target('agent'), 'COPY customers TO STDOUT', ['-A', '-t']);
+  assert.notEqual((await refused.waitForExit(60_000)).code, 0);
+  assert.match(refused.stderr(), /COPY \.\.\. TO STDOUT cannot be masked column by column/);
+  assert.doesNotMatch(refused.stdout(), /4111/);
+  const p = psqlCommand(gw.target('bob'), 'COPY cards TO STDOUT (FORMAT binary)', ['-A', '-t']);
   const exit = await p.waitForExit(60_000);
   assert.notEqual(exit.code, 0);
   assert.match(p.stderr(), /binary COPY TO STDOUT cannot be masked/);
