@@ -207,7 +207,8 @@ rules:
     // The stalled one never reads: its socket buffers fill, then its backlog passes the bound.
     for (let i = 0; i < 400 && events.streams() > 1; i++) {
       bus.publish({ type: 'request', id: 3, status: 'pending' });
-      await readUntil(reader, /"estimatedRows":42}\n\n/);
+      // One whole frame: the request JSON ends with its URL.
+      await readUntil(reader, /\/requests\/3"}\n\n/);
       await new Promise((ok) => setTimeout(ok, 5));
     }
     assert.equal(events.streams(), 1, 'the stalled stream was dropped');
