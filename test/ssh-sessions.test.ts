@@ -199,6 +199,23 @@ describe('forwarding', () => {
     await p.stop();
   });
 
+  test('remote port forwarding is refused and audited', { timeout: TEST_TIMEOUT }, async () => {
+    const p = gw.sshClient(
+      'agent',
+      'web',
+      [],
+      ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', `0:127.0.0.1:${echoPort}`],
+    );
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 255);
+    assert.match(p.stderr(), /forwarding failed/i);
+    await eventually('the refused remote forward in the audit log', async () =>
+      audit().some((r) => r.type === 'action.denied' && r.data.includes('remote port forwarding'))
+        ? true
+        : undefined,
+    );
+  });
+
   test('agent forwarding is refused and the command still runs', { timeout: TEST_TIMEOUT }, async () => {
     const agent = startProcess('ssh-agent', ['-D', '-a', join(gw.dir, 'agent.sock')]);
     await eventually('the agent socket', async () =>
