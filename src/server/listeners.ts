@@ -86,6 +86,7 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         gate: ctx.gate,
         tokens: ctx.tokens,
         ...(ctx.tls ? { tls: ctx.tls } : {}),
+        limits: ctx.limits,
         log: ctx.log,
       }),
   },

@@ -6,6 +6,7 @@ import { createServer, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { generateRsaKeys } from './auth.ts';
 import { type Logger, MysqlSession } from './session.ts';
@@ -20,6 +21,7 @@ export interface MysqlListenerOptions {
   /** PEM strings; when absent the handshake does not offer TLS. */
   tls?: { cert: string; key: string };
   log?: Logger;
+  limits?: Limits;
   /** Shown to clients in the handshake (they read features from it). */
   serverVersion?: string;
 }
@@ -44,6 +46,8 @@ export async function startMysqlListener(o: MysqlListenerOptions): Promise<Mysql
     tls,
     rsa,
     log: o.log,
+    limits: o.limits,
+    ...(o.limits ? { handshakeTimeoutMs: o.limits.config.startupTimeoutMs } : {}),
     serverVersion: o.serverVersion ?? '8.0.0-Airlock',
     connectionId: () => {
       nextId = (nextId % 0x7fffffff) + 1;

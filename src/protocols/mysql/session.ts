@@ -23,6 +23,7 @@ import { type Action, type ActionPart, kindOfParts, type Principal } from '../..
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { Limits } from '../../core/limits/limits.ts';
 import type { MysqlConnection } from '../../core/policy/connections/mysql.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { type RsaKeys, rsaDecryptPassword } from './auth.ts';
@@ -70,6 +71,8 @@ export interface SessionContext {
   readonly serverVersion: string;
   readonly maxPacket?: number;
   readonly handshakeTimeoutMs?: number;
+  /** Connection slots and failed sign-in throttling shared with the other protocols. */
+  readonly limits?: Limits | undefined;
 }
 
 /** Largest command we accept from a caller (the target's max_allowed_packet still applies). */
@@ -146,6 +149,7 @@ export class MysqlSession {
   readonly #sqlPrepared = new Map<string, readonly MysqlPart[] | undefined>();
   readonly #classified = new Map<string, ClassifiedSql>();
   #pausedClient = false;
+  #releaseSlot: (() => void) | undefined;
 
   constructor(socket: Socket, ctx: SessionContext, onClosed: () => void) {
     this.#ctx = ctx;
@@ -360,8 +364,10 @@ export class MysqlSession {
     const hello = this.#hello!;
     const user = hello.user;
     const name = hello.database ?? user;
+    const attempt = { protocol: 'mysql', source: this.#source, identity: user || undefined };
     let principal: Principal;
     try {
+      this.#ctx.limits?.beforeAuth(attempt);
       principal = await this.#ctx.tokens.authenticate(token === '' ? undefined : token, {
         source: this.#source,
         protocol: 'mysql',
@@ -371,6 +377,7 @@ export class MysqlSession {
       const e = isAirlockError(err)
         ? err
         : new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the Airlock token was not recognised');
+      if (e.code !== 'AIRLOCK_E_RATE_LIMITED') this.#ctx.limits?.authFailed(attempt);
       gate.authFailed({ protocol: 'mysql', source: this.#source, connection: name, user, reason: e.code });
       log?.warn(
         { session: this.id, source: this.#source, connection: name, reason: e.code },
@@ -394,6 +401,15 @@ export class MysqlSession {
         `Airlock has no MySQL connection "${name}" — ${names.length > 0 ? `use one of these as the database name: ${names.join(', ')}` : 'no MySQL connections are configured'}`,
       );
       return;
+    }
+    if (this.#ctx.limits) {
+      try {
+        this.#releaseSlot = this.#ctx.limits.openConnection(principal, 'mysql', this.#source);
+      } catch (err) {
+        // ER_CON_COUNT_ERROR: clients and pools know to back off on it.
+        this.#fatal({ errno: 1040, sqlstate: '08004' }, isAirlockError(err) ? err.describe() : String(err));
+        return;
+      }
     }
     this.#principal = principal;
     this.#connection = connection;
@@ -957,6 +973,8 @@ export class MysqlSession {
     const done = this.#responseDone;
     this.#responseDone = undefined;
     done?.();
+    this.#releaseSlot?.();
+    this.#releaseSlot = undefined;
     if (this.#opened) this.#ctx.gate.sessionClosed(this.id, { reason });
     this.#ctx.log?.info({ session: this.id, reason }, 'mysql session closed');
     this.#onClosed();
