@@ -180,3 +180,41 @@ test('errors and notices that echo values are masked', async () => {
     await c.end();
   }
 });
+
+test('SET airlock.unmask is a privilege action of its own; once approved the session sees data as it is', async () => {
+  const c = await pgThrough(gw.target('agent'));
+  try {
+    const held = c.query('SET airlock.unmask = on');
+    const request = await (async () => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const res = await gw.api<{
+          requests: {
+            id: number;
+            kind: string;
+            principal: { name: string } | string;
+            parts?: { statement?: string }[];
+          }[];
+        }>('GET', '/api/v1/requests?status=pending', undefined, 'alice');
+        const r = res.body.requests?.find((x) => x.kind === 'privilege');
+        if (r) return r;
+        assert.ok(Date.now() < deadline, 'the unmask request never appeared');
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    })();
+    // Masked while the request waits, in another session of the same principal.
+    assert.equal(
+      await psqlOut('agent', 'SELECT email FROM customers WHERE id = 9'),
+      'c********@example.com\n',
+    );
+    const approved = await gw.api('POST', `/api/v1/requests/${request.id}/approve`, {}, 'alice');
+    assert.equal(approved.status, 200, approved.text);
+    await held;
+    const r = await c.query('SELECT email, card_number FROM customers WHERE id = 9');
+    assert.deepEqual(r.rows[0], { email: 'customer9@example.com', card_number: '4111 1111 1111 0009' });
+  } finally {
+    await c.end();
+  }
+  // Other sessions stay masked.
+  assert.equal(await psqlOut('agent', 'SELECT email FROM customers WHERE id = 9'), 'c********@example.com\n');
+});

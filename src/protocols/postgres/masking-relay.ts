@@ -93,7 +93,7 @@ const EMPTY = Buffer.alloc(0);
 
 export class MaskingRelay {
   readonly #hooks: MaskingHooks;
-  readonly #masker: SessionMasker;
+  #masker: SessionMasker;
   readonly #reader = new MessageReader({ side: 'backend', maxMessage: MAX_BACKEND_MESSAGE });
   readonly #pending: Pending[] = [];
   #skipToSync = false;
@@ -106,6 +106,11 @@ export class MaskingRelay {
   constructor(masker: SessionMasker, hooks: MaskingHooks) {
     this.#masker = masker;
     this.#hooks = hooks;
+  }
+
+  /** From the next message on, mask with this (an approved unmask passes an empty masker). */
+  set masker(masker: SessionMasker) {
+    this.#masker = masker;
   }
 
   /** Waiting for the catalog: the target's bytes are held until it answers. */

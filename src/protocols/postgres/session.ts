@@ -22,7 +22,7 @@ import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
-import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
+import { maskerFor, SessionMasker } from '../../core/masking/masker.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
@@ -575,7 +575,7 @@ export class PgSession {
       wantErrors: () => this.#denials.length > 0,
       error: (raw) => this.#rewriteError(raw),
       observe: this.#ctx.recorder ? (type, raw) => this.#observe(type, raw) : undefined,
-      cached: (oid) => catalog?.cachedTable(oid) ?? (catalog ? undefined : null),
+      cached: (oid) => (catalog ? catalog.cachedTable(oid) : null),
       lookup: (oids) => (catalog ? catalog.tables(oids) : Promise.resolve()),
       write: (out) => this.#writeOut(out),
       pauseUpstream: () => this.#upstream?.pause(),
@@ -811,11 +811,27 @@ export class PgSession {
       this.#forwardTerminator(f.raw);
       return;
     }
-    const action = await this.#refined(this.#action(sql, c.normalized, c.parts, {}));
+    const unmask = this.#masker !== undefined && isUnmask(c.parts);
+    const action = unmask
+      ? this.#action(
+          sql,
+          c.normalized,
+          [
+            {
+              kind: 'privilege',
+              text: sql,
+              statement: UNMASK_STATEMENT,
+              why: 'asks to see this session’s results without masking',
+            },
+          ],
+          { unmask: true },
+        )
+      : await this.#refined(this.#action(sql, c.normalized, c.parts, {}));
     if (this.#state !== SessionState.Ready) return;
     const verdict = this.#maskingRefusal(action) ?? (await this.#judge(action));
     if (this.#state !== SessionState.Ready) return;
     if (verdict === true) {
+      if (unmask) this.#unmask();
       this.#noteForwarded(action.parts);
       this.#forwardTerminator(f.raw);
     } else this.#denyCycle(verdict);
@@ -1122,6 +1138,17 @@ export class PgSession {
     };
   }
 
+  /** An approved (or allowed) `SET airlock.unmask`: results from now on go out as they are. */
+  #unmask(): void {
+    this.#masker = undefined;
+    if (this.#masking) this.#masking.masker = new SessionMasker([]);
+    this.#ctx.log?.info(
+      { session: this.id, connection: this.#connection?.name },
+      'postgres session unmasked',
+    );
+    this.#record('unmask', {});
+  }
+
   #record(type: string, fields: Record<string, unknown>): void {
     this.#recording?.event(type, fields);
   }
@@ -1218,6 +1245,22 @@ export class PgSession {
     this.#ctx.log?.info({ session: this.id, reason }, 'postgres session closed');
     this.#onClosed();
   }
+}
+
+/** Rules can name it in `statements:`. */
+const UNMASK_STATEMENT = 'AirlockUnmask';
+
+/**
+ * `SET airlock.unmask = on` (any value; a custom setting PostgreSQL keeps as a placeholder) asks
+ * the gateway to stop masking this session. It is judged as a `privilege` action of its own, so
+ * policy decides who may, and usually that a reviewer must approve it.
+ */
+function isUnmask(parts: readonly ActionPart[]): boolean {
+  return (
+    parts.length === 1 &&
+    parts[0]!.statement === 'VariableSetStmt' &&
+    /^SET\s+(SESSION\s+)?"?airlock\.unmask"?\s*(=|TO)/i.test(parts[0]!.text.trim())
+  );
 }
 
 function sha256(text: string): string {
