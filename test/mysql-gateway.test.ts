@@ -431,3 +431,47 @@ describe('MySQL through Airlock', { skip, timeout: 10 * 60_000 }, () => {
     assert.equal((await p.waitForExit(60_000)).code, 0, p.output());
   });
 });
+
+describe('LOAD DATA LOCAL INFILE with local_infile: true', { skip, timeout: 5 * 60_000 }, () => {
+  let gw2: MysqlTestGateway;
+  let file: string;
+  before(async () => {
+    if (skip) return;
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    file = join(mkdtempSync(join(tmpdir(), 'airlock-infile-')), 'notes.txt');
+    writeFileSync(file, 'first uploaded note\nsecond uploaded note\n');
+    gw2 = await startMysqlTestGateway(target, { connectionExtra: '    local_infile: true\n' });
+  });
+  after(async () => {
+    await gw2?.close();
+  });
+
+  test('is a transfer action: held, approved, then the client file reaches the table', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const sql = `LOAD DATA LOCAL INFILE '${file}' INTO TABLE audit_notes (note)`;
+    const p = cli(sql, { port: gw2.mysql.port, args: ['--local-infile=1'], token: gw2.tokens.agent });
+    const req = await eventually('the held LOAD DATA', async () => {
+      const res = await gw2.api<{ requests: RequestView[] }>(
+        'GET',
+        '/api/v1/requests?status=pending',
+        undefined,
+        'alice',
+      );
+      return res.body.requests.find((r) => r.summary.includes('LOAD DATA LOCAL'));
+    });
+    assert.equal(req.kind, 'transfer');
+    assert.equal((await gw2.api('POST', `/api/v1/requests/${req.id}/approve`, {}, 'alice')).status, 200);
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 0, p.output());
+    const rows = (await target.query(
+      "SELECT note FROM audit_notes WHERE note LIKE '%uploaded note' ORDER BY id",
+    )) as { note: string }[];
+    assert.deepEqual(
+      rows.map((r) => r.note),
+      ['first uploaded note', 'second uploaded note'],
+    );
+  });
+});
