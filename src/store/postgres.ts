@@ -286,7 +286,13 @@ export class PostgresStore implements Store, RawAuditReader {
       if (row?.status !== 'pending') return undefined;
       await trx
         .insertInto('request_approvals')
-        .values({ request_id: id, by: vote.by, at: vote.at, note: vote.note ?? null })
+        .values({
+          request_id: id,
+          by: vote.by,
+          at: vote.at,
+          note: vote.note ?? null,
+          groups: vote.groups === undefined ? null : JSON.stringify(vote.groups),
+        })
         .onConflict((oc) => oc.columns(['request_id', 'by']).doNothing())
         .execute();
       return requestFromRow(row, await this.votes(trx, id));
@@ -607,23 +613,36 @@ interface VoteJson {
   readonly by: string;
   readonly at: number | string;
   readonly note: string | null;
+  /** JSON array text, or null. */
+  readonly groups: string | null;
 }
 
 /** A request's votes as one JSON column, so a request is read in one round trip. */
 function votesOf(idColumn: 'requests.id' | 'u.id') {
   return sql<VoteJson[]>`coalesce((
-    select json_agg(json_build_object('by', v."by", 'at', v."at", 'note', v."note") order by v."at", v."by")
+    select json_agg(json_build_object('by', v."by", 'at', v."at", 'note', v."note", 'groups', v."groups") order by v."at", v."by")
     from request_approvals v where v.request_id = ${sql.ref(idColumn)}), '[]'::json)`.as('votes');
 }
 
 function voteFromJson(v: VoteJson): ApprovalVote {
-  return v.note === null ? { by: v.by, at: Number(v.at) } : { by: v.by, at: Number(v.at), note: v.note };
+  return {
+    by: v.by,
+    at: Number(v.at),
+    ...(v.note === null ? {} : { note: v.note }),
+    ...(v.groups === null || v.groups === undefined ? {} : { groups: JSON.parse(v.groups) as string[] }),
+  };
 }
 
 function voteFromRow(row: Selectable<ApprovalsTable>): ApprovalVote {
-  return row.note === null
-    ? { by: row.by, at: Number(row.at) }
-    : { by: row.by, at: Number(row.at), note: row.note };
+  return {
+    by: row.by,
+    at: Number(row.at),
+    ...(row.note === null ? {} : { note: row.note }),
+    // The reviewer groups the voter was in ("one from each group" quorums); null before 0003.
+    ...(row.groups === null || row.groups === undefined
+      ? {}
+      : { groups: JSON.parse(row.groups) as string[] }),
+  };
 }
 
 /** PostgreSQL-only schema (replica leases), tracked apart from the shared migrations. */

@@ -175,4 +175,49 @@ export function storeContract(fresh: () => Promise<Store>): void {
       ['r1'],
     );
   });
+
+  test('votes keep the reviewer groups the voter was in', async () => {
+    const store = await fresh();
+    await store.createRequest(newRequest());
+    await store.addApproval(1, { by: 'sam', at: 2_000, groups: ['dba', 'security'] });
+    const r = await store.getRequest(1);
+    assert.deepEqual(r?.approvals, [{ by: 'sam', at: 2_000, groups: ['dba', 'security'] }]);
+  });
+
+  test('API tokens: create, find by hash, list by name, revoke once', async () => {
+    const store = await fresh();
+    const base = {
+      kind: 'service' as const,
+      groups: ['ci'],
+      createdBy: 'eve',
+    };
+    await store.createApiToken({ ...base, id: 'tok_a', name: 'bot', createdAt: 1_000, hash: 'a'.repeat(64) });
+    await store.createApiToken({
+      ...base,
+      id: 'tok_b',
+      name: 'alice',
+      connections: ['app'],
+      description: 'laptop',
+      createdAt: 2_000,
+      expiresAt: 9_000,
+      hash: 'b'.repeat(64),
+    });
+    const found = await store.findApiToken('b'.repeat(64));
+    assert.equal(found?.id, 'tok_b');
+    assert.deepEqual(found?.connections, ['app']);
+    assert.equal(found?.expiresAt, 9_000);
+    assert.equal(await store.findApiToken('c'.repeat(64)), undefined);
+    assert.deepEqual(
+      (await store.listApiTokens()).map((t) => t.id),
+      ['tok_b', 'tok_a'],
+    );
+    assert.deepEqual(
+      (await store.listApiTokens({ name: 'bot' })).map((t) => t.id),
+      ['tok_a'],
+    );
+    const revoked = await store.revokeApiToken('tok_a', 5_000, 'eve');
+    assert.equal(revoked?.revokedAt, 5_000);
+    assert.equal((await store.revokeApiToken('tok_a', 6_000, 'bob'))?.revokedBy, 'eve', 'revoked once');
+    assert.equal(await store.revokeApiToken('tok_zzz', 6_000, 'bob'), undefined);
+  });
 }
