@@ -5,7 +5,7 @@
  * connection exists) unless `--server` names it.
  * https://kubernetes.io/docs/concepts/configuration/organize-cluster-access-kubeconfig/
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { AirlockError } from '../core/errors.ts';
@@ -17,21 +17,37 @@ export interface KubeconfigOptions {
   readonly server: string;
   readonly token: string;
   readonly namespace?: string | undefined;
+  /** PEM of the CA that signed Airlock's certificate, for an https server. */
+  readonly caPem?: string | undefined;
+  readonly insecureSkipTlsVerify?: boolean | undefined;
 }
 
 export function kubeconfigYaml(o: KubeconfigOptions): string {
   const name = `airlock-${o.connection}`;
-  return stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name, cluster: { server: o.server } }],
-    users: [{ name, user: { token: o.token } }],
-    contexts: [
-      { name, context: { cluster: name, user: name, ...(o.namespace ? { namespace: o.namespace } : {}) } },
-    ],
-    'current-context': name,
-    preferences: {},
-  });
+  return stringify(
+    {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name,
+          cluster: {
+            server: o.server,
+            ...(o.caPem ? { 'certificate-authority-data': Buffer.from(o.caPem).toString('base64') } : {}),
+            ...(o.insecureSkipTlsVerify ? { 'insecure-skip-tls-verify': true } : {}),
+          },
+        },
+      ],
+      users: [{ name, user: { token: o.token } }],
+      contexts: [
+        { name, context: { cluster: name, user: name, ...(o.namespace ? { namespace: o.namespace } : {}) } },
+      ],
+      'current-context': name,
+      preferences: {},
+    },
+    // Folding a long base64 scalar would put spaces into it.
+    { lineWidth: 0 },
+  );
 }
 
 interface ConnectionsView {
@@ -40,7 +56,12 @@ interface ConnectionsView {
 
 export async function kubeconfigFor(
   connection: string,
-  o: { server?: string | undefined; namespace?: string | undefined },
+  o: {
+    server?: string | undefined;
+    namespace?: string | undefined;
+    caFile?: string | undefined;
+    insecureSkipTlsVerify?: boolean | undefined;
+  },
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<string> {
   const token = env.AIRLOCK_TOKEN;
@@ -71,7 +92,18 @@ export async function kubeconfigFor(
       });
     server = c.http.url;
   } else if (!/\/kubernetes\/[^/]+$/.test(server)) server = `${server}/kubernetes/${connection}`;
-  return kubeconfigYaml({ connection, server, token, namespace: o.namespace });
+  if (server.startsWith('http:'))
+    process.stderr.write(
+      'warning: kubectl sends tokens only over https; give the gateway a certificate (tls: in the policy)\n',
+    );
+  return kubeconfigYaml({
+    connection,
+    server,
+    token,
+    namespace: o.namespace,
+    caPem: o.caFile ? readFileSync(o.caFile, 'utf8') : undefined,
+    insecureSkipTlsVerify: o.insecureSkipTlsVerify,
+  });
 }
 
 export function registerKubeconfigCommand(program: Command): void {
@@ -81,12 +113,25 @@ export function registerKubeconfigCommand(program: Command): void {
     .argument('<connection>', 'kubernetes connection name')
     .option('--server <url>', 'Airlock HTTP listener URL (default: asked from the API)')
     .option('-n, --namespace <namespace>', 'default namespace of the context')
+    .option('--ca-file <file>', "PEM of the CA that signed the gateway's certificate (embedded)")
+    .option('--insecure-skip-tls-verify', "do not verify the gateway's certificate (test setups only)")
     .option('-o, --output <file>', 'write to this file (mode 0600) instead of stdout')
-    .action(async (connection: string, o: { server?: string; namespace?: string; output?: string }) => {
-      const text = await kubeconfigFor(connection, o);
-      if (o.output) {
-        writeFileSync(o.output, text, { mode: 0o600 });
-        process.stderr.write(`wrote ${o.output}; use it with: KUBECONFIG=${o.output} kubectl get pods\n`);
-      } else process.stdout.write(text);
-    });
+    .action(
+      async (
+        connection: string,
+        o: {
+          server?: string;
+          namespace?: string;
+          output?: string;
+          caFile?: string;
+          insecureSkipTlsVerify?: boolean;
+        },
+      ) => {
+        const text = await kubeconfigFor(connection, o);
+        if (o.output) {
+          writeFileSync(o.output, text, { mode: 0o600 });
+          process.stderr.write(`wrote ${o.output}; use it with: KUBECONFIG=${o.output} kubectl get pods\n`);
+        } else process.stdout.write(text);
+      },
+    );
 }

@@ -3,6 +3,7 @@
  * port, the test principals' tokens by `${file:...}` reference, and connections and rules
  * given as YAML by the test.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +41,8 @@ export async function startHttpTestGateway(opts: {
   connections: string;
   rules: string;
   secrets?: Record<string, string>;
+  /** Give the gateway a self-signed certificate for 127.0.0.1 (tls/cert.pem is its own CA). */
+  tls?: boolean;
 }): Promise<HttpTestGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-httpgw-'));
   mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
@@ -57,6 +60,32 @@ export async function startHttpTestGateway(opts: {
   }
   for (const [name, value] of Object.entries(opts.secrets ?? {}))
     writeFileSync(join(dir, 'secrets', name), value, { mode: 0o600 });
+  let tlsBlock = '';
+  if (opts.tls) {
+    mkdirSync(join(dir, 'tls'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-days',
+        '1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout',
+        join(dir, 'tls', 'key.pem'),
+        '-out',
+        join(dir, 'tls', 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    tlsBlock = 'tls: { cert: "${file:./tls/cert.pem}", key: "${file:./tls/key.pem}" }\n';
+  }
   const policyFile = join(dir, 'airlock.yaml');
   writeFileSync(
     policyFile,
@@ -65,7 +94,7 @@ export async function startHttpTestGateway(opts: {
   postgres: false
   http: 127.0.0.1:0
 store: sqlite:./data/airlock.db
-identities:
+${tlsBlock}identities:
   tokens:
 ${identities.join('\n')}
 connections:
@@ -100,7 +129,7 @@ ${opts.rules}
   return {
     dir,
     apiUrl,
-    proxyUrl: `http://${http.host}:${http.port}`,
+    proxyUrl: `${opts.tls ? 'https' : 'http'}://${http.host}:${http.port}`,
     tokens,
     gateway,
     api,

@@ -52,11 +52,25 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
+  // Exec, attach and port-forward channels (WebSocket or SPDY) are not terminated by Airlock, so
+  // they are refused rather than passed through unjudged.
   server.on('upgrade', (req, socket: Socket) => {
-    const text =
-      'Airlock does not proxy protocol upgrades (WebSocket, SPDY) on this listener yet: kubectl exec/attach/port-forward are refused.\n';
+    const message =
+      'airlock: interactive channels (kubectl exec, attach, port-forward; WebSocket upgrades) are not proxied by Airlock — run the command through a reviewed path instead';
+    const kube = (req.url ?? '').startsWith('/kubernetes/');
+    const body = kube
+      ? JSON.stringify({
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Failure',
+          message,
+          reason: 'Forbidden',
+          code: 403,
+        })
+      : `${message}\n`;
     socket.end(
-      `HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+      `HTTP/1.1 403 Forbidden\r\ncontent-type: ${kube ? 'application/json' : 'text/plain'}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
     o.log?.warn({ url: req.url }, 'upgrade refused');
   });
@@ -71,6 +85,7 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
       socket.pause();
       socket.unshift(first);
       if (first[0] === 0x16 && secure) {
+        // The TLS wrap reads the buffered ClientHello from the paused socket itself.
         const tlsSocket = new TLSSocket(socket, {
           isServer: true,
           secureContext: secure,
@@ -78,8 +93,10 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
         });
         tlsSocket.on('error', () => tlsSocket.destroy());
         server.emit('connection', tlsSocket);
-      } else server.emit('connection', socket);
-      socket.resume();
+      } else {
+        server.emit('connection', socket);
+        socket.resume();
+      }
     });
     socket.on('error', () => socket.destroy());
   });

@@ -1,0 +1,144 @@
+/**
+ * The real kubectl through Airlock to a stand-in API server that speaks the Kubernetes REST
+ * protocol: a kubeconfig written by `airlock kubeconfig`, reads allowed, a delete held until a
+ * reviewer approves it, a denial's reason in kubectl's own error output, and the token Airlock
+ * holds (never the caller's) reaching the API server.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { kubeconfigFor } from '../src/cli/kubeconfig.ts';
+import { type HttpTestGateway, startHttpTestGateway } from './support/http-gateway.ts';
+import { type KubeApiServer, startKubeApiServer } from './support/kube-apiserver.ts';
+import { startProcess } from './support/processes.ts';
+
+const CLUSTER_TOKEN = 'cluster-service-account-token-5678';
+
+describe('kubectl through Airlock', () => {
+  let apiserver: KubeApiServer;
+  let gw: HttpTestGateway;
+  let dir: string;
+  let kubeconfig: string;
+
+  before(async () => {
+    apiserver = await startKubeApiServer(CLUSTER_TOKEN);
+    apiserver.addPod('default', 'web-1');
+    apiserver.addPod('default', 'web-2');
+    apiserver.addPod('prod', 'db-0');
+    gw = await startHttpTestGateway({
+      tls: true,
+      secrets: { 'cluster.token': CLUSTER_TOKEN },
+      connections: `  cluster:
+    type: kubernetes
+    upstream: { url: "${apiserver.url}" }
+    credential: { type: bearer, token: "\${file:./secrets/cluster.token}" }
+    default: review
+    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }`,
+      rules: `rules:
+  - name: reads are free
+    connections: [cluster]
+    kinds: [read]
+    effect: allow
+  - name: nothing is deleted in prod
+    connections: [cluster]
+    verbs: [delete, deletecollection]
+    namespaces: [prod]
+    effect: deny
+    reason: prod workloads are changed through the deploy pipeline
+  - name: deletes need a reviewer
+    connections: [cluster]
+    verbs: [delete]
+    effect: review
+    review: { groups: [dba], hold: wait }`,
+    });
+    dir = mkdtempSync(join(tmpdir(), 'airlock-kubectl-'));
+    kubeconfig = join(dir, 'config');
+    const text = await kubeconfigFor('cluster', { caFile: join(gw.dir, 'tls', 'cert.pem') }, {
+      AIRLOCK_URL: gw.apiUrl,
+      AIRLOCK_TOKEN: gw.tokens.agent,
+    } as NodeJS.ProcessEnv);
+    writeFileSync(kubeconfig, text, { mode: 0o600 });
+  });
+
+  after(async () => {
+    await gw?.close();
+    await apiserver?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const kubectl = (...args: string[]) =>
+    startProcess('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args], {
+      env: { ...process.env, HOME: dir, KUBECONFIG: kubeconfig },
+    });
+
+  it('the kubeconfig points at the connection on the HTTP listener', async () => {
+    const text = await kubeconfigFor('cluster', {}, {
+      AIRLOCK_URL: gw.apiUrl,
+      AIRLOCK_TOKEN: gw.tokens.agent,
+    } as NodeJS.ProcessEnv);
+    assert.match(text, new RegExp(`server: ${gw.proxyUrl}/kubernetes/cluster`));
+    await assert.rejects(
+      kubeconfigFor('nosuch', {}, {
+        AIRLOCK_URL: gw.apiUrl,
+        AIRLOCK_TOKEN: gw.tokens.agent,
+      } as NodeJS.ProcessEnv),
+      /no kubernetes connection "nosuch".*|there is no kubernetes connection/,
+    );
+  });
+
+  it('kubectl get pods is allowed and lists what the API server has', async () => {
+    const p = kubectl('get', 'pods');
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 0, p.output());
+    assert.match(p.stdout(), /web-1\s+Running/);
+    assert.match(p.stdout(), /web-2\s+Running/);
+    // Airlock's credential reached the API server on every request; the caller's never did.
+    assert.ok(apiserver.seen.length > 0 && apiserver.seen.every((r) => r.authorized));
+  });
+
+  it('kubectl delete pod is held, then runs once a reviewer approves it', async () => {
+    const p = kubectl('delete', 'pod', 'web-2');
+    const held = await gw.pendingRequest('cluster', /delete pods\/web-2/);
+    assert.equal(held.summary, 'delete pods/web-2 -n default');
+    assert.ok(apiserver.pods('default').includes('web-2'), 'not deleted while held');
+    const approved = await gw.api('POST', `/api/v1/requests/${held.id}/approve`, {}, 'alice');
+    assert.equal(approved.status, 200);
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 0, p.output());
+    assert.match(p.stdout(), /pod "web-2" deleted/);
+    assert.deepEqual(apiserver.pods('default'), ['web-1']);
+  });
+
+  it('a denial shows its reason in kubectl output and the pod stays', async () => {
+    const p = kubectl('delete', 'pod', 'db-0', '-n', 'prod');
+    const exit = await p.waitForExit(60_000);
+    assert.notEqual(exit.code, 0);
+    assert.match(
+      p.stderr(),
+      /Error from server \(Forbidden\): .*prod workloads are changed through the deploy pipeline/,
+    );
+    assert.deepEqual(apiserver.pods('prod'), ['db-0']);
+  });
+
+  it('a reviewer denial reaches kubectl as Forbidden with the reviewer reason', async () => {
+    const p = kubectl('delete', 'pod', 'web-1');
+    const held = await gw.pendingRequest('cluster', /delete pods\/web-1/);
+    await gw.api('POST', `/api/v1/requests/${held.id}/deny`, { reason: 'web-1 serves traffic' }, 'bob');
+    const exit = await p.waitForExit(60_000);
+    assert.notEqual(exit.code, 0);
+    assert.match(p.stderr(), /Forbidden.*web-1 serves traffic/);
+    assert.ok(apiserver.pods('default').includes('web-1'));
+  });
+
+  it('kubectl exec is refused with a clear message (exec channels are not proxied)', async () => {
+    const p = kubectl('exec', 'web-1', '--', 'ls');
+    const exit = await p.waitForExit(60_000);
+    assert.notEqual(exit.code, 0);
+    assert.match(
+      p.stderr(),
+      /Error from server \(Forbidden\): airlock: interactive channels .* are not proxied/,
+    );
+  });
+});
