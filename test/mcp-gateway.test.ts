@@ -364,6 +364,48 @@ describe('relay over Streamable HTTP', () => {
   });
 });
 
+describe('recordings', () => {
+  test('a session is recorded: calls, decisions and masked results', { timeout: TEST_TIMEOUT }, async () => {
+    const client = await gw.client('tools', 'agent');
+    const sessionId = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    await client.callTool({ name: 'echo', arguments: { text: 'recorded' } });
+    await client.callTool({ name: 'write_file', arguments: { path: '/etc/shadow', content: 'x' } });
+    await client.callTool({ name: 'lookup_customer', arguments: { id: 3 } });
+    await (client.transport as StreamableHTTPClientTransport).terminateSession();
+    await client.close();
+
+    const list = await eventually('the sealed recording', async () => {
+      const res = await gw.api<{ recordings: { id: string; session: string; status: string }[] }>(
+        'GET',
+        '/api/v1/recordings?connection=tools',
+        undefined,
+        'alice',
+      );
+      return res.body.recordings?.find((r) => r.session === sessionId && r.status === 'closed');
+    });
+    const content = await gw.api<string>('GET', `/api/v1/recordings/${list.id}/content`, undefined, 'alice');
+    assert.equal(content.status, 200);
+    const events = content.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(events[0]?.format, 'events-jsonl');
+    assert.ok(events.some((e) => e.type === 'call' && e.tool === 'echo'));
+    assert.ok(events.some((e) => e.type === 'decision' && e.verdict === 'forwarded'));
+    assert.ok(
+      events.some(
+        (e) =>
+          e.type === 'decision' &&
+          e.verdict === 'refused' &&
+          String(e.text).includes('configuration management'),
+      ),
+    );
+    assert.ok(content.text.includes('Customer 3'));
+    assert.ok(!content.text.includes('customer3@example.com'), 'results are recorded masked');
+    assert.equal(events.at(-1)?.type, 'end');
+  });
+});
+
 describe('relay over stdio', () => {
   test('Airlock launches the tool server with its secrets and judges its tools', {
     timeout: TEST_TIMEOUT,

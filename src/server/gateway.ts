@@ -196,6 +196,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       classifySql,
       request: (id) => approvals.get(id),
       postgres: () => listeners.postgres,
+      recorder: recordings,
       log: log.child({ protocol: 'mcp' }),
     });
     registerTokenRoutes(api, { policy: effective, tokens, apiTokens: identity.apiTokens, audit });

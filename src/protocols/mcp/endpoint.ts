@@ -16,6 +16,7 @@ import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import type { Recorder } from '../../core/recording/types.ts';
 import { FederatedSession } from './federation.ts';
 import { OWN_TOOLS_ROUTE, OwnToolsSession } from './own-tools.ts';
 import { RelaySession } from './session.ts';
@@ -34,6 +35,8 @@ export interface McpEndpointOptions {
   readonly progressIntervalMs?: number;
   /** Airlock's version, as the aggregated endpoint reports it in initialize. */
   readonly serverVersion?: string;
+  /** Where session recordings go (one per /mcp/CONNECTION session). */
+  readonly recorder?: Recorder | undefined;
   /** Looks up an approval request (for the own tools' request_status). */
   readonly request?: (id: number) => Promise<ApprovalRequest | undefined>;
   /** Where Airlock's PostgreSQL listener runs (for the own tools' query). */
@@ -194,7 +197,7 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
       const register = (s: McpSession) => sessions.set(s.id, s);
       const unregister = (s: McpSession) => sessions.delete(s.id);
       session = connection
-        ? new RelaySession({ ...common, connection }, register, unregister)
+        ? new RelaySession({ ...common, connection, recorder: opts.recorder }, register, unregister)
         : own
           ? new OwnToolsSession(
               {

@@ -33,8 +33,10 @@ import type { GatePort } from '../../core/gate-types.ts';
 import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import type { Recorder } from '../../core/recording/types.ts';
 import { failClosedText, judgeToolCall } from './judge.ts';
 import { maskResourceResult, maskToolResult } from './mask.ts';
+import { SessionRecording } from './record.ts';
 import { possibleKinds, type SqlClassifier, type ToolInfo, toolCallAction } from './tool-action.ts';
 import { openUpstream, type UpstreamTransport } from './upstream.ts';
 import { mayEverCall } from './visibility.ts';
@@ -56,6 +58,8 @@ export interface RelayContext {
   readonly source?: string | undefined;
   readonly log?: Logger | undefined;
   readonly classifySql?: SqlClassifier | undefined;
+  /** Where session recordings go; none are made without it. */
+  readonly recorder?: Recorder | undefined;
   /** How often a held call sends a progress notification. */
   readonly progressIntervalMs: number;
 }
@@ -87,6 +91,7 @@ export class RelaySession {
   readonly #tools = new Map<string, ToolInfo>();
   /** The policy's masking rules for this connection and caller; undefined when none apply. */
   readonly #masker: SessionMasker | undefined;
+  #recording: SessionRecording | undefined;
   #opened = false;
   #closed = false;
   readonly #onClosed: (session: RelaySession) => void;
@@ -132,6 +137,7 @@ export class RelaySession {
     if (isJSONRPCRequest(msg)) {
       const pending: Pending = { method: msg.method, progressToken: progressTokenOf(msg), forwarded: false };
       this.#pending.set(msg.id, pending);
+      if (msg.method !== 'tools/call') this.#recording?.request(msg.id, msg.method);
       if (msg.method === 'initialize') void this.#initialize(msg, pending);
       else if (msg.method === 'tools/call') void this.#toolsCall(msg, pending);
       else void this.#forward(msg, pending);
@@ -165,6 +171,13 @@ export class RelaySession {
         },
       });
       this.#opened = true;
+      if (this.ctx.recorder)
+        this.#recording = new SessionRecording(this.ctx.recorder, {
+          session: this.id,
+          connection: connection.name,
+          principal: principal.name,
+          source: this.ctx.source,
+        });
     } catch (err) {
       this.#setReady(false);
       this.#error(msg.id, MCP_ERRORS.gate, failClosedText(err));
@@ -253,6 +266,7 @@ export class RelaySession {
         classifySql: this.ctx.classifySql,
       },
     );
+    this.#recording?.call(msg.id, name, args);
     const hold = new AbortController();
     pending.hold = hold;
     const verdict = await judgeToolCall(action, {
@@ -266,6 +280,11 @@ export class RelaySession {
       closed: () => this.#closed,
     });
     delete pending.hold;
+    this.#recording?.decision(
+      msg.id,
+      verdict.forward ? 'forwarded' : 'refused',
+      verdict.forward ? undefined : verdict.text,
+    );
     if (verdict.forward) return this.#forward(msg, pending);
     if (!this.#closed) this.#toolError(msg.id, verdict.text);
   }
@@ -289,6 +308,9 @@ export class RelaySession {
           msg = { ...msg, result: maskResourceResult(this.#masker, msg.result) };
       }
       this.#pending.delete(id);
+      if (pending?.method === 'tools/call')
+        if (isJSONRPCResultResponse(msg)) this.#recording?.result(id, msg.result);
+        else this.#recording?.error(id, msg.error);
       this.#toClient(msg);
       return;
     }
@@ -378,6 +400,11 @@ export class RelaySession {
     }
     await this.downstream.close().catch(() => {});
     if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
+    await this.#recording
+      ?.close(reason)
+      .catch((err: Error) =>
+        this.ctx.log?.error({ session: this.id, err: err.message }, 'mcp session recording failed'),
+      );
     this.ctx.log?.info(
       { session: this.id, connection: this.ctx.connection.name, reason },
       'mcp session closed',

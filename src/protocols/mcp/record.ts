@@ -1,0 +1,56 @@
+/**
+ * The recording of one MCP session (events-jsonl): each tool call with its arguments, Airlock's
+ * decision, and the result as the caller received it (masked); other requests by method only.
+ * Secret-looking argument keys are dropped, as in the audit log.
+ */
+import { scrub } from '../../core/gate.ts';
+import { EventStreamWriter } from '../../core/recording/events.ts';
+import type { Recorder } from '../../core/recording/types.ts';
+
+/** A result larger than this is recorded by size only, so one call cannot flood the recording. */
+const MAX_RESULT_CHARS = 64 * 1024;
+
+export class SessionRecording {
+  readonly #writer: EventStreamWriter;
+
+  constructor(
+    recorder: Recorder,
+    header: { session: string; connection: string; principal: string; source?: string | undefined },
+  ) {
+    this.#writer = new EventStreamWriter(
+      recorder.open(header.session, header.connection, 'events-jsonl', {
+        protocol: 'mcp',
+        principal: header.principal,
+      }),
+      { protocol: 'mcp', ...header },
+    );
+  }
+
+  request(id: unknown, method: string): void {
+    this.#writer.event('request', { id, method });
+  }
+
+  call(id: unknown, tool: string, args: unknown): void {
+    this.#writer.event('call', { id, tool, arguments: scrub(args) });
+  }
+
+  decision(id: unknown, verdict: 'forwarded' | 'refused', text?: string): void {
+    this.#writer.event('decision', { id, verdict, ...(text === undefined ? {} : { text }) });
+  }
+
+  result(id: unknown, result: unknown): void {
+    const json = JSON.stringify(result) ?? 'null';
+    if (json.length > MAX_RESULT_CHARS)
+      this.#writer.event('result', { id, omitted: `${json.length} characters` });
+    else this.#writer.event('result', { id, result });
+  }
+
+  error(id: unknown, error: unknown): void {
+    this.#writer.event('error', { id, error });
+  }
+
+  close(reason: string): Promise<unknown> {
+    this.#writer.event('end', { reason });
+    return this.#writer.close();
+  }
+}
