@@ -549,6 +549,12 @@ export class SqliteStore implements Store, RawAuditReader {
     return rows.map(recordingFromRow);
   }
 
+  /** Retention (core/audit/retention.ts): drops records below `seq` after the cut was recorded. */
+  async deleteAuditBefore(seq: number): Promise<number> {
+    const r = await this.db.deleteFrom('audit').where('seq', '<', seq).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
   private async withVotes(rows: Selectable<RequestsTable>[]): Promise<ApprovalRequest[]> {
     if (rows.length === 0) return [];
     const ids = rows.map((r) => Number(r.id));

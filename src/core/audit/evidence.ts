@@ -18,6 +18,7 @@ import {
   type SignedCheckpoint,
 } from './checkpoint.ts';
 import { AuditLog } from './log.ts';
+import { canPrune, pruneAudit } from './retention.ts';
 import { type AnchorSettings, type AuditSettings, DEFAULT_AUDIT_SETTINGS } from './settings.ts';
 import { FileSink, HttpSink, SinkRunner, type SinkTransport, SyslogSink } from './sinks.ts';
 
@@ -194,6 +195,26 @@ export async function openEvidence(opts: {
     });
   });
   for (const s of sinks) s.start();
+  // Retention runs in the gateway, which owns the log's head: a cut is itself a record.
+  let retentionTimer: NodeJS.Timeout | undefined;
+  const retentionMs = settings.retentionMs;
+  if (retentionMs !== undefined) {
+    if (!canPrune(store))
+      log?.warn({}, 'audit.retention is set, but this store cannot delete audit records; keeping all');
+    else {
+      const prune = () =>
+        pruneAudit(store, audit, Date.now() - retentionMs).then(
+          (r) => {
+            if (r.deleted > 0)
+              log?.info({ keptFrom: r.keptFrom, deleted: r.deleted }, 'audit retention: old records deleted');
+          },
+          (err) => log?.warn({ err }, 'audit retention failed; it is tried again in an hour'),
+        );
+      void prune();
+      retentionTimer = setInterval(prune, 3_600_000);
+      retentionTimer.unref();
+    }
+  }
   return {
     audit,
     recordings,
@@ -202,6 +223,7 @@ export async function openEvidence(opts: {
     sinks,
     anchoredCheckpoints: () => readFileAnchors(anchorSettings).checkpoints,
     async close() {
+      if (retentionTimer) clearInterval(retentionTimer);
       await recordings.close();
       await audit.close();
       await Promise.allSettled(sinks.map((s) => s.stop()));

@@ -127,6 +127,7 @@ export async function verifyExport(
   let expectedSeq: number | undefined;
   let prevHash: string | undefined;
   let sealed = false;
+  let firstSeq = 1;
   let headerSeen = false;
   const fail = (seq: number, problem: Failure['problem'], message: string): VerifyResult => ({
     ok: false,
@@ -219,6 +220,7 @@ export async function verifyExport(
       return fail(expectedSeq ?? 0, 'malformed', `line ${lineNo} is not an audit record`);
     const seq = r.seq as number;
     if (expectedSeq === undefined) {
+      firstSeq = seq;
       expectedSeq = seq;
       prevHash = r.prevHash;
     }
@@ -290,6 +292,7 @@ export async function verifyExport(
     count,
     headHash: prevHash ?? '',
     headSeq: lastSeq,
+    firstSeq,
     checkpoints: { ...summary, signedThrough: count > 0 ? lastSeq : summary.signedThrough },
   };
 }

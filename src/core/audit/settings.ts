@@ -14,6 +14,7 @@
  *     - { type: file, path: /var/log/airlock/audit.jsonl, rotate: 100MB, keep: 10 }
  *     - { type: http, url: https://siem.example.com/airlock, secret: "${env:SIEM_SECRET}" }
  *     - { type: syslog, address: siem.example.com:6514, tls: true }
+ *   retention: 400d                                      # cut at a checkpoint (retention.ts)
  * ```
  *
  * Without `signing_key`, a key is generated once into the data directory (next to the SQLite
@@ -87,6 +88,8 @@ export const auditSchema = z.strictObject({
   /** Directory for session recordings; default `<data dir>/recordings`. */
   recordings: z.string().min(1).optional(),
   sinks: z.array(sinkSchema).default([]),
+  /** Delete records older than this (cut at a checkpoint; the log stays verifiable). Default: keep all. */
+  retention: duration.optional(),
 });
 export type AuditConfig = z.output<typeof auditSchema>;
 
@@ -117,6 +120,8 @@ export interface AuditSettings {
   /** Absolute. */
   readonly recordingsDir: string | undefined;
   readonly sinks: readonly SinkSettings[];
+  /** Milliseconds; undefined: keep everything. */
+  readonly retentionMs: number | undefined;
 }
 
 export const DEFAULT_AUDIT_SETTINGS: AuditSettings = {
@@ -126,6 +131,7 @@ export const DEFAULT_AUDIT_SETTINGS: AuditSettings = {
   anchors: undefined,
   recordingsDir: undefined,
   sinks: [],
+  retentionMs: undefined,
 };
 
 export function resolveAudit(c: AuditConfig | undefined, baseDir: string): AuditSettings {
@@ -140,6 +146,7 @@ export function resolveAudit(c: AuditConfig | undefined, baseDir: string): Audit
         : { type: 'webhook', url: a.url, secret: Secret.parse(a.secret, baseDir) },
     ),
     recordingsDir: c.recordings === undefined ? undefined : resolve(baseDir, c.recordings),
+    retentionMs: c.retention,
     sinks: c.sinks.map((k, i): SinkSettings => {
       const name = k.name ?? `${k.type}-${i + 1}`;
       if (k.type === 'file')

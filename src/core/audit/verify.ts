@@ -26,6 +26,7 @@ import {
   type CheckpointProblem,
   type CheckpointSummary,
 } from './checkpoint-check.ts';
+import { RETENTION_TYPE } from './retention.ts';
 
 export type Problem =
   | 'edited'
@@ -46,6 +47,8 @@ export type VerifyResult =
       readonly headHash: string;
       /** Seq of the newest record (equals count for a log that starts at 1). */
       readonly headSeq: number;
+      /** Seq of the oldest record: above 1 when older records were removed by retention. */
+      readonly firstSeq: number;
       readonly checkpoints: CheckpointSummary;
     }
   | {
@@ -136,6 +139,14 @@ export async function verifyChain(store: Store, opts: VerifyOptions = {}): Promi
   let prevHash = GENESIS;
   let count = 0;
   const checker = new CheckpointChecker(opts);
+  // A log cut by retention starts later; an audit.retention record further on must explain it.
+  const first = (await read(store, 1, 1))[0];
+  const firstSeq = first && first.seq > 1 ? first.seq : 1;
+  if (first && first.seq > 1) {
+    expectedSeq = first.seq;
+    prevHash = first.prevHash;
+  }
+  let retentionRecord = 0;
 
   const fail = (seq: number, problem: Problem, message: string): VerifyResult => ({
     ok: false,
@@ -212,6 +223,14 @@ export async function verifyChain(store: Store, opts: VerifyOptions = {}): Promi
             : `record ${seq} does not link to record ${seq - 1}: record ${seq - 1} was rewritten or records between them were deleted`,
         );
       }
+      if (firstSeq > 1 && record.type === RETENTION_TYPE && retentionRecord === 0) {
+        try {
+          const d = JSON.parse(record.dataJson) as { keptFrom?: unknown; prevHash?: unknown };
+          if (d.keptFrom === firstSeq && d.prevHash === first!.prevHash) retentionRecord = seq;
+        } catch {
+          // not one Airlock wrote; it explains nothing
+        }
+      }
       const bad = checker.observe(seq, record.type, record.dataJson, record.hash);
       if (bad) return fail(bad.seq, bad.problem, bad.message);
       prevHash = record.hash;
@@ -222,5 +241,23 @@ export async function verifyChain(store: Store, opts: VerifyOptions = {}): Promi
   }
   const truncated = checker.finish(expectedSeq - 1);
   if (truncated) return fail(truncated.seq, truncated.problem, truncated.message);
-  return { ok: true, count, headHash: prevHash, headSeq: expectedSeq - 1, checkpoints: checker.summary() };
+  const summary = checker.summary();
+  if (firstSeq > 1) {
+    // Nothing before record 1 was verified: the problem is at the very start.
+    count = 0;
+    const range = firstSeq === 2 ? 'record 1 was' : `records 1 to ${firstSeq - 1} were`;
+    if (retentionRecord === 0)
+      return fail(
+        1,
+        'deleted',
+        `${range} deleted: the log starts at record ${firstSeq} and no audit.retention record explains it`,
+      );
+    if (summary.signaturesChecked && retentionRecord > summary.signedThrough)
+      return fail(
+        1,
+        'deleted',
+        `${range} deleted: the audit.retention record ${retentionRecord} that would explain it is not vouched for by a signed checkpoint`,
+      );
+  }
+  return { ok: true, count, headHash: prevHash, headSeq: expectedSeq - 1, firstSeq, checkpoints: summary };
 }

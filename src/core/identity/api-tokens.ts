@@ -38,6 +38,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
 
 export class ApiTokens {
   readonly #store: Store;
+  /** Principals this class vouched for, and the token behind each (see create()). */
+  readonly #issued = new WeakMap<Principal, ApiTokenRecord>();
   readonly #admins: ReadonlySet<string>;
   readonly #now: () => number;
 
@@ -83,18 +85,36 @@ export class ApiTokens {
     if (input.ttlMs !== undefined && (!Number.isSafeInteger(input.ttlMs) || input.ttlMs <= 0))
       throw new AirlockError('AIRLOCK_E_BAD_REQUEST', 'the token lifetime must be a positive duration');
     const now = this.#now();
+    // A token made with a token never outlives or widens it: otherwise an expiring or
+    // connection-scoped token could mint itself an unlimited successor.
+    const parent = this.#issued.get(creator);
+    let expiresAt = input.ttlMs === undefined ? undefined : now + input.ttlMs;
+    let connections =
+      input.connections && input.connections.length > 0 ? [...new Set(input.connections)] : undefined;
+    if (parent && !admin) {
+      if (parent.expiresAt !== undefined)
+        expiresAt = Math.min(expiresAt ?? parent.expiresAt, parent.expiresAt);
+      if (parent.connections !== undefined) {
+        const allowed = parent.connections;
+        const outside = (connections ?? []).filter((c) => !allowed.includes(c));
+        if (outside.length > 0)
+          throw new AirlockError('AIRLOCK_E_FORBIDDEN', `this token is not valid for ${outside.join(', ')}`, {
+            hint: `a token made with it is limited to ${allowed.join(', ')}`,
+          });
+        connections ??= [...allowed];
+      }
+    }
     const token = generateToken();
     const record: ApiTokenRecord = {
       id: `tok_${randomBytes(9).toString('base64url')}`,
       name,
       kind,
       groups,
-      connections:
-        input.connections && input.connections.length > 0 ? [...new Set(input.connections)] : undefined,
+      connections,
       description: input.description?.trim() || undefined,
       createdBy: creator.name,
       createdAt: now,
-      expiresAt: input.ttlMs === undefined ? undefined : now + input.ttlMs,
+      expiresAt,
       hash: hashToken(token),
     };
     await this.#store.createApiToken(record);
@@ -147,6 +167,8 @@ export class ApiTokens {
         `the API token ${t.id} (${t.name}) is not valid for connection "${ctx.connection}"`,
         { hint: `it is scoped to ${t.connections.join(', ')}` },
       );
-    return { name: t.name, kind: t.kind, groups: t.groups };
+    const principal: Principal = { name: t.name, kind: t.kind, groups: t.groups };
+    this.#issued.set(principal, t);
+    return principal;
   }
 }

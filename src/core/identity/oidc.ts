@@ -118,14 +118,14 @@ export class OidcVerifier {
       throw invalid(
         iss === undefined
           ? 'the JWT names no issuer (iss)'
-          : `the JWT issuer ${iss} is not trusted by this gateway`,
+          : `the JWT issuer ${printable(iss)} is not trusted by this gateway`,
         `trusted issuers: ${[...this.#issuers.keys()].join(', ') || '(none configured)'}`,
       );
     const { config } = state;
     // Checked before any key is fetched: `none` and HMAC never reach the key lookup.
     if (alg === undefined || !config.algorithms.includes(alg))
       throw invalid(
-        `the JWT from ${config.issuer} is signed with ${alg ?? 'no algorithm'}, which is not allowed`,
+        `the JWT from ${config.issuer} is signed with ${alg === undefined ? 'no algorithm' : printable(alg)}, which is not allowed`,
         `allowed: ${config.algorithms.join(', ')}`,
       );
     const audiences = config.clientId ? [...config.audiences, config.clientId] : [...config.audiences];
@@ -163,6 +163,12 @@ export class OidcVerifier {
     }
     return state.keys;
   }
+}
+
+/** Caller-chosen text shown in an error: one line, bounded. */
+function printable(text: unknown): string {
+  const s = String(text).replace(/[^\x20-\x7e]/g, '?');
+  return s.length > 120 ? `${s.slice(0, 119)}…` : s;
 }
 
 function invalid(message: string, hint: string): AirlockError {
