@@ -475,3 +475,85 @@ describe('LOAD DATA LOCAL INFILE with local_infile: true', { skip, timeout: 5 * 
     );
   });
 });
+
+describe('masking of result rows', { skip, timeout: 5 * 60_000 }, () => {
+  let gw3: MysqlTestGateway;
+  before(async () => {
+    if (skip) return;
+    gw3 = await startMysqlTestGateway(target, {
+      extra: `masking:
+  - connections: [${MYSQL_CONNECTION}]
+    columns: ["customers.card_number", "orders.total"]
+    detectors: [email]
+    strategy: redact
+    exempt: { groups: [dba] }
+`,
+    });
+  });
+  after(async () => {
+    await gw3?.close();
+  });
+
+  const connectAs = (who: MysqlPrincipal) =>
+    mysql.createConnection({
+      host: '127.0.0.1',
+      port: gw3.mysql.port,
+      user: who,
+      password: gw3.tokens[who],
+      database: MYSQL_CONNECTION,
+    });
+
+  test('text protocol: column rules and detectors, aliases do not escape; exempt groups see values', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const c = await connectAs('agent');
+    try {
+      const [rows] = await c.query('SELECT id, name, email, card_number AS cn FROM customers WHERE id = 4');
+      const r = (rows as Record<string, unknown>[])[0]!;
+      assert.equal(r.name, 'Customer 4');
+      assert.doesNotMatch(String(r.email), /customer4@example\.com/);
+      assert.doesNotMatch(String(r.cn), /4111/);
+      // A masked number column cannot carry text: it comes back NULL.
+      const [orders] = await c.query('SELECT id, total FROM orders WHERE id = 2');
+      assert.deepEqual(orders, [{ id: 2, total: null }]);
+    } finally {
+      await c.end();
+    }
+    const a = await connectAs('alice');
+    try {
+      const [rows] = await a.query('SELECT email, card_number FROM customers WHERE id = 4');
+      assert.deepEqual(rows, [{ email: 'customer4@example.com', card_number: '4111 1111 1111 0004' }]);
+    } finally {
+      await a.end();
+    }
+  });
+
+  test('binary protocol (prepared statements) is masked the same way', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const c = await connectAs('agent');
+    try {
+      const [rows] = await c.execute(
+        'SELECT id, email, card_number, total FROM customers JOIN orders USING (id) WHERE id = ?',
+        [5],
+      );
+      const r = (rows as Record<string, unknown>[])[0]!;
+      assert.equal(r.id, 5);
+      assert.doesNotMatch(String(r.email), /customer5@example\.com/);
+      assert.doesNotMatch(String(r.card_number), /4111/);
+      assert.equal(r.total, null);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('the mariadb client shows masked values', { timeout: TEST_TIMEOUT }, async () => {
+    const p = cli('SELECT email FROM customers WHERE id = 6', {
+      port: gw3.mysql.port,
+      token: gw3.tokens.agent,
+    });
+    assert.equal((await p.waitForExit(60_000)).code, 0, p.output());
+    assert.doesNotMatch(p.stdout(), /customer6@example\.com/);
+    assert.match(p.stdout(), /^email\n.+\n$/);
+  });
+});

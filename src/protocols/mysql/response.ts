@@ -38,13 +38,26 @@ export type TrackEvent =
     }
   | { readonly type: 'local-infile'; readonly seq: number; readonly file: string };
 
-type Phase = 'first' | 'columns' | 'columns-eof' | 'rows' | 'packets' | 'infile' | 'done';
+export type Phase = 'first' | 'columns' | 'columns-eof' | 'rows' | 'packets' | 'infile' | 'done';
 
 export class ResponseTracker {
   #expect: Expect = 'ok';
   #phase: Phase = 'done';
   #remaining = 0;
   #binary = false;
+
+  /** Where in the response the next frame falls (the session reads column definitions and rows). */
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  get expect(): Expect {
+    return this.#expect;
+  }
+
+  get binary(): boolean {
+    return this.#binary;
+  }
 
   get active(): boolean {
     return this.#phase !== 'done';

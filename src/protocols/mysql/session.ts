@@ -24,6 +24,7 @@ import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
+import { maskerFor } from '../../core/masking/masker.ts';
 import type { MysqlConnection } from '../../core/policy/connections/mysql.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { type RsaKeys, rsaDecryptPassword } from './auth.ts';
@@ -39,6 +40,7 @@ import {
   Status,
   UTF8MB4_GENERAL_CI,
 } from './constants.ts';
+import { RowMasker } from './masking.ts';
 import {
   authMoreData,
   authSwitchRequest,
@@ -49,9 +51,17 @@ import {
   okPacket,
   parseHandshakeResponse,
 } from './messages.ts';
-import { Cursor, FrameReader, MysqlProtocolError, type Packet, PacketReader, packet } from './packets.ts';
+import {
+  Cursor,
+  type Frame,
+  FrameReader,
+  MysqlProtocolError,
+  type Packet,
+  PacketReader,
+  packet,
+} from './packets.ts';
 import { displayValue, parseExecute } from './params.ts';
-import { type Expect, ResponseTracker } from './response.ts';
+import { type Expect, type Phase, ResponseTracker } from './response.ts';
 import { connectUpstream, type UpstreamSession } from './upstream.ts';
 
 export interface Logger {
@@ -150,6 +160,8 @@ export class MysqlSession {
   readonly #classified = new Map<string, ClassifiedSql>();
   #pausedClient = false;
   #releaseSlot: (() => void) | undefined;
+  /** Masks result rows when the policy's masking rules apply to this session. */
+  #rows: RowMasker | undefined;
 
   constructor(socket: Socket, ctx: SessionContext, onClosed: () => void) {
     this.#ctx = ctx;
@@ -413,6 +425,8 @@ export class MysqlSession {
     }
     this.#principal = principal;
     this.#connection = connection;
+    const masker = maskerFor(policy.masking, connection.name, principal);
+    if (masker) this.#rows = new RowMasker(masker);
     const up = connection.upstream;
     let capabilities = hello.capabilities & PASSED_CAPABILITIES;
     if (!connection.localInfile) capabilities &= ~Cap.LOCAL_FILES;
@@ -877,7 +891,16 @@ export class MysqlSession {
           out.push(f.raw);
           continue;
         }
+        const phase = this.#tracker.phase;
         const ev = this.#tracker.frame(f);
+        if (this.#rows && !this.#swallow) {
+          const masked = this.#maskFrame(f, phase, ev?.type === 'done');
+          if (masked) {
+            out.push(masked);
+            if (ev?.type === 'done') this.#finishResponse(ev.error, out);
+            continue;
+          }
+        }
         if (ev?.type === 'local-infile') {
           if (this.#infileAllowed && !this.#swallow) {
             out.push(f.raw);
@@ -906,17 +929,7 @@ export class MysqlSession {
           });
         }
         if (!this.#swallow) out.push(f.raw);
-        if (ev?.type === 'done') {
-          this.#lastError = ev.error || this.#swallow !== undefined;
-          if (this.#swallow) {
-            out.push(packet(this.#swallow, this.#swallowSeq));
-            this.#swallow = undefined;
-          }
-          const done = this.#responseDone;
-          this.#responseDone = undefined;
-          // Resolve after writing what we have.
-          if (done) queueMicrotask(done);
-        }
+        if (ev?.type === 'done') this.#finishResponse(ev.error, out);
       }
     } catch (err) {
       if (out.length > 0) this.#write(out);
@@ -927,6 +940,45 @@ export class MysqlSession {
   };
 
   #swallowSeq = 0;
+
+  #finishResponse(error: boolean, out: Buffer[]): void {
+    this.#lastError = error || this.#swallow !== undefined;
+    if (this.#swallow) {
+      out.push(packet(this.#swallow, this.#swallowSeq));
+      this.#swallow = undefined;
+    }
+    const done = this.#responseDone;
+    this.#responseDone = undefined;
+    // Resolved after what we have is written.
+    if (done) queueMicrotask(done);
+  }
+
+  /** With masking on: the frame rewritten, or undefined to forward it as it is. */
+  #maskFrame(f: Frame, phase: Phase, ended: boolean): Buffer | undefined {
+    const rows = this.#rows!;
+    const expect = this.#tracker.expect;
+    if (expect !== 'result' && expect !== 'rows') return undefined;
+    if (f.continued) return undefined;
+    if (phase === 'first' && this.#tracker.phase === 'columns') {
+      rows.reset();
+      return undefined;
+    }
+    if (phase === 'columns') {
+      rows.column(f.payload);
+      return undefined;
+    }
+    if (phase !== 'rows' || ended) return undefined;
+    const head = f.payload[0];
+    if (head === 0xff || (head === 0xfe && f.payload.length < 9)) return undefined;
+    if (f.more)
+      throw new MysqlProtocolError(
+        'a result row of 16 MB or more cannot be masked, so the session was ended',
+        1105,
+        'HY000',
+      );
+    const masked = rows.row(f.payload, this.#tracker.binary);
+    return masked ? packet(masked, f.seq) : undefined;
+  }
   /** The last response ended in an ERR packet. */
   #lastError = false;
 
