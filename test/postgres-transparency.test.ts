@@ -260,6 +260,56 @@ test("pg's prepared-statement cache and pipelined queries", { timeout: TIMEOUT }
   }
 });
 
+test('pipelined extended-protocol messages get byte-identical answers', { timeout: TIMEOUT }, async () => {
+  const direct = await WireClient.connect({
+    host: upstream.host,
+    port: upstream.port,
+    database: 'app',
+    user: upstream.app.user,
+    token: upstream.app.password,
+  });
+  const through = await WireClient.connect(gw.target('bench'));
+  try {
+    const pipeline = [
+      serialize.parse({
+        name: 's1',
+        text: 'SELECT $1::int + 1 AS n, $2::text AS t, now() IS NOT NULL AS ok',
+        types: [],
+      }),
+      serialize.describe({ type: 'S', name: 's1' }),
+      serialize.bind({ portal: 'p1', statement: 's1', values: ['41', 'x'], binary: true }),
+      serialize.describe({ type: 'P', name: 'p1' }),
+      serialize.execute({ portal: 'p1' }),
+      serialize.bind({ statement: 's1', values: ['1', null] }),
+      serialize.execute({}),
+      serialize.parse({ text: 'SELECT i, md5(i::text) FROM generate_series(1, 5) AS i', types: [] }),
+      serialize.bind({}),
+      serialize.execute({ rows: 2 }),
+      serialize.execute({ rows: 0 }),
+      serialize.close({ type: 'S', name: 's1' }),
+      serialize.sync(),
+      serialize.parse({ text: 'SELECT 1/0', types: [] }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.parse({ text: 'SELECT 2', types: [] }),
+      serialize.sync(),
+      serialize.query("SELECT 'simple' AS s; SELECT 3"),
+    ];
+    const answers = async (w: WireClient) => {
+      w.write(...pipeline);
+      const frames = [...(await w.until('Z')), ...(await w.until('Z')), ...(await w.until('Z'))];
+      return Buffer.concat(frames.map((f) => f.raw));
+    };
+    const a = await answers(direct);
+    const b = await answers(through);
+    assert.ok(a.includes(Buffer.from('division by zero')));
+    assert.equal(b.toString('hex'), a.toString('hex'));
+  } finally {
+    direct.end();
+    through.end();
+  }
+});
+
 test('TLS from callers: psql with sslmode=verify-full', { timeout: TIMEOUT }, async () => {
   const p = startProcess(
     findTool('psql')!,

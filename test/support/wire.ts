@@ -6,6 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import { serialize } from 'pg-protocol';
 import { type Frame, MessageReader } from '../../src/protocols/postgres/codec.ts';
+import { SCRAM_SHA_256, ScramClient } from '../../src/protocols/postgres/scram.ts';
 import type { PsqlTarget } from './psql.ts';
 
 export class WireClient {
@@ -37,8 +38,21 @@ export class WireClient {
     });
     const c = new WireClient(socket);
     socket.write(serialize.startup({ user: t.user ?? 'agent', database: t.database }));
-    await c.until('R');
-    socket.write(serialize.password(t.token));
+    // Cleartext (the gateway asks for the token) or SCRAM-SHA-256 (PostgreSQL itself).
+    let scram: ScramClient | undefined;
+    for (;;) {
+      const auth = (await c.until('R')).at(-1)!;
+      const code = auth.raw.readInt32BE(5);
+      if (code === 0) break;
+      if (code === 3) socket.write(serialize.password(t.token));
+      else if (code === 10) {
+        scram = new ScramClient(t.token);
+        socket.write(serialize.sendSASLInitialResponseMessage(SCRAM_SHA_256, scram.clientFirst()));
+      } else if (code === 11)
+        socket.write(serialize.sendSCRAMClientFinalMessage(scram!.clientFinal(auth.raw.toString('utf8', 9))));
+      else if (code === 12) scram!.verifyServerFinal(auth.raw.toString('utf8', 9));
+      else throw new Error(`authentication method ${code} is not supported here`);
+    }
     await c.until('Z');
     return c;
   }
