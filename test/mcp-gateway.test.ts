@@ -222,6 +222,31 @@ describe('relay over Streamable HTTP', () => {
     assert.ok(upstream.effects.writes.some((w) => w.path === '/tmp/scratch.txt'));
   });
 
+  test('a tools/call sent as a notification never reaches the tool server', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const sessionId = (agent.transport as StreamableHTTPClientTransport).sessionId!;
+    const res = await post(
+      '/mcp/tools',
+      {
+        jsonrpc: '2.0',
+        method: 'tools/call',
+        params: { name: 'write_file', arguments: { path: '/srv/sneaky', content: 'x' } },
+      },
+      {
+        authorization: `Bearer ${gw.tokens.agent}`,
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': '2025-06-18',
+      },
+    );
+    assert.equal(res.status, 202);
+    // A round trip after it: had it been forwarded, the server would have run it by now.
+    await agent.callTool({ name: 'echo', arguments: { text: 'after' } });
+    assert.ok(!upstream.effects.writes.some((w) => w.path === '/srv/sneaky'));
+    assert.ok(upstream.notifications.includes('notifications/initialized'), 'real notifications pass');
+    assert.ok(!upstream.notifications.includes('tools/call'), 'Airlock dropped it');
+  });
+
   test('a tool denied to agents returns the reason as a tool error', { timeout: TEST_TIMEOUT }, async () => {
     const result = await agent.callTool({ name: 'drop_everything', arguments: { confirm: true } });
     assert.equal((result as ToolResult).isError, true);

@@ -13,6 +13,8 @@ export interface HttpToolServer {
   /** The credential Airlock must present (`Authorization: Bearer`). */
   readonly token: string;
   readonly effects: ToolEffects;
+  /** Every JSON-RPC notification the server received, by method (what Airlock let through). */
+  readonly notifications: string[];
   /** Requests refused for a missing or wrong credential. */
   readonly refused: number;
   close(): Promise<void>;
@@ -39,6 +41,7 @@ export async function startHttpToolServer(): Promise<HttpToolServer> {
   const effects: ToolEffects = { writes: [], statements: [] };
   const transports = new Map<string, StreamableHTTPServerTransport>();
   let refused = 0;
+  const notifications: string[] = [];
 
   const server: Server = createServer(async (req, res) => {
     if (req.headers.authorization !== `Bearer ${token}`) {
@@ -48,6 +51,8 @@ export async function startHttpToolServer(): Promise<HttpToolServer> {
     }
     try {
       const body = req.method === 'POST' ? await readBody(req) : undefined;
+      for (const m of Array.isArray(body) ? body : [body])
+        if (m && typeof m === 'object' && 'method' in m && !('id' in m)) notifications.push(String(m.method));
       const sid = req.headers['mcp-session-id'];
       let transport = typeof sid === 'string' ? transports.get(sid) : undefined;
       if (!transport) {
@@ -78,6 +83,7 @@ export async function startHttpToolServer(): Promise<HttpToolServer> {
     url: `http://127.0.0.1:${port}/mcp`,
     token,
     effects,
+    notifications,
     get refused() {
       return refused;
     },

@@ -162,8 +162,8 @@ export class FederatedSession {
         else if (pending?.link) this.#send(pending.link, msg);
       }
       // notifications/initialized was sent to each tool server by Airlock already; the others
-      // (roots changed) concern every server.
-      else if (msg.method !== 'notifications/initialized')
+      // (roots changed) concern every server. Outside notifications/ nothing passes unjudged.
+      else if (msg.method !== 'notifications/initialized' && msg.method.startsWith('notifications/'))
         for (const link of this.#links.values()) if (link.ok) this.#send(link, msg);
       return;
     }

@@ -152,6 +152,15 @@ export class RelaySession {
         return;
       }
     }
+    // A "notification" named like a request (tools/call without an id) would reach the tool
+    // server unjudged; only the notifications/ namespace passes.
+    if (isJSONRPCNotification(msg) && !msg.method.startsWith('notifications/')) {
+      this.ctx.log?.warn(
+        { session: this.id, method: msg.method },
+        'mcp notification outside notifications/ dropped',
+      );
+      return;
+    }
     // Notifications, and the caller's answers to the tool server's own requests.
     void this.#forward(msg);
   }
