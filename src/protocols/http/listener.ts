@@ -9,6 +9,7 @@ import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { ProxyAdapter } from './adapter.ts';
+import { gitAdapter } from './git/adapter.ts';
 import { httpAdapter } from './http-connection.ts';
 import { kubernetesAdapter } from './kubernetes/adapter.ts';
 import { HttpProxy, type Logger } from './proxy.ts';
@@ -39,7 +40,11 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
     policy: o.policy,
     gate: o.gate,
     tokens: o.tokens,
-    adapters: [httpAdapter as ProxyAdapter<never>, kubernetesAdapter as ProxyAdapter<never>],
+    adapters: [
+      httpAdapter as ProxyAdapter<never>,
+      kubernetesAdapter as ProxyAdapter<never>,
+      gitAdapter as ProxyAdapter<never>,
+    ],
     log: o.log,
   });
   const sockets = new Set<Socket>();
