@@ -64,6 +64,8 @@ audit:
   checkpoint_every: 1000
   anchors:
     - { type: file, path: ./anchors/checkpoints.jsonl }
+  sinks:
+    - { type: file, name: siem, path: ./siem/audit.jsonl, rotate: 4MB, keep: 20 }
 `,
   );
   return file;
@@ -348,6 +350,24 @@ describe('audit evidence through the CLI', () => {
       assert.equal(shown.verification.ok, true);
       const anon = await fetch(`${gw.api.url}/api/v1/audit/export`);
       assert.equal(anon.status, 401);
+
+      // The file sink has followed the log from its saved place; its lag reaches zero.
+      let sinks: { head: number; sinks: { name: string; lag: number; failing: boolean }[] } | undefined;
+      for (let i = 0; i < 600; i++) {
+        sinks = (await (
+          await fetch(`${gw.api.url}/api/v1/audit/sinks`, { headers: { authorization: `Bearer ${TOKEN}` } })
+        ).json()) as typeof sinks;
+        if (sinks!.sinks[0]!.lag === 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(sinks!.sinks[0]!.lag, 0, JSON.stringify(sinks));
+      assert.equal(sinks!.sinks[0]!.failing, false);
+      const { readdirSync } = await import('node:fs');
+      const seqs = new Set<number>();
+      for (const f of readdirSync(join(dir, 'siem')))
+        for (const l of readFileSync(join(dir, 'siem', f), 'utf8').split('\n'))
+          if (l) seqs.add((JSON.parse(l) as { seq: number }).seq);
+      assert.equal(seqs.size, sinks!.head);
     } finally {
       await gw.close();
     }
