@@ -579,7 +579,10 @@ export class PgSession {
       lookup: (oids) => (catalog ? catalog.tables(oids) : Promise.resolve()),
       write: (out) => this.#writeOut(out),
       pauseUpstream: () => this.#upstream?.pause(),
-      resumeUpstream: () => this.#upstream?.resume(),
+      // Unless the caller is itself behind: its drain resumes the target then.
+      resumeUpstream: () => {
+        if (!this.#client.writableNeedDrain) this.#upstream?.resume();
+      },
       fail: (message) => {
         this.#ctx.log?.error({ session: this.id, err: message }, 'postgres masking failed');
         this.#fatal('XX000', message, 'the result was not sent; tell an Airlock admin if this persists');
