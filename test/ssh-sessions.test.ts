@@ -282,3 +282,30 @@ describe('window changes', () => {
   // Signals are passed on too (channel `signal` requests), but the private sshd refuses them
   // itself ("session signalling requires privilege separation"), so no test here observes them.
 });
+
+describe('limits', () => {
+  test('one connection gets at most 10 session channels at a time', { timeout: TEST_TIMEOUT }, async () => {
+    const c = await callerClient('agent');
+    try {
+      const open = () =>
+        new Promise<ssh2.ClientChannel | Error>((resolve) =>
+          c.exec('sleep 3', (err, s) => {
+            s?.resume(); // no output expected; a paused stream never ends
+            resolve(err ?? s);
+          }),
+        );
+      const results = await Promise.all(Array.from({ length: 11 }, open));
+      const refused = results.filter((r) => r instanceof Error);
+      assert.equal(refused.length, 1, 'the eleventh channel is refused');
+      await Promise.all(
+        results
+          .filter((r): r is ssh2.ClientChannel => !(r instanceof Error))
+          .map((s) => new Promise((r) => s.once('close', r))),
+      );
+      const again = await open();
+      assert.ok(!(again instanceof Error), 'closed channels free their slots');
+    } finally {
+      c.end();
+    }
+  });
+});

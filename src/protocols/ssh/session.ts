@@ -68,6 +68,8 @@ export interface SshSessionContext {
 
 /** How callers can log in: a registered public key, or the token as password. */
 const METHODS: AuthContext['method'][] = ['publickey', 'password', 'keyboard-interactive'];
+/** Session channels one caller connection may have open at once (OpenSSH's MaxSessions is 10). */
+const MAX_CHANNELS = 10;
 /** Wrong tokens before the connection is dropped (OpenSSH's MaxAuthTries is 6). */
 const MAX_AUTH_FAILURES = 3;
 /** Exit status for a command Airlock refused, as the issue of record asks: 1. */
@@ -89,6 +91,8 @@ export class SshCallerSession {
   #unknownConnection: string | undefined;
   #user = '';
   #failures = 0;
+  /** Session channels open on this connection. */
+  #channels = 0;
   #authenticated = false;
   /** Fingerprint of a key offered and refused, audited if the caller never gets in. */
   #rejectedKey: string | undefined;
@@ -208,7 +212,17 @@ export class SshCallerSession {
 
   #ready(): void {
     const client = this.#client;
-    client.on('session', (accept) => this.#session(accept()));
+    client.on('session', (accept, reject) => {
+      // Each channel can hold a request for reviewers; a caller does not get to flood them.
+      if (this.#channels >= MAX_CHANNELS) {
+        reject();
+        return;
+      }
+      this.#channels++;
+      const session = accept();
+      session.once('close', () => this.#channels--);
+      this.#session(session);
+    });
     client.on('tcpip', (accept, reject, info) => void this.#directTcpip(accept, reject, info));
     client.on('request', (_accept, reject, name, info) => {
       // Remote forwarding would open a port on the host for anyone who can reach it.
