@@ -41,6 +41,12 @@ rules:
     kinds: [write]
     effect: review
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+  - name: eve does not read the readme
+    connections: [tools]
+    principals: [eve]
+    resources: ["file:///readme*"]
+    effect: deny
+    reason: the readme is not for support staff
   - name: the environment check is free
     connections: [local]
     tools: [env_has]
@@ -386,6 +392,32 @@ describe('relay over Streamable HTTP', () => {
     assert.ok(mcp.some((r) => r.type === 'action.allowed' && String(r.data.summary).startsWith('echo ')));
     assert.ok(!res.text.includes(upstream.token), 'the tool server credential is never recorded');
     assert.equal(upstream.refused, 0, 'Airlock always presented the credential it holds');
+  });
+});
+
+describe('requests other than tools/call', () => {
+  test('resources/read is judged by its URI', { timeout: TEST_TIMEOUT }, async () => {
+    const eve = await gw.client('tools', 'eve');
+    await assert.rejects(
+      eve.readResource({ uri: 'file:///readme.txt' }),
+      /the readme is not for support staff/,
+    );
+    // Listing is descriptive and passes.
+    assert.equal((await eve.listResources()).resources.length, 1);
+    await eve.close();
+  });
+
+  test('a method Airlock does not know is held as unknown, not relayed', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const agent = await gw.client('tools', 'agent');
+    const { EmptyResultSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const call = agent.request({ method: 'x-vendor/reset', params: { everything: true } }, EmptyResultSchema);
+    const request = await pendingRequest('agent', 'x-vendor/reset');
+    assert.equal(request.kind, 'unknown');
+    await gw.api('POST', `/api/v1/requests/${request.id}/deny`, { reason: 'no resets today' }, 'alice');
+    await assert.rejects(call, /no resets today/);
+    await agent.close();
   });
 });
 

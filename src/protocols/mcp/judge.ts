@@ -34,7 +34,7 @@ export function failClosedText(err: unknown): string {
 
 export async function judgeToolCall(action: Action, opts: JudgeOptions): Promise<Verdict> {
   const { gate, log } = opts;
-  const tool = String(action.attributes.calledAs ?? action.attributes.tool);
+  const tool = String(action.attributes.calledAs ?? action.attributes.tool ?? action.attributes.method);
   let outcome: GateOutcome;
   try {
     outcome = await gate.decide(action);

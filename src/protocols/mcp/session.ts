@@ -37,7 +37,14 @@ import type { Recorder } from '../../core/recording/types.ts';
 import { failClosedText, judgeToolCall } from './judge.ts';
 import { maskResourceResult, maskToolResult } from './mask.ts';
 import { SessionRecording } from './record.ts';
-import { possibleKinds, type SqlClassifier, type ToolInfo, toolCallAction } from './tool-action.ts';
+import {
+  methodAction,
+  possibleKinds,
+  type SqlClassifier,
+  type ToolInfo,
+  toolCallAction,
+  UNJUDGED_METHODS,
+} from './tool-action.ts';
 import { openUpstream, type UpstreamTransport } from './upstream.ts';
 import { mayEverCall } from './visibility.ts';
 
@@ -47,6 +54,8 @@ export const MCP_ERRORS = {
   upstream: -32000,
   /** Airlock could not record or judge the call (audit log down): refused, fail closed. */
   gate: -32001,
+  /** A request other than tools/call that policy refused (a tool call is refused as a tool error). */
+  refused: -32003,
   invalidParams: -32602,
 } as const;
 
@@ -140,7 +149,8 @@ export class RelaySession {
       if (msg.method !== 'tools/call') this.#recording?.request(msg.id, msg.method);
       if (msg.method === 'initialize') void this.#initialize(msg, pending);
       else if (msg.method === 'tools/call') void this.#toolsCall(msg, pending);
-      else void this.#forward(msg, pending);
+      else if (UNJUDGED_METHODS.has(msg.method)) void this.#forward(msg, pending);
+      else void this.#judged(msg, pending);
       return;
     }
     if (isJSONRPCNotification(msg) && msg.method === 'notifications/cancelled') {
@@ -296,6 +306,31 @@ export class RelaySession {
     );
     if (verdict.forward) return this.#forward(msg, pending);
     if (!this.#closed) this.#toolError(msg.id, verdict.text);
+  }
+
+  /** Any request but tools/call that is not plainly descriptive: judged, refused as an error. */
+  async #judged(msg: JSONRPCRequest, pending: Pending): Promise<void> {
+    const action = methodAction(msg.method, msg.params, {
+      connection: this.ctx.connection,
+      principal: this.ctx.principal,
+      sessionId: this.id,
+      source: this.ctx.source,
+    });
+    const hold = new AbortController();
+    pending.hold = hold;
+    const verdict = await judgeToolCall(action, {
+      gate: this.ctx.gate,
+      log: this.ctx.log,
+      progressToken: pending.progressToken,
+      progressIntervalMs: this.ctx.progressIntervalMs,
+      progress: (params) =>
+        this.#toClient({ jsonrpc: '2.0', method: 'notifications/progress', params }, msg.id),
+      signal: hold.signal,
+      closed: () => this.#closed,
+    });
+    delete pending.hold;
+    if (verdict.forward) return this.#forward(msg, pending);
+    if (!this.#closed) this.#error(msg.id, MCP_ERRORS.refused, verdict.text);
   }
 
   // ------------------------------------------------------------------------------------------

@@ -214,3 +214,67 @@ function sqlParts(
     fields: { ...fields, ...(p.fields ?? {}) },
   }));
 }
+
+/**
+ * Requests that only describe or configure the session: relayed without a decision. Every other
+ * request (resources/read, and methods Airlock does not know) is an Action of its own.
+ */
+export const UNJUDGED_METHODS: ReadonlySet<string> = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+  // Tasks carry on a tools/call that was judged when it was made.
+  'tasks/get',
+  'tasks/list',
+  'tasks/result',
+  'tasks/cancel',
+]);
+
+/**
+ * Any other request as an Action. `resources/read` is a `read` whose `resource` field is the URI
+ * (rules: `resources: ["file:///etc/*"]`); a method Airlock does not know is `unknown`, with the
+ * method name in the `method` field (rules: `methods: ["x-vendor/*"]`).
+ */
+export function methodAction(
+  method: string,
+  params: unknown,
+  ctx: Omit<ToolActionContext, 'info' | 'classifySql' | 'calledAs'>,
+): Action {
+  const paramsJson = canonicalJson(params ?? {});
+  const summary = `${method} ${paramsJson}`;
+  const uri = (params as { uri?: unknown } | undefined)?.uri;
+  const part: ActionPart =
+    method === 'resources/read' && typeof uri === 'string'
+      ? {
+          kind: 'read',
+          text: summary,
+          fields: { method: [method], resource: [uri] },
+          why: 'resources/read reads a resource',
+        }
+      : {
+          kind: 'unknown',
+          text: summary,
+          fields: { method: [method] },
+          why: `${method} is not an MCP method Airlock knows the effect of`,
+        };
+  return {
+    protocol: 'mcp',
+    connection: ctx.connection.name,
+    principal: ctx.principal,
+    sessionId: ctx.sessionId,
+    ...(ctx.source === undefined ? {} : { source: ctx.source }),
+    kind: part.kind,
+    summary,
+    normalized: `${method}\n${paramsJson}`,
+    parts: [part],
+    attributes: { method, ...(typeof uri === 'string' ? { uri } : {}) },
+  };
+}
