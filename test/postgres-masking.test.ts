@@ -218,3 +218,34 @@ test('SET airlock.unmask is a privilege action of its own; once approved the ses
   // Other sessions stay masked.
   assert.equal(await psqlOut('agent', 'SELECT email FROM customers WHERE id = 9'), 'c********@example.com\n');
 });
+
+test('masking keeps backpressure: a caller that stops reading does not make the gateway buffer', async () => {
+  const w = await WireClient.connect(gw.target('agent'));
+  try {
+    w.socket.pause();
+    // About 200 MB of rows, every one masked.
+    w.write(
+      serialize.query(
+        "SELECT 'someone' || i || '@example.com' AS email, repeat('x', 2000) FROM generate_series(1, 100000) AS i",
+      ),
+    );
+    const base = process.memoryUsage();
+    let grown = 0;
+    for (let i = 0; i < 30; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const m = process.memoryUsage();
+      grown = Math.max(grown, m.arrayBuffers + m.heapUsed - (base.arrayBuffers + base.heapUsed));
+    }
+    assert.ok(
+      grown < 64 * 1024 * 1024,
+      `the gateway buffered ${Math.round(grown / 1048576)} MB for a paused caller`,
+    );
+    w.socket.resume();
+    const frames = await w.until('Z', 120_000);
+    const rows = frames.filter((f) => f.type === 0x44);
+    assert.equal(rows.length, 100000);
+    assert.equal(dataRowValues(rows[99999]!)[0], `s${'*'.repeat(12)}@example.com`);
+  } finally {
+    w.end();
+  }
+});
