@@ -122,7 +122,7 @@ export function classifySql(sql: string): ClassifiedSql {
 
 /** Statement types whose classification never depends on a literal's value. */
 const SHAPE_STATEMENTS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
-const MAX_SHAPES = 5000;
+const MAX_SHAPES = 2000;
 /** Shape key → template, or null for a shape that cannot be reused. */
 const shapes = new Map<string, ShapeTemplate | null>();
 

@@ -35,7 +35,8 @@ export interface Shape {
   readonly literals: readonly Literal[];
 }
 
-const MAX_LENGTH = 8192;
+/** Longer texts are parsed as usual: the cache stays small (at most MAX_SHAPES short keys). */
+const MAX_LENGTH = 2048;
 const INT32_MAX = 2147483647n;
 
 function isIdentStart(c: number): boolean {
