@@ -258,6 +258,99 @@ export function registerAuditCommands(program: Command, io: { out: Print; err: P
     );
 
   audit
+    .command('search')
+    .description('find audit records, newest first')
+    .option(
+      '-c, --config <file>',
+      'read the store named in this policy file directly, instead of asking the API',
+    )
+    .option('--principal <name>')
+    .option('--connection <name>')
+    .option('--kind <kind>', 'read, write, schema, privilege, admin, exec, session, transfer, unknown')
+    .option('--decision <effect>', 'allow, review or deny')
+    .option('--request <id>', 'approval request id')
+    .option('--type <type>', 'record type, e.g. action.denied')
+    .option('--text <text>', 'text anywhere in the record')
+    .option('--since <time>', 'ISO time, epoch ms, or a duration back from now (24h)')
+    .option('--until <time>', 'same forms as --since')
+    .option('--before <seq>', 'only records before this seq (the next page)')
+    .option('--limit <n>', 'at most this many', '50')
+    .option('--json', 'print JSON lines')
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+      let records: { seq: number; at: number; type: string; data: Record<string, unknown> }[];
+      let next: number | null | undefined;
+      if (str('config')) {
+        const policy = loadPolicyFile(str('config')!);
+        const store = await openStore(policy.store, policy.baseDir);
+        try {
+          const { searchAudit } = await import('../core/audit/search.ts');
+          const page = await searchAudit(store, {
+            principal: str('principal'),
+            connection: str('connection'),
+            kind: str('kind'),
+            decision: str('decision'),
+            requestId: str('request') === undefined ? undefined : Number(str('request')),
+            type: str('type'),
+            text: str('text'),
+            since: str('since') === undefined ? undefined : parseSince(str('since')!),
+            until: str('until') === undefined ? undefined : parseSince(str('until')!),
+            before: str('before') === undefined ? undefined : Number(str('before')),
+            limit: Number(str('limit') ?? 50),
+          });
+          records = page.records;
+          next = page.next;
+        } finally {
+          await store.close();
+        }
+      } else {
+        const q = new URLSearchParams();
+        for (const k of [
+          'principal',
+          'connection',
+          'kind',
+          'decision',
+          'request',
+          'type',
+          'text',
+          'since',
+          'until',
+          'before',
+          'limit',
+        ])
+          if (str(k) !== undefined) q.set(k, str(k)!);
+        const page = await apiClient().request<{ records: typeof records; next: number | null }>(
+          'GET',
+          `/api/v1/audit/search?${q}`,
+        );
+        records = page.records;
+        next = page.next;
+      }
+      if (o.json) {
+        for (const r of records) out(JSON.stringify(r));
+        return;
+      }
+      if (records.length === 0) {
+        out('no matching records');
+        return;
+      }
+      for (const r of records) {
+        const d = r.data as {
+          principal?: { name?: string };
+          connection?: string;
+          summary?: string;
+          decision?: string;
+        };
+        const who = d.principal?.name ?? '';
+        const what = (d.summary ?? '').replace(/\s+/g, ' ').slice(0, 80);
+        out(
+          `${String(r.seq).padStart(8)}  ${new Date(r.at).toISOString()}  ${r.type.padEnd(18)} ${who.padEnd(12)} ${(d.connection ?? '').padEnd(12)} ${d.decision ?? ''} ${what}`.trimEnd(),
+        );
+      }
+      if (next) out(`(more: --before ${next})`);
+    });
+
+  audit
     .command('key')
     .description("print the deployment's public checkpoint key (PEM), to verify exports with")
     .option('-c, --config <file>', 'read the key named in this policy file instead of asking the API')

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { keyRing, publicKeyPem, rawPublicKey } from '../core/audit/checkpoint.ts';
 import type { Evidence } from '../core/audit/evidence.ts';
 import { exportLines, firstSeqAtOrAfter } from '../core/audit/export.ts';
+import { searchAudit } from '../core/audit/search.ts';
 import { type VerifyResult, verifyChain } from '../core/audit/verify.ts';
 import { AirlockError, isAirlockError } from '../core/errors.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
@@ -27,6 +28,20 @@ const exportQuery = z.strictObject({
   /** An ISO time, epoch milliseconds, or a duration back from now (24h). */
   since: z.string().min(1).optional(),
   format: z.enum(['jsonl']).default('jsonl'),
+});
+
+const searchQuery = z.strictObject({
+  principal: z.string().min(1).optional(),
+  connection: z.string().min(1).optional(),
+  kind: z.string().min(1).optional(),
+  decision: z.enum(['allow', 'review', 'deny']).optional(),
+  request: z.coerce.number().int().positive().optional(),
+  type: z.string().min(1).optional(),
+  text: z.string().min(1).max(500).optional(),
+  since: z.string().min(1).optional(),
+  until: z.string().min(1).optional(),
+  before: z.coerce.number().int().positive().optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
 const recordingsQuery = z.strictObject({
@@ -163,6 +178,27 @@ export function registerAuditRoutes(
       .header('cache-control', 'no-store')
       .header('content-disposition', `attachment; filename="airlock-audit-from-${fromSeq}.jsonl"`)
       .send(body);
+  });
+
+  app.get('/api/v1/audit/search', async (request) => {
+    await reviewer(request);
+    const q = parse(searchQuery, request.query, 'query');
+    const page = await viaStore(() =>
+      searchAudit(store, {
+        principal: q.principal,
+        connection: q.connection,
+        kind: q.kind,
+        decision: q.decision,
+        requestId: q.request,
+        type: q.type,
+        text: q.text,
+        since: q.since === undefined ? undefined : parseSince(q.since),
+        until: q.until === undefined ? undefined : parseSince(q.until),
+        before: q.before,
+        limit: q.limit,
+      }),
+    );
+    return { records: page.records, next: page.next ?? null };
   });
 
   // Where the evidence leaves the gateway, and how far behind each destination is.

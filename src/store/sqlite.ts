@@ -20,6 +20,7 @@ import type {
   RequestStatus,
 } from '../core/approvals/request.ts';
 import { canonical } from '../core/audit/canonical.ts';
+import type { AuditSearch } from '../core/audit/search.ts';
 import type { RawAuditReader, RawAuditRecord } from '../core/audit/verify.ts';
 import { AirlockError } from '../core/errors.ts';
 import type { RecordingFilter, RecordingFormat, RecordingMeta } from '../core/recording/types.ts';
@@ -553,6 +554,27 @@ export class SqliteStore implements Store, RawAuditReader {
   async deleteAuditBefore(seq: number): Promise<number> {
     const r = await this.db.deleteFrom('audit').where('seq', '<', seq).executeTakeFirst();
     return Number(r.numDeletedRows);
+  }
+
+  /** Audit search (core/audit/search.ts) within a seq window, newest first. */
+  async searchAudit(
+    q: AuditSearch & { readonly fromSeq: number; readonly toSeq: number; readonly limit: number },
+  ): Promise<AuditRecord[]> {
+    let query = this.db
+      .selectFrom('audit')
+      .selectAll()
+      .where('seq', '>=', q.fromSeq)
+      .where('seq', '<', q.toSeq);
+    if (q.type !== undefined) query = query.where('type', '=', q.type);
+    if (q.principal !== undefined)
+      query = query.where(sql<string>`json_extract(data, '$.principal.name')`, '=', q.principal);
+    if (q.connection !== undefined) query = query.where(sql<string>`json_extract(data, '$.connection')`, '=', q.connection);
+    if (q.kind !== undefined) query = query.where(sql<string>`json_extract(data, '$.kind')`, '=', q.kind);
+    if (q.decision !== undefined) query = query.where(sql<string>`json_extract(data, '$.decision')`, '=', q.decision);
+    if (q.requestId !== undefined) query = query.where(sql<number>`json_extract(data, '$.requestId')`, '=', q.requestId);
+    if (q.text !== undefined) query = query.where(sql<number>`instr(data, ${q.text})`, '>', 0);
+    const rows = await query.orderBy('seq', 'desc').limit(q.limit).execute();
+    return rows.map(auditFromRow);
   }
 
   private async withVotes(rows: Selectable<RequestsTable>[]): Promise<ApprovalRequest[]> {

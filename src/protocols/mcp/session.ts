@@ -346,7 +346,8 @@ export class RelaySession {
           const version = (msg.result as { protocolVersion?: unknown }).protocolVersion;
           if (typeof version === 'string') this.#upstream?.setProtocolVersion(version);
         } else if (pending.method === 'tools/list') msg = { ...msg, result: this.#visibleTools(msg.result) };
-        else if (pending.method === 'tools/call' && this.#masker)
+        // A task's result is the result of the tools/call that started it.
+        else if ((pending.method === 'tools/call' || pending.method === 'tasks/result') && this.#masker)
           msg = { ...msg, result: maskToolResult(this.#masker, msg.result) };
         else if (pending.method === 'resources/read' && this.#masker)
           msg = { ...msg, result: maskResourceResult(this.#masker, msg.result) };
