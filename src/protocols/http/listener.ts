@@ -85,7 +85,9 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
   // One port for both: a TLS ClientHello starts with a handshake record (0x16), an HTTP request
   // with a method name. https://www.rfc-editor.org/rfc/rfc8446#section-5.1
   const secure = o.tls ? createSecureContext({ cert: o.tls.cert, key: o.tls.key }) : undefined;
-  const front = createNetServer({ pauseOnConnect: false }, (socket: Socket) => {
+  // node:http's own server disables Nagle; this front server hands it sockets, so it must too.
+  const front = createNetServer({ noDelay: true }, (socket: Socket) => {
+    socket.setNoDelay(true);
     socket.once('data', (first: Buffer) => {
       socket.pause();
       socket.unshift(first);

@@ -277,8 +277,8 @@ export class HttpProxy {
       }
     } else {
       res.writeHead(response.statusCode, callerHeaders(response.headers));
-      // Watches and log streams: send headers now, not with the first event.
-      res.flushHeaders();
+      // Watches and log streams (no length): send headers now, not with the first event.
+      if (response.headers['content-length'] === undefined) res.flushHeaders();
     }
     try {
       await pipeline(response.body, res);
