@@ -69,7 +69,10 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
     spec: Record<string, unknown> = { containers: [{ name: 'main', image: 'busybox' }] },
   ) => {
     let ns = store.get(namespace);
-    if (!ns) store.set(namespace, (ns = new Map()));
+    if (!ns) {
+      ns = new Map();
+      store.set(namespace, ns);
+    }
     const pod: Pod = {
       apiVersion: 'v1',
       kind: 'Pod',
