@@ -11,6 +11,7 @@ import type { AuditLog } from '../core/audit/log.ts';
 import { AirlockError } from '../core/errors.ts';
 import { Gate } from '../core/gate.ts';
 import { buildIdentity } from '../core/identity/setup.ts';
+import { guardAuthenticator } from '../core/limits/guarded-authenticator.ts';
 import { DEFAULT_LIMITS, Limits } from '../core/limits/limits.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import type { Store } from '../core/store.ts';
@@ -25,11 +26,11 @@ import { buildApi } from './api.ts';
 import { registerConsole } from './console.ts';
 import { type ListenProtocol, listenAddress, PROTOCOL_LISTENERS } from './listeners.ts';
 import { registerNotifyRoutes } from './notify-routes.ts';
+import { registerOidcSignIn } from './oidc-signin.ts';
 import { cancelOrphanedHolds } from './orphans.ts';
 import { registerAuditRoutes, verifyEvidence } from './routes-audit.ts';
-import { registerHealthRoutes } from './routes-health.ts';
-import { registerOidcSignIn } from './oidc-signin.ts';
 import { registerGrantRoutes } from './routes-grants.ts';
+import { registerHealthRoutes } from './routes-health.ts';
 import { registerTokenRoutes } from './routes-tokens.ts';
 
 export interface GatewayOptions {
@@ -138,8 +139,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       if (orphans > 0) log.warn({ orphans }, 'cancelled requests held by a previous run of this gateway');
     }
 
+    const limits = new Limits(policy.limits ?? DEFAULT_LIMITS, (type, data) => {
+      try {
+        audit.appendLater(type, data);
+      } catch {
+        // The log is failing; the Gate refuses every non-read until it recovers.
+      }
+    });
     const identity = buildIdentity({ policy, store, audit });
-    const { tokens } = identity;
+    // Every door authenticates through the same throttle for failed sign-ins.
+    const tokens = guardAuthenticator(identity.tokens, limits);
     // With `api: host:0` the derived public URL is only known once the port is bound; the API
     // reads it per request and the Gate is built after it is fixed.
     const effective: { -readonly [K in keyof Policy]: Policy[K] } = { ...policy };
@@ -215,13 +224,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       cleanup.push(() => api.close());
     }
 
-    const limits = new Limits(policy.limits ?? DEFAULT_LIMITS, (type, data) => {
-      try {
-        audit.appendLater(type, data);
-      } catch {
-        // The log is failing; the Gate refuses every non-read until it recovers.
-      }
-    });
     const gate = new Gate({
       policy: effective,
       approvals,

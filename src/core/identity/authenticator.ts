@@ -12,6 +12,8 @@ export interface AuthContext {
   readonly protocol?: string | undefined;
   /** The connection the caller asked for, for tokens scoped to connections. */
   readonly connection?: string | undefined;
+  /** The user name the client claimed (database user, SSH user): for throttling, never trusted. */
+  readonly user?: string | undefined;
 }
 
 export interface Authenticator {

@@ -32,10 +32,14 @@ export class AuthFailureLimiter {
     this.#maxKeys = limits.maxKeys ?? 100_000;
   }
 
-  /** Throws AIRLOCK_E_RATE_LIMITED while the source or the claimed identity is blocked. */
-  check(source: string | undefined, identity: string | undefined): void {
+  /**
+   * Throws AIRLOCK_E_RATE_LIMITED while the source or the claimed identity is blocked. `scope`
+   * (a protocol) keeps sources apart per door: a noisy database client does not lock its
+   * reviewers out of the console.
+   */
+  check(source: string | undefined, identity: string | undefined, scope = ''): void {
     const now = this.now();
-    for (const key of keys(source, identity)) {
+    for (const key of keys(source, identity, scope)) {
       const e = this.#entries.get(key);
       if (e && e.blockedUntil > now) {
         const seconds = Math.ceil((e.blockedUntil - now) / 1000);
@@ -49,10 +53,10 @@ export class AuthFailureLimiter {
   }
 
   /** Records a failure; true when this failure started a block (worth an audit event). */
-  failed(source: string | undefined, identity: string | undefined): boolean {
+  failed(source: string | undefined, identity: string | undefined, scope = ''): boolean {
     const now = this.now();
     let blocked = false;
-    for (const key of keys(source, identity)) {
+    for (const key of keys(source, identity, scope)) {
       let e = this.#entries.get(key);
       if (e) this.#entries.delete(key);
       else e = { failures: [], blockedUntil: 0 };
@@ -79,9 +83,9 @@ export class AuthFailureLimiter {
   }
 }
 
-function keys(source: string | undefined, identity: string | undefined): string[] {
+function keys(source: string | undefined, identity: string | undefined, scope: string): string[] {
   const out: string[] = [];
-  if (source) out.push(`source:${hostOf(source)}`);
+  if (source) out.push(`source:${scope}:${hostOf(source)}`);
   if (identity) out.push(`identity:${identity}`);
   return out;
 }

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Principal } from '../action.ts';
-import type { AirlockError } from '../errors.ts';
+import { AirlockError } from '../errors.ts';
 import { AuthFailureLimiter, hostOf } from './auth-failures.ts';
 import { ConnectionLimiter } from './connections.ts';
+import { guardAuthenticator } from './guarded-authenticator.ts';
 import { DEFAULT_LIMITS, Limits } from './limits.ts';
 
 const p = (name: string): Principal => ({ name, kind: 'agent', groups: [] });
@@ -122,5 +123,38 @@ describe('Limits', () => {
       'limit.connections',
       'limit.pending',
     ]);
+  });
+});
+
+describe('guardAuthenticator', () => {
+  const alice: Principal = { name: 'alice', kind: 'human', groups: ['dba'] };
+  const inner = {
+    async authenticate(cred: string | undefined | null, _ctx?: unknown): Promise<Principal> {
+      if (!cred) throw new AirlockError('AIRLOCK_E_TOKEN_MISSING', 'no token');
+      if (cred !== 'good') throw new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'bad token');
+      return alice;
+    },
+    principal: (name: string) => (name === 'alice' ? alice : undefined),
+    extra: () => 'still here',
+  };
+
+  it('throttles guesses per door and per claimed user; missing tokens do not count', async () => {
+    const limits = new Limits({
+      ...DEFAULT_LIMITS,
+      authFailures: { max: 2, windowMs: 60_000, blockMs: 60_000 },
+    });
+    const tokens = guardAuthenticator(inner, limits);
+    const pg = { protocol: 'postgres', source: '10.1.1.1:5000' };
+    for (let i = 0; i < 5; i++) await assert.rejects(tokens.authenticate(undefined, pg), /no token/);
+    assert.equal((await tokens.authenticate('good', pg)).name, 'alice');
+    for (let i = 0; i < 3; i++) await assert.rejects(tokens.authenticate('guess', pg), /bad token/);
+    await assert.rejects(tokens.authenticate('good', pg), /too many failed sign-ins/);
+    // Another door from the same address still works; the other methods are untouched.
+    assert.equal(
+      (await tokens.authenticate('good', { protocol: 'api', source: '10.1.1.1:6000' })).name,
+      'alice',
+    );
+    assert.equal(tokens.extra(), 'still here');
+    assert.equal(tokens.principal('alice')?.name, 'alice');
   });
 });

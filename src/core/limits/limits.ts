@@ -63,7 +63,7 @@ export class Limits {
   /** Before checking a credential: refuses a blocked source or identity (AIRLOCK_E_RATE_LIMITED). */
   beforeAuth(attempt: AuthAttempt): void {
     try {
-      this.#auth.check(attempt.source, attempt.identity);
+      this.#auth.check(attempt.source, attempt.identity, attempt.protocol);
     } catch (err) {
       this.#event('limit.auth_blocked', { ...attemptData(attempt) });
       throw err;
@@ -72,7 +72,7 @@ export class Limits {
 
   /** After a failed credential check. */
   authFailed(attempt: AuthAttempt): void {
-    if (this.#auth.failed(attempt.source, attempt.identity))
+    if (this.#auth.failed(attempt.source, attempt.identity, attempt.protocol))
       this.#event('limit.auth_block_started', {
         ...attemptData(attempt),
         blockMs: this.config.authFailures.blockMs,

@@ -379,11 +379,10 @@ export class PgSession {
     const { policy, gate, log } = this.#ctx;
     const user = this.#params.get('user') ?? '';
     const database = this.#params.get('database') || user;
-    const attempt = { protocol: 'postgres', source: this.#source, identity: user || undefined };
     let principal: Principal;
     try {
-      this.#ctx.limits?.beforeAuth(attempt);
       principal = await this.#ctx.tokens.authenticate(token === '' ? undefined : token, {
+        user: user || undefined,
         source: this.#source,
         protocol: 'postgres',
         connection: database,
@@ -392,7 +391,6 @@ export class PgSession {
       const e = isAirlockError(err)
         ? err
         : new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the Airlock token was not recognised');
-      if (e.code !== 'AIRLOCK_E_RATE_LIMITED') this.#ctx.limits?.authFailed(attempt);
       gate.authFailed({
         protocol: 'postgres',
         source: this.#source,
