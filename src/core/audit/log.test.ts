@@ -43,6 +43,27 @@ describe('AuditLog', () => {
     await store.close();
   });
 
+  test('a durable append made while a write is in flight resolves with its own record', async () => {
+    const { store, log } = await setup();
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const write = store.appendAudit.bind(store);
+    store.appendAudit = async (records) => {
+      await held;
+      return write(records);
+    };
+    const first = log.append('x', { i: 1 });
+    await new Promise((r) => setImmediate(r));
+    const second = log.append('x', { i: 2 });
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    assert.deepEqual([a.seq, b.seq], [1, 2]);
+    assert.equal(b.prevHash, a.hash);
+    await store.close();
+  });
+
   test('init continues an existing chain', async () => {
     const { store, log } = await setup();
     await log.append('x', { i: 1 });

@@ -296,7 +296,9 @@ export class AuditLog {
     this.lastWriteFailed = false;
     if (this.queued.length < this.maxQueued) this.overflowed = false;
     if (this.cp) this.afterCommit(committed);
-    for (let i = 0; i < batch.length; i++) {
+    // `batch` is the live queue: records appended while the write was in flight sit after
+    // `taken` and belong to the next write.
+    for (let i = 0; i < taken; i++) {
       const waiter = batch[i]!.waiter;
       if (waiter) {
         const { dataJson: _, ...record } = committed[i]!;
