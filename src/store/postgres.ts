@@ -80,6 +80,11 @@ const MIGRATION_LOCK = 1;
 const AUDIT_LOCK = 2;
 
 const DEFAULT_LIST_LIMIT = 100;
+/** Batches up to this size try the one-statement append (6 parameters a record). */
+const FAST_APPEND_MAX = 1000;
+/** After the fast path missed, how long to use the locked path directly. */
+const CONTENDED_MS = 1_000;
+const LOCKED_APPEND_ATTEMPTS = 5;
 const MAX_CREATED_TRACKED = 100_000;
 const MAX_LIST_LIMIT = 1000;
 /** Rows per INSERT: 6 parameters each, well under PostgreSQL's 65535 bind parameters. */
@@ -114,6 +119,8 @@ export class PostgresStore implements Store, RawAuditReader {
   private readonly pool: pg.Pool;
   /** Requests created through this store object (this replica), until they are final. */
   private readonly created = new Set<number>();
+  /** Until then, audit appends go straight to the locked path (another replica is appending). */
+  private auditContendedUntil = 0;
   private closed = false;
 
   constructor(options: PostgresStoreOptions) {
@@ -322,25 +329,72 @@ export class PostgresStore implements Store, RawAuditReader {
   /**
    * Appends onto the chain's current head: renumbers and rehashes the batch when another
    * replica appended since this one last saw the head. Returns the records as committed.
+   *
+   * Fast path, one round trip: a single INSERT that takes the audit lock if it is free and
+   * inserts only if the batch follows the head (the record before it is there with the hash it
+   * names, nothing after it). Its snapshot may predate a commit it did not wait for; then the
+   * primary key on seq refuses the insert rather than fork the chain. When the fast path misses
+   * (the head moved: another replica wrote, or holds the lock), the locked path runs, and is
+   * used directly for a while since the other replica is likely still writing.
    */
   async appendAuditOnHead(records: readonly AuditRecord[]): Promise<readonly AuditRecord[]> {
     if (records.length === 0) return records;
-    return this.db.transaction().execute(async (trx) => {
-      await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${AUDIT_LOCK})`.execute(trx);
-      const head = await trx
-        .selectFrom('audit')
-        .select(['seq', 'hash'])
-        .orderBy('seq', 'desc')
-        .limit(1)
-        .executeTakeFirst();
-      const first = records[0]!;
-      const onHead = head
-        ? first.seq === Number(head.seq) + 1 && first.prevHash === head.hash
-        : first.seq === 1;
-      const committed = onHead ? records : rechain(records, head);
-      await insertAudit(trx, committed);
-      return committed;
-    });
+    if (records.length <= FAST_APPEND_MAX && Date.now() >= this.auditContendedUntil) {
+      try {
+        if (await this.insertIfOnHead(records)) return records;
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+      }
+      this.auditContendedUntil = Date.now() + CONTENDED_MS;
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction().execute(async (trx) => {
+          await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${AUDIT_LOCK})`.execute(trx);
+          const head = await trx
+            .selectFrom('audit')
+            .select(['seq', 'hash'])
+            .orderBy('seq', 'desc')
+            .limit(1)
+            .executeTakeFirst();
+          const first = records[0]!;
+          const onHead = head
+            ? first.seq === Number(head.seq) + 1 && first.prevHash === head.hash
+            : first.seq === 1;
+          const committed = onHead ? records : rechain(records, head);
+          await insertAudit(trx, committed);
+          return committed;
+        });
+      } catch (err) {
+        // Fast-path appends take the lock too, so this is only a writer that ignores it (an
+        // older Airlock during an upgrade): someone made progress; read the head again.
+        if (!isUniqueViolation(err) || attempt >= LOCKED_APPEND_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  /** The fast path: true if the batch was inserted, false if it does not follow the head. */
+  private async insertIfOnHead(records: readonly AuditRecord[]): Promise<boolean> {
+    const first = records[0]!;
+    const rows = records.map(
+      (r) =>
+        sql`(${r.seq}::bigint, ${r.at}::bigint, ${r.type}::text, ${r.dataJson ?? canonical(r.data)}::text, ${r.prevHash}::text, ${r.hash}::text)`,
+    );
+    const follows =
+      first.seq === 1
+        ? sql`true`
+        : sql`exists (select 1 from audit where seq = ${first.seq - 1} and hash = ${first.prevHash})`;
+    // The statement holds the audit lock while it inserts (or does nothing if a locked append
+    // holds it), so a locked append never has its head taken from under it.
+    const result = await sql`
+      with l as (select pg_try_advisory_xact_lock(${LOCK_CLASS}, ${AUDIT_LOCK}) as ok)
+      insert into audit (seq, at, type, data, prev_hash, hash)
+      select v.seq, v.at, v.type, v.data, v.prev_hash, v.hash
+      from (values ${sql.join(rows)}) as v (seq, at, type, data, prev_hash, hash), l
+      where l.ok and ${follows} and not exists (select 1 from audit where seq >= ${first.seq})`.execute(
+      this.db,
+    );
+    return Number(result.numAffectedRows ?? 0) === records.length;
   }
 
   async auditHead(): Promise<AuditRecord | undefined> {
@@ -622,6 +676,10 @@ function votesOf(idColumn: 'requests.id' | 'u.id') {
   return sql<VoteJson[]>`coalesce((
     select json_agg(json_build_object('by', v."by", 'at', v."at", 'note', v."note", 'groups', v."groups") order by v."at", v."by")
     from request_approvals v where v.request_id = ${sql.ref(idColumn)}), '[]'::json)`.as('votes');
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === '23505';
 }
 
 function voteFromJson(v: VoteJson): ApprovalVote {
