@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { type HttpTestGateway, startHttpTestGateway } from './support/http-gateway.ts';
 import { type HttpUpstream, startHttpUpstream } from './support/http-upstream.ts';
 
@@ -101,6 +101,21 @@ describe('HTTP connections', () => {
       const res = await request(`${base}${path}`, { method: 'DELETE', headers: auth() });
       assert.equal(res.statusCode, 403, path);
       await res.body.dump();
+    }
+  });
+
+  it('dot segments cannot step out of the base path upstream', async () => {
+    // A raw client: fetch and request() would resolve the dot segments before sending.
+    const client = new Client(gw.proxyUrl);
+    try {
+      for (const path of ['/../admin', '/%2e%2e/admin', '/v1/../../admin']) {
+        const res = await client.request({ method: 'GET', path: `/http/api${path}`, headers: auth() });
+        await res.body.dump();
+        assert.equal(res.statusCode, 200, path);
+        assert.equal(upstream.seen.at(-1)!.url, '/svc/admin', path);
+      }
+    } finally {
+      await client.close();
     }
   });
 

@@ -44,6 +44,20 @@ export function parseRoute(url: string): { prefix: string; name: string; target:
   return { prefix: m[1]!, name: m[2]!, target: rest.startsWith('?') ? `/${rest}` : rest };
 }
 
+/**
+ * The path and query as they are judged and forwarded: dot segments (also `%2e%2e`) resolved the
+ * way servers resolve them, so `/http/api/../x` cannot step out of the connection's base path
+ * upstream, and what the rules saw is what the upstream gets.
+ */
+export function normalizeTarget(target: string): string {
+  try {
+    const u = new URL(target, 'http://airlock.invalid');
+    return u.pathname + u.search;
+  } catch {
+    return target;
+  }
+}
+
 export class HttpProxy {
   readonly #o: ProxyOptions;
   readonly #pools = new UpstreamPools();
@@ -91,16 +105,15 @@ export class HttpProxy {
       return;
     }
     const connection = this.#o.policy.connections.get(route.name);
-    const query = new URLSearchParams(
-      route.target.includes('?') ? route.target.slice(route.target.indexOf('?') + 1) : '',
-    );
+    const target = normalizeTarget(route.target);
+    const query = new URLSearchParams(target.includes('?') ? target.slice(target.indexOf('?') + 1) : '');
     const source = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
     const base: Exchange = {
       req,
       res,
       method: (req.method ?? 'GET').toUpperCase(),
-      target: route.target,
-      pathname: route.target.split('?', 1)[0]!,
+      target,
+      pathname: target.split('?', 1)[0]!,
       query,
       body: undefined,
       source,
