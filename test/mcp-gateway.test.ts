@@ -49,7 +49,7 @@ rules:
     reason: the readme is not for support staff
   - name: the environment check is free
     connections: [local]
-    tools: [env_has]
+    tools: [env_has, crash]
     effect: allow
 
 masking:
@@ -460,6 +460,43 @@ describe('recordings', () => {
     assert.ok(content.text.includes('Customer 3'));
     assert.ok(!content.text.includes('customer3@example.com'), 'results are recorded masked');
     assert.equal(events.at(-1)?.type, 'end');
+  });
+});
+
+describe('supervision', () => {
+  test('a stdio tool server that dies mid-call is restarted; the session carries on', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const agent = await gw.client('local', 'agent');
+    await assert.rejects(
+      agent.callTool({ name: 'crash', arguments: {} }),
+      /stopped while handling this request/,
+    );
+    const after = await eventually('the restarted tool server', async () => {
+      try {
+        return textOf(await agent.callTool({ name: 'env_has', arguments: { name: 'STDIO_SECRET' } }));
+      } catch {
+        return undefined;
+      }
+    });
+    assert.equal(after, 'STDIO_SECRET is set');
+    await agent.close();
+  });
+
+  test('an HTTP tool server that forgot the session gets a new one', { timeout: TEST_TIMEOUT }, async () => {
+    const agent = await gw.client('tools', 'agent');
+    assert.equal(textOf(await agent.callTool({ name: 'echo', arguments: { text: 'before' } })), 'before');
+    await upstream.dropSessions();
+    await assert.rejects(agent.callTool({ name: 'echo', arguments: { text: 'lost' } }), /lost the session/);
+    const after = await eventually('a new upstream session', async () => {
+      try {
+        return textOf(await agent.callTool({ name: 'echo', arguments: { text: 'after' } }));
+      } catch {
+        return undefined;
+      }
+    });
+    assert.equal(after, 'after');
+    await agent.close();
   });
 });
 

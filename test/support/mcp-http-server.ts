@@ -17,6 +17,8 @@ export interface HttpToolServer {
   readonly notifications: string[];
   /** Requests refused for a missing or wrong credential. */
   readonly refused: number;
+  /** Forgets every session, as a restarted server would (their next request gets 404). */
+  dropSessions(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -86,6 +88,11 @@ export async function startHttpToolServer(): Promise<HttpToolServer> {
     notifications,
     get refused() {
       return refused;
+    },
+    async dropSessions() {
+      const all = [...transports.values()];
+      transports.clear();
+      await Promise.all(all.map((t) => t.close().catch(() => {})));
     },
     async close() {
       await Promise.all([...transports.values()].map((t) => t.close().catch(() => {})));

@@ -59,6 +59,11 @@ export const MCP_ERRORS = {
   invalidParams: -32602,
 } as const;
 
+/** Restarts of a tool server's session allowed per window, before the caller's session ends. */
+const RESTARTS = 3;
+const RESTART_WINDOW_MS = 5 * 60_000;
+const RESTART_TIMEOUT_MS = 30_000;
+
 export interface RelayContext {
   readonly policy: Policy;
   readonly gate: GatePort;
@@ -103,6 +108,11 @@ export class RelaySession {
   #recording: SessionRecording | undefined;
   #opened = false;
   #closed = false;
+  /** The caller's initialize params, replayed when the tool server needs a new session. */
+  #initParams: unknown;
+  #restarts: number[] = [];
+  /** Airlock's own requests to the tool server (a replayed initialize), by id. */
+  readonly #internal = new Map<RequestId, (msg: JSONRPCMessage) => void>();
   readonly #onClosed: (session: RelaySession) => void;
 
   constructor(
@@ -203,17 +213,9 @@ export class RelaySession {
       void this.close('the audit log could not be written');
       return;
     }
+    this.#initParams = msg.params;
     try {
-      const up = openUpstream(connection, log);
-      up.transport.onmessage = (m) => this.#fromServer(m);
-      up.transport.onclose = () => this.#upstreamClosed();
-      up.transport.onerror = (err) =>
-        log?.warn(
-          { session: this.id, connection: connection.name, err: err.message },
-          'mcp tool server error',
-        );
-      this.#upstream = up;
-      await up.transport.start();
+      await this.#openUpstream();
     } catch (err) {
       log?.warn(
         { session: this.id, connection: connection.name, err: (err as Error)?.message },
@@ -232,6 +234,88 @@ export class RelaySession {
     await this.#forward(msg, pending);
   }
 
+  async #openUpstream(): Promise<void> {
+    const { connection, log } = this.ctx;
+    const up = openUpstream(connection, log);
+    up.transport.onmessage = (m) => this.#fromServer(m);
+    up.transport.onclose = () => this.#upstreamClosed();
+    up.transport.onerror = (err) =>
+      log?.warn({ session: this.id, connection: connection.name, err: err.message }, 'mcp tool server error');
+    this.#upstream = up;
+    await up.transport.start();
+  }
+
+  /**
+   * Supervision: a stdio tool server that exits, or an HTTP one that forgot the session (404),
+   * gets a new session with the caller's original initialize, at most RESTARTS times per
+   * RESTART_WINDOW_MS. Calls in flight fail; the caller's session carries on.
+   */
+  #mayRestart(): boolean {
+    const now = Date.now();
+    this.#restarts = this.#restarts.filter((t) => now - t < RESTART_WINDOW_MS);
+    if (this.#restarts.length >= RESTARTS) return false;
+    this.#restarts.push(now);
+    return true;
+  }
+
+  async #restart(): Promise<void> {
+    const { connection, log } = this.ctx;
+    this.#ready = new Promise((resolve) => {
+      this.#setReady = resolve;
+    });
+    const old = this.#upstream;
+    if (old) {
+      old.transport.onclose = undefined;
+      await old.transport.close().catch(() => {});
+    }
+    try {
+      await this.#openUpstream();
+      const up = this.#upstream!;
+      const id = `airlock-reinit-${randomUUID()}`;
+      const answer = new Promise<JSONRPCMessage>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no answer to initialize')), RESTART_TIMEOUT_MS);
+        timer.unref();
+        this.#internal.set(id, (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        });
+      });
+      await up.transport.send({
+        jsonrpc: '2.0',
+        id,
+        method: 'initialize',
+        params: this.#initParams as never,
+      });
+      const res = await answer;
+      if (!isJSONRPCResultResponse(res)) throw new Error('the tool server refused initialize');
+      const version = (res.result as { protocolVersion?: unknown }).protocolVersion;
+      if (typeof version === 'string') up.setProtocolVersion(version);
+      await up.transport.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      log?.info({ session: this.id, connection: connection.name }, 'mcp tool server session restarted');
+      this.#setReady(true);
+    } catch (err) {
+      log?.warn(
+        { session: this.id, connection: connection.name, err: (err as Error)?.message },
+        'mcp tool server could not be restarted',
+      );
+      this.#setReady(false);
+      void this.close('the tool server could not be restarted');
+    }
+  }
+
+  /** Fails the requests the tool server had when it went away. */
+  #failForwarded(restarting: boolean): void {
+    for (const [id, p] of this.#pending)
+      if (p.forwarded)
+        this.#error(
+          id,
+          MCP_ERRORS.upstream,
+          `the tool server of connection ${this.ctx.connection.name} stopped while handling this request; ${
+            restarting ? 'Airlock started a new session with it, so try again' : 'start a new session'
+          }`,
+        );
+  }
+
   async #forward(msg: JSONRPCMessage, pending?: Pending): Promise<void> {
     if (!(await this.#ready) || this.#closed || !this.#upstream) {
       if (isJSONRPCRequest(msg))
@@ -243,6 +327,18 @@ export class RelaySession {
       await this.#upstream.transport.send(msg);
     } catch (err) {
       const status = (err as { code?: unknown })?.code;
+      // The tool server no longer knows the session (it restarted): open a new one.
+      if (status === 404 && !this.#closed && this.#mayRestart()) {
+        if (pending) pending.forwarded = false;
+        if (isJSONRPCRequest(msg))
+          this.#error(
+            msg.id,
+            MCP_ERRORS.upstream,
+            `the tool server of connection ${this.ctx.connection.name} lost the session; Airlock started a new one, so try again`,
+          );
+        void this.#restart();
+        return;
+      }
       this.ctx.log?.warn(
         { session: this.id, connection: this.ctx.connection.name, err: (err as Error)?.message },
         'mcp message could not be sent to the tool server',
@@ -340,6 +436,12 @@ export class RelaySession {
     this.lastActive = Date.now();
     if (isJSONRPCResultResponse(msg) || isJSONRPCErrorResponse(msg)) {
       const id = msg.id as RequestId;
+      const internal = this.#internal.get(id);
+      if (internal) {
+        this.#internal.delete(id);
+        internal(msg);
+        return;
+      }
       const pending = this.#pending.get(id);
       if (pending && isJSONRPCResultResponse(msg)) {
         if (pending.method === 'initialize') {
@@ -419,14 +521,10 @@ export class RelaySession {
       { session: this.id, connection: this.ctx.connection.name },
       'mcp tool server closed the session',
     );
-    for (const [id, p] of this.#pending)
-      if (p.forwarded)
-        this.#error(
-          id,
-          MCP_ERRORS.upstream,
-          `the tool server of connection ${this.ctx.connection.name} closed the session; start a new session`,
-        );
-    void this.close('the tool server closed the session');
+    const restarting = this.#initParams !== undefined && this.#mayRestart();
+    this.#failForwarded(restarting);
+    if (restarting) void this.#restart();
+    else void this.close('the tool server closed the session');
   }
 
   // ------------------------------------------------------------------------------------------
