@@ -281,15 +281,14 @@ describe('properties', () => {
 });
 
 describe('speed', () => {
-  test('a pgbench -S statement classifies in tens of microseconds', (t) => {
+  test('a pgbench -S statement: time per classification, reported', (t) => {
     const sql = 'SELECT abalance FROM pgbench_accounts WHERE aid = 12345;';
     for (let i = 0; i < 2000; i++) classifySql(sql);
     const n = 10_000;
     const start = process.hrtime.bigint();
     for (let i = 0; i < n; i++) classifySql(sql);
     const micros = Number(process.hrtime.bigint() - start) / n / 1000;
+    // Reported, never asserted: wall-clock speed belongs to `npm run bench`.
     t.diagnostic(`classifySql(pgbench -S): ${micros.toFixed(1)} µs per statement`);
-    // Generous bound so a busy CI machine does not flake; typical is 15-20 µs.
-    assert.ok(micros < 150, `${micros} µs per statement`);
   });
 });
