@@ -145,6 +145,40 @@ describe('checkpoints', () => {
     await store.close();
   });
 
+  test('checkpoints due while a write is in flight neither lose nor repeat records', async () => {
+    const store = new SqliteStore({ filename: ':memory:' });
+    await store.migrate();
+    // A store whose writes take a while, so timers fire and callers append meanwhile.
+    const slow = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'appendAudit')
+          return async (records: Parameters<SqliteStore['appendAudit']>[0]) => {
+            await new Promise((r) => setTimeout(r, 5));
+            return target.appendAudit(records);
+          };
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    const log = new AuditLog(slow, { batchMs: 1, checkpoints: { key, every: 1_000_000, intervalMs: 10 } });
+    await log.init();
+    const appended = await Promise.all(
+      Array.from({ length: 300 }, async (_, i) => {
+        if (i % 10 === 0) await new Promise((r) => setTimeout(r, 2));
+        return log.append('action', { i });
+      }),
+    );
+    await log.close();
+    const rows = await store.readAudit(1, 10_000);
+    const actions = rows.filter((r) => r.type === 'action').map((r) => (r.data as { i: number }).i);
+    assert.equal(actions.length, 300, 'every record once');
+    assert.equal(new Set(actions).size, 300);
+    for (const r of appended) assert.equal(rows.find((x) => x.seq === r.seq)?.hash, r.hash);
+    assert.ok(rows.some((r) => r.type === CHECKPOINT_TYPE));
+    const v = await verifyChain(store, { keys });
+    assert.ok(v.ok, JSON.stringify(v));
+    await store.close();
+  });
+
   test('a file anchor appends one line per checkpoint and reads back', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'airlock-anchor-'));
     try {

@@ -152,9 +152,10 @@ export class AuditLog {
     const cp = this.cp!;
     const signed = signCheckpoint(cp.key, head.seq, head.hash, this.now());
     const data = { ...signed };
-    // Ahead of anything queued meanwhile, so on a single-writer store it lands right after the
-    // record it vouches for.
-    this.queued.unshift({ at: signed.at, type: CHECKPOINT_TYPE, data, dataJson: canonical(data) });
+    // Appended, never inserted: while a write is in flight the queue's front is that write's
+    // batch. Records queued meanwhile may land between the checkpoint and the record it vouches
+    // for; verification looks the hash up by seq.
+    this.queued.push({ at: signed.at, type: CHECKPOINT_TYPE, data, dataJson: canonical(data) });
     this.cpCovered = head.seq;
     this.cpQueued = true;
     this.schedule(this.batchMs);
