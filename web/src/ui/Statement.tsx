@@ -22,6 +22,17 @@ function Highlighted({ text }: { text: string }) {
 
 const SQL_PROTOCOLS = new Set(['postgres', 'mysql']);
 
+/** What one part is called, by protocol: a SQL statement, a shell command, an API request... */
+const PART_NOUN: Record<string, [string, string]> = {
+  postgres: ['statement', 'statements'],
+  mysql: ['statement', 'statements'],
+  ssh: ['command', 'commands'],
+  http: ['request', 'requests'],
+  kubernetes: ['request', 'requests'],
+  git: ['ref update', 'ref updates'],
+  mcp: ['tool call', 'tool calls'],
+};
+
 /** Protocol facts other than SQL (method and path, verb and resource, command, tool, refs...). */
 function Fields({ fields }: { fields: Readonly<Record<string, readonly string[]>> | undefined }) {
   const entries = Object.entries(fields ?? {}).filter(([, v]) => v.length > 0);
@@ -60,12 +71,13 @@ export function Statements({ request, tall = false }: { request: AirlockRequest;
       ? request.parts
       : [{ kind: request.kind, text: request.summary, statement: null, tables: [], why: null }];
   const sql = SQL_PROTOCOLS.has(request.protocol);
+  const noun = PART_NOUN[request.protocol] ?? ['part', 'parts'];
   const total = parts.reduce((n, p) => n + p.text.length, 0);
   return (
     <div class="statements">
       <div class="statements-bar">
         <span class="muted">
-          {parts.length === 1 ? '1 statement' : `${parts.length} statements`}
+          {parts.length === 1 ? `1 ${noun[0]}` : `${parts.length} ${noun[1]}`}
           {total > 2000 ? ` · ${(total / 1024).toFixed(1)} KB` : ''}
         </span>
         <button
@@ -79,7 +91,7 @@ export function Statements({ request, tall = false }: { request: AirlockRequest;
         </button>
       </div>
       {parts.map((p, i) => (
-        <figure class="statement" key={i} aria-label={`statement ${i + 1} of ${parts.length}`}>
+        <figure class="statement" key={i} aria-label={`${noun[0]} ${i + 1} of ${parts.length}`}>
           {parts.length > 1 && (
             <figcaption>
               <span class={`badge kind-${p.kind}`}>{p.kind}</span> {i + 1} of {parts.length}
