@@ -154,7 +154,16 @@ ${rules}
       return { status: res.status, body: parsed as T, text };
     },
     async close() {
-      await Promise.all(clients.map((c) => c.close().catch(() => {})));
+      // End each session first (DELETE), as a well-behaved client does: a client that only drops
+      // its streams reconnects its GET stream while the gateway is closing.
+      await Promise.all(
+        clients.map(async (c) => {
+          await (c.transport as StreamableHTTPClientTransport | undefined)
+            ?.terminateSession()
+            .catch(() => {});
+          await c.close().catch(() => {});
+        }),
+      );
       try {
         await gateway.close();
       } finally {
