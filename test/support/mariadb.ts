@@ -259,6 +259,8 @@ export async function startMysqlTestGateway(
     rules?: string;
     extra?: string;
     connectionExtra?: string;
+    /** What actions no rule matches get (default review). */
+    connectionDefault?: 'allow' | 'review' | 'deny';
     /** YAML lines appended under `upstream:` (6-space indent). */
     upstreamExtra?: string;
     tls?: { cert: string; key: string };
@@ -310,7 +312,7 @@ connections:
       database: ${target.app.database}
       user: ${target.app.user}
       password: "\${file:./secrets/upstream.password}"
-${opts.upstreamExtra ?? ''}    default: review
+${opts.upstreamExtra ?? ''}    default: ${opts.connectionDefault ?? 'review'}
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
 ${opts.connectionExtra ?? ''}
 ${opts.rules ?? MYSQL_DEFAULT_RULES}
