@@ -541,7 +541,7 @@ describe('console against a gateway', { timeout: TIMEOUT * 3 }, () => {
       // The alert polls every 10 s; it must appear without a reload.
       const alert = page.getByTestId('notify-alert');
       await alert.waitFor({ timeout: 30_000 });
-      assert.match(await text(alert), /notification/);
+      assert.match(await text(alert), /notifications are not getting through/i);
       assert.match(await text(alert), /webhook/);
       assert.match(await text(alert), /500/);
       assert.doesNotMatch(await text(alert), /test-hook-secret/);

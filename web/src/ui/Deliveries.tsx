@@ -60,11 +60,13 @@ export function NotifyAlert({ enabled, refresh }: { enabled: boolean; refresh: u
   return (
     <section class="notify-alert" role="status" aria-label="Notification problems" data-testid="notify-alert">
       <strong>
-        {failed > 0 ? `${failed} notification${failed === 1 ? '' : 's'} failed` : ''}
-        {failed > 0 && retrying > 0 ? ', ' : ''}
-        {retrying > 0 ? `${retrying} being retried` : ''}
+        Notifications are not getting through:{' '}
+        {[failed > 0 ? `${failed} failed` : '', retrying > 0 ? `${retrying} being retried` : '']
+          .filter(Boolean)
+          .join(', ')}
+        .
       </strong>{' '}
-      — reviewers may not have heard about every request; they still wait here.{' '}
+      Reviewers may not have heard about every request; requests still wait here.{' '}
       <span class="muted">
         {channels.slice(0, 3).join('; ')}
         {channels.length > 3 ? ` and ${channels.length - 3} more` : ''}. Latest error (request #
