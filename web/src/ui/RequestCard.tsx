@@ -87,7 +87,9 @@ export function RequestCard(props: {
         <Fact label="Risk">
           {r.kind}
           {tables.length > 0 ? ` · ${tables.join(', ')}` : ''}
-          {typeof r.estimatedRows === 'number' ? ` · ~${r.estimatedRows.toLocaleString()} rows` : ''}
+          {typeof r.estimatedRows === 'number'
+            ? ` · ~${r.estimatedRows.toLocaleString()} row${r.estimatedRows === 1 ? '' : 's'} (planner estimate)`
+            : ''}
         </Fact>
         <Fact label="Time">
           <Clocks r={r} now={now} />
