@@ -118,14 +118,16 @@ describe('just-in-time access', { timeout: TEST_TIMEOUT }, () => {
     assert.match(asked.body.request.summary, /8s of read, write on app — incident 4411/);
     const self = await gw.api('POST', `/api/v1/requests/${asked.body.request.id}/approve`, {}, 'agent');
     assert.equal(self.status, 403);
+    // An approver's longer window does not stretch access beyond what was asked for.
     const ok = await gw.api<{ request: RequestView }>(
       'POST',
       `/api/v1/requests/${asked.body.request.id}/approve`,
-      {},
+      { window: '8h' },
       'alice',
     );
     assert.equal(ok.body.request.status, 'approved');
     const until = Date.parse(ok.body.request.grantUntil!);
+    assert.ok(until - Date.parse(ok.body.request.decidedAt!) <= 8_000);
 
     const w = write('UPDATE customers SET email = email WHERE id = 1');
     assert.equal((await w.waitForExit(60_000)).code, 0, w.output());

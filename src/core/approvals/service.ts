@@ -15,7 +15,7 @@ import type { ActionKind, Principal } from '../action.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { AirlockError, type ErrorCode } from '../errors.ts';
 import type { Store } from '../store.ts';
-import { accessKinds } from './access.ts';
+import { ACCESS_PROTOCOL, accessKinds } from './access.ts';
 import type { EventBus, RequestEvent } from './bus.ts';
 import { quorumMet } from './quorum.ts';
 import type { ApprovalRequest, NewRequest, RequestFilter, RequestStatus } from './request.ts';
@@ -230,7 +230,10 @@ export class Approvals {
       this.changed(voted);
       return voted;
     }
-    const window = opts.windowMs ?? (voted.review.hold === 'retry' ? voted.review.window : 0);
+    let window = opts.windowMs ?? (voted.review.hold === 'retry' ? voted.review.window : 0);
+    // Just-in-time access lasts at most what was asked for (and the policy allowed), whatever
+    // window the approver passes; a shorter one is the approver's call.
+    if (voted.protocol === ACCESS_PROTOCOL) window = Math.min(window, voted.review.window);
     const approved = await this.store.updateRequest(id, ['pending'], {
       status: 'approved',
       decidedAt: at,
