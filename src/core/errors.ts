@@ -33,7 +33,6 @@ export const ERROR_CODES = {
   AIRLOCK_E_TOKEN_REVOKED: 'the token was revoked',
   AIRLOCK_E_TOKEN_SCOPE: 'the token is not valid for this connection',
   AIRLOCK_E_OIDC_UNAVAILABLE: 'the identity provider could not be reached',
-  AIRLOCK_E_APPROVAL_REVOKED: 'the approval was revoked',
   AIRLOCK_E_BREAK_GLASS: 'break-glass is not allowed',
   AIRLOCK_E_HOST_KEY_MISMATCH: 'the target presented a host key other than the one pinned for it',
   AIRLOCK_E_RATE_LIMITED: 'too many failed sign-ins; try again later',
