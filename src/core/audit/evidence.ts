@@ -215,6 +215,13 @@ export async function openEvidence(opts: {
       retentionTimer.unref();
     }
   }
+  // A writer of this process has not opened anything yet, so every open part is a leftover.
+  await recordings
+    .recover()
+    .then((n) => {
+      if (n > 0) log?.info({ recovered: n }, 'recordings left open by an unclean stop were sealed');
+    })
+    .catch((err) => log?.warn({ err }, 'recordings left open by an unclean stop could not be sealed'));
   return {
     audit,
     recordings,

@@ -131,6 +131,25 @@ describe('recordings', () => {
     assert.equal(small.openCount, 0);
   });
 
+  it('a recording left open by a crash is sealed into the chain at the next start', async () => {
+    const w = recordings.open('sess-crash', 'c', 'events-jsonl');
+    w.write('{"t":0,"type":"query"}\n');
+    await w.drained();
+    // Let the queued bytes reach the file, as they would before a kill -9.
+    await new Promise((r) => setTimeout(r, 50));
+    const meta = (await store.listRecordings({ sessionId: 'sess-crash' }))[0]!;
+    assert.equal(meta.status, 'open');
+    // A new process over the same directory and store (the old writer is simply abandoned).
+    const next = new Recordings({ dir: recordings.dir, store, audit });
+    assert.equal(await next.recover(), 1);
+    const sealed = (await store.getRecording(meta.id))!;
+    assert.equal(sealed.status, 'closed');
+    const record = await readAudit(sealed.auditSeq!);
+    assert.equal(record?.data.recovered, true);
+    assert.equal((await verifyRecordingFile(recordings.dir, sealed, readAudit)).ok, true);
+    assert.equal(await next.recover(), 0);
+  });
+
   it('seals every open recording on close and lists newest first', async () => {
     const a = recordings.open('sess-4', 'c', 'events-jsonl');
     a.write('{"x":1}\n');

@@ -10,8 +10,8 @@
  * number of dropped bytes is recorded with the hash, so a gap is evidence too.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
-import { join } from 'node:path';
+import { type FileHandle, mkdir, open, readdir, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { AuditRecord } from '../store.ts';
 import type {
   Recorder,
@@ -27,6 +27,7 @@ export const RECORDING_AUDIT_TYPE = 'recording.closed';
 /** What the recorder needs from the store. */
 export interface RecordingStore {
   putRecording(meta: RecordingMeta): Promise<void>;
+  getRecording(id: string): Promise<RecordingMeta | undefined>;
 }
 
 /** What the recorder needs from the audit log (AuditLog fits). */
@@ -85,6 +86,55 @@ export class Recordings implements Recorder {
     return this.open_.size;
   }
 
+  /**
+   * Seals recordings a previous run left open (killed before their sessions closed): each is
+   * hashed as it is on disk, named by that hash and entered into the chain with
+   * `recovered: true`, so what was recorded up to the crash is evidence too. Call once at start.
+   */
+  async recover(): Promise<number> {
+    let pids: string[];
+    try {
+      pids = await readdir(join(this.dir, 'open'));
+    } catch {
+      return 0;
+    }
+    const parts: string[] = [];
+    for (const pid of pids) {
+      // This process has opened nothing yet (recover runs first), so its own pid's directory
+      // holds leftovers of an earlier run that had the same pid (pid 1 in a container).
+      if (Number(pid) !== process.pid && alive(Number(pid))) continue;
+      const names = await readdir(join(this.dir, 'open', pid)).catch(() => [] as string[]);
+      for (const name of names) if (name.endsWith('.part')) parts.push(join(pid, name));
+    }
+    let n = 0;
+    for (const rel of parts) {
+      const id = rel.slice(rel.lastIndexOf('/') + 1, -'.part'.length);
+      const meta = await this.opts.store.getRecording(id);
+      if (!meta || meta.status === 'closed') continue;
+      const part = join(this.dir, 'open', rel);
+      const { hashFile } = await import('./verify.ts');
+      const { sha256, bytes } = await hashFile(part);
+      const sealed = sealedPath(sha256, meta.format);
+      await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true });
+      await rename(part, join(this.dir, sealed));
+      const closed: RecordingMeta = {
+        ...meta,
+        status: 'closed',
+        endedAt: (this.opts.now ?? Date.now)(),
+        bytes,
+        sha256,
+        path: sealed,
+      };
+      const record = await this.opts.audit.append(RECORDING_AUDIT_TYPE, {
+        ...recordingAuditData(closed),
+        recovered: true,
+      });
+      await this.opts.store.putRecording({ ...closed, auditSeq: record.seq });
+      n += 1;
+    }
+    return n;
+  }
+
   /** Seals every recording still open (gateway shutdown). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.open_].map((w) => w.close()));
@@ -128,7 +178,9 @@ class FileRecordingWriter implements RecordingWriter {
     this.onClosed = onClosed;
     this.highWater = opts.highWaterBytes ?? 1024 * 1024;
     this.maxBuffered = Math.max(this.highWater, opts.maxBufferedBytes ?? 16 * 1024 * 1024);
-    const relPart = join('open', `${this.id}.part`);
+    // Per process, so a gateway starting next to a live one (same data directory) recovers
+    // only what dead processes left behind.
+    const relPart = join('open', String(process.pid), `${this.id}.part`);
     this.partPath = join(opts.dir, relPart);
     this.meta = {
       id: this.id,
@@ -147,7 +199,7 @@ class FileRecordingWriter implements RecordingWriter {
       auditSeq: undefined,
       error: undefined,
     };
-    this.file = mkdir(join(opts.dir, 'open'), { recursive: true }).then(() =>
+    this.file = mkdir(dirname(this.partPath), { recursive: true }).then(() =>
       open(this.partPath, 'wx', 0o600),
     );
     this.file.catch((err) => this.fail(err));
@@ -275,6 +327,17 @@ class FileRecordingWriter implements RecordingWriter {
       this.opts.onError?.(err, this.id);
     }
     return this.meta;
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, owned by someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
