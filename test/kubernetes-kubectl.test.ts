@@ -27,6 +27,7 @@ describe('kubectl through Airlock', () => {
     apiserver.addPod('default', 'web-1');
     apiserver.addPod('default', 'web-2');
     apiserver.addPod('prod', 'db-0');
+    apiserver.addSecret('default', 'db', { password: 'hunter2-very-secret' });
     gw = await startHttpTestGateway({
       tls: true,
       secrets: { 'cluster.token': CLUSTER_TOKEN },
@@ -96,6 +97,30 @@ describe('kubectl through Airlock', () => {
     assert.match(p.stdout(), /web-2\s+Running/);
     // Airlock's credential reached the API server on every request; the caller's never did.
     assert.ok(apiserver.seen.length > 0 && apiserver.seen.every((r) => r.authorized));
+  });
+
+  it('kubectl get secret shows the keys but never the values', async () => {
+    const p = kubectl('get', 'secret', 'db', '-o', 'json');
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 0, p.output());
+    const secret = JSON.parse(p.stdout()) as {
+      data: Record<string, string>;
+      metadata: { annotations: Record<string, string> };
+    };
+    assert.deepEqual(Object.keys(secret.data), ['password']);
+    assert.equal(Buffer.from(secret.data.password!, 'base64').toString(), '(masked by airlock)');
+    assert.doesNotMatch(p.stdout(), new RegExp(Buffer.from('hunter2-very-secret').toString('base64')));
+    assert.doesNotMatch(p.stdout(), /hunter2/);
+    const list = kubectl('get', 'secrets', '-o', 'yaml');
+    assert.equal((await list.waitForExit(60_000)).code, 0, list.output());
+    assert.doesNotMatch(list.stdout(), new RegExp(Buffer.from('hunter2-very-secret').toString('base64')));
+  });
+
+  it('kubectl get pods --watch streams events as they come', async () => {
+    const p = kubectl('get', 'pods', '--watch', '-n', 'prod');
+    await p.waitForOutput(/db-0/, 60_000);
+    assert.equal(p.hasExited(), false, 'the watch is still open');
+    await p.stop();
   });
 
   it('kubectl delete pod is held, then runs once a reviewer approves it', async () => {

@@ -27,6 +27,7 @@ export interface KubeApiServer {
   /** Every request: method, URL and whether the expected token was presented. */
   readonly seen: { method: string; url: string; authorized: boolean }[];
   addPod(namespace: string, name: string): void;
+  addSecret(namespace: string, name: string, data: Record<string, string>): void;
   pods(namespace: string): string[];
   close(): Promise<void>;
 }
@@ -63,6 +64,10 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
   const store = new Map<string, Map<string, Pod>>();
   let rv = 100;
   const seen: KubeApiServer['seen'] = [];
+  const secrets = new Map<
+    string,
+    { metadata: { name: string; namespace: string; [k: string]: unknown } } & Record<string, unknown>
+  >();
   const addPod = (
     namespace: string,
     name: string,
@@ -134,6 +139,19 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
     if (p === '/apis') return json(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: [] });
     if (p === '/api/v1')
       return json(res, 200, { kind: 'APIResourceList', groupVersion: 'v1', resources: RESOURCES });
+    const sm = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/]+))?$/.exec(p);
+    if (sm && req.method === 'GET') {
+      const list = [...secrets.values()].filter((x) => x.metadata.namespace === sm[1]);
+      if (sm[2] === undefined)
+        return json(res, 200, {
+          kind: 'SecretList',
+          apiVersion: 'v1',
+          metadata: { resourceVersion: String(rv) },
+          items: list,
+        });
+      const secret = list.find((x) => x.metadata.name === sm[2]);
+      return secret ? json(res, 200, secret) : status(res, 404, 'NotFound', `secrets "${sm[2]}" not found`);
+    }
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods(?:\/([^/]+))?$/.exec(p);
     if (!m) return status(res, 404, 'NotFound', `the server could not find the requested resource (${p})`);
     const namespace = m[1]!;
@@ -197,6 +215,30 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
     url: `http://127.0.0.1:${port}`,
     seen,
     addPod: (namespace, name) => void addPod(namespace, name),
+    addSecret(namespace, name, data) {
+      const encoded = Object.fromEntries(
+        Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+      );
+      secrets.set(`${namespace}/${name}`, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'Opaque',
+        metadata: {
+          name,
+          namespace,
+          uid: `uid-${name}`,
+          resourceVersion: String(++rv),
+          creationTimestamp: new Date().toISOString(),
+          annotations: {
+            'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({
+              kind: 'Secret',
+              data: encoded,
+            }),
+          },
+        },
+        data: encoded,
+      });
+    },
     pods: (namespace) => [...(store.get(namespace)?.keys() ?? [])],
     close: () =>
       new Promise<void>((resolve) => {

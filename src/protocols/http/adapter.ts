@@ -30,6 +30,12 @@ export interface Classified {
   readonly attributes: Readonly<Record<string, unknown>>;
 }
 
+export interface ResponseFilter {
+  readonly mode: 'whole' | 'lines';
+  /** Rewrites one body (or one line); throws if it cannot, and the response is refused. */
+  apply(body: Buffer): Buffer;
+}
+
 export interface HoldInfo {
   readonly requestId: number;
   readonly url: string;
@@ -47,6 +53,12 @@ export interface ProxyAdapter<C extends PolicyConnection = PolicyConnection> {
   retry(ex: Exchange, hold: HoldInfo): void;
   /** `wait` hold mode: tell the caller, if the protocol has a way to, while the request is held. */
   waiting?(ex: Exchange, hold: HoldInfo): void;
+  /**
+   * A rewrite of the response body (masking), decided from the request before it is forwarded.
+   * `whole`: the body is buffered (bounded) and rewritten at once; `lines`: each line of a
+   * stream (a watch) is rewritten on its own.
+   */
+  responseFilter?(ex: Exchange, connection: C, classified: Classified): ResponseFilter | undefined;
   /** Authentication failed or missing. */
   unauthorized(ex: Exchange, error: AirlockError): void;
 }

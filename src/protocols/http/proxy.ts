@@ -6,13 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Action, Principal } from '../../core/action.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
-import type { Exchange, ProxyAdapter } from './adapter.ts';
+import type { Exchange, ProxyAdapter, ResponseFilter } from './adapter.ts';
 import { sendJson } from './adapter.ts';
 import { hasBody, readBody } from './body.ts';
 import { callerHeaders, callerToken, upstreamHeaders } from './headers.ts';
@@ -30,6 +31,48 @@ export interface ProxyOptions {
   readonly tokens: Authenticator;
   readonly adapters: readonly ProxyAdapter<never>[];
   readonly log?: Logger | undefined;
+}
+
+/** Largest response body buffered to be rewritten (masked). */
+const MAX_FILTERED_BODY = 64 * 1024 * 1024;
+/** Longest line of a rewritten stream (one watch event). */
+const MAX_FILTERED_LINE = 16 * 1024 * 1024;
+
+/** Applies a filter to each newline-terminated line of a stream. */
+class LineFilter extends Transform {
+  #pending: Buffer = Buffer.alloc(0);
+  readonly #rewrite: ResponseFilter;
+  constructor(rewrite: ResponseFilter) {
+    super();
+    this.#rewrite = rewrite;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    let buf = this.#pending.length > 0 ? Buffer.concat([this.#pending, chunk]) : chunk;
+    try {
+      for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10)) {
+        const line = buf.subarray(0, nl);
+        buf = buf.subarray(nl + 1);
+        if (line.length > 0) this.push(Buffer.concat([this.#rewrite.apply(line), Buffer.from('\n')]));
+      }
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    if (buf.length > MAX_FILTERED_LINE) {
+      done(new Error('a streamed line is too long to mask'));
+      return;
+    }
+    this.#pending = Buffer.from(buf);
+    done();
+  }
+  override _flush(done: TransformCallback): void {
+    try {
+      if (this.#pending.length > 0) this.push(this.#rewrite.apply(this.#pending));
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
 }
 
 interface SocketSessions {
@@ -238,7 +281,8 @@ export class HttpProxy {
         return;
       }
     }
-    await this.#forward(ex, connection, adapter, signal);
+    const filter = adapter.responseFilter?.(ex, connection as never, classified);
+    await this.#forward(ex, connection, adapter, signal, filter);
   }
 
   async #forward(
@@ -246,15 +290,22 @@ export class HttpProxy {
     connection: PolicyConnection,
     adapter: ProxyAdapter,
     signal: AbortSignal,
+    filter?: ResponseFilter | undefined,
   ): Promise<void> {
     if (connection.type !== 'http' && connection.type !== 'kubernetes' && connection.type !== 'git') return;
     const upstream = this.#pools.get(connection.name, connection.upstream);
     let response: Awaited<ReturnType<typeof upstream.pool.request>>;
+    const headers = upstreamHeaders(ex.req.headers, connection.credential, ex.body?.length);
+    // A body Airlock rewrites must arrive uncompressed and as JSON.
+    if (filter) {
+      headers['accept-encoding'] = 'identity';
+      headers.accept = 'application/json';
+    }
     try {
       response = await upstream.pool.request({
         method: ex.method as 'GET',
         path: upstream.basePath + ex.target,
-        headers: upstreamHeaders(ex.req.headers, connection.credential, ex.body?.length),
+        headers,
         body: ex.body ?? null,
         signal,
       });
@@ -288,6 +339,9 @@ export class HttpProxy {
         );
         return;
       }
+    } else if (filter) {
+      await this.#filtered(ex, connection.name, adapter, response, filter);
+      return;
     } else {
       res.writeHead(response.statusCode, callerHeaders(response.headers));
       // Watches and log streams (no length): send headers now, not with the first event.
@@ -298,6 +352,71 @@ export class HttpProxy {
     } catch {
       // Either side went away; the other is closed by pipeline.
     }
+  }
+
+  /** Sends a response rewritten by `filter`; a body that cannot be rewritten is not sent at all. */
+  async #filtered(
+    ex: Exchange,
+    name: string,
+    adapter: ProxyAdapter,
+    response: {
+      statusCode: number;
+      headers: Record<string, string | string[] | undefined>;
+      body: NodeJS.ReadableStream & { dump(): Promise<void> };
+    },
+    filter: ResponseFilter,
+  ): Promise<void> {
+    const headers = callerHeaders(response.headers);
+    const type = String(response.headers['content-type'] ?? '');
+    const encoding = String(response.headers['content-encoding'] ?? 'identity');
+    const refuse = (why: string) =>
+      adapter.refuse(
+        ex,
+        new AirlockError(
+          'AIRLOCK_E_UPSTREAM_UNAVAILABLE',
+          `the response from ${name} could not be masked: ${why}`,
+          {
+            hint: 'ask for JSON; Airlock does not pass on responses it must mask but cannot',
+            status: 502,
+          },
+        ),
+      );
+    if (!/json/i.test(type) || encoding !== 'identity') {
+      await response.body.dump().catch(() => {});
+      refuse(`it is ${type || 'untyped'} (${encoding})`);
+      return;
+    }
+    delete headers['content-length'];
+    if (filter.mode === 'lines') {
+      ex.res.writeHead(response.statusCode, headers);
+      ex.res.flushHeaders();
+      try {
+        await pipeline(response.body, new LineFilter(filter), ex.res);
+      } catch {
+        ex.res.destroy();
+      }
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_FILTERED_BODY) {
+        await response.body.dump().catch(() => {});
+        refuse(`it is larger than ${MAX_FILTERED_BODY} bytes`);
+        return;
+      }
+      chunks.push(chunk);
+    }
+    let out: Buffer;
+    try {
+      out = filter.apply(Buffer.concat(chunks));
+    } catch (err) {
+      refuse((err as Error).message);
+      return;
+    }
+    ex.res.writeHead(response.statusCode, { ...headers, 'content-length': String(out.length) });
+    ex.res.end(out);
   }
 
   async #session(

@@ -24,6 +24,8 @@ export const kubernetesConnectionSchema = z.strictObject({
     .int()
     .min(0)
     .default(8 * 1024 * 1024),
+  /** Replace the values of Secrets (`data`, `stringData`) in responses. */
+  mask_secrets: z.boolean().default(true),
   ...connectionCommon,
 });
 
@@ -32,6 +34,7 @@ export interface KubernetesConnection extends ConnectionBase {
   readonly upstream: HttpUpstream;
   readonly credential?: HttpCredential | undefined;
   readonly maxBody: number;
+  readonly maskSecrets: boolean;
 }
 
 export function resolveKubernetesConnection(
@@ -44,5 +47,6 @@ export function resolveKubernetesConnection(
     upstream: resolveHttpUpstream(c.upstream, ctx),
     credential: resolveHttpCredential(c.credential, ctx),
     maxBody: c.max_body,
+    maskSecrets: c.mask_secrets,
   };
 }

@@ -8,6 +8,7 @@ import type { AirlockError } from '../../../core/errors.ts';
 import type { KubernetesConnection } from '../../../core/policy/connections/kubernetes.ts';
 import { type ProxyAdapter, sendJson } from '../adapter.ts';
 import { classifyKubernetes } from './classify.ts';
+import { secretMask } from './mask.ts';
 
 const REASONS: Record<number, string> = {
   400: 'BadRequest',
@@ -67,5 +68,12 @@ export const kubernetesAdapter: ProxyAdapter<KubernetesConnection> = {
   },
   unauthorized(ex, error) {
     sendStatus(ex.res, 401, text(error));
+  },
+  responseFilter(_ex, connection, classified) {
+    const a = classified.attributes;
+    if (!connection.maskSecrets || a.resource !== 'secrets') return undefined;
+    if (a.verb === 'watch') return secretMask('lines');
+    // Writes answer with the object written: masked too.
+    return secretMask('whole');
   },
 };
