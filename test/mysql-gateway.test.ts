@@ -267,6 +267,38 @@ describe('MySQL through Airlock', { skip, timeout: 10 * 60_000 }, () => {
     assert.ok(await rowExists('orders', 1), 'orders still exists');
   });
 
+  test('a held statement whose caller disconnects is cancelled; one nobody decides expires with an error', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const c = await through('agent');
+    void settle(c.query('DELETE FROM orders WHERE id = 20'));
+    const req = await pendingRequest('agent', 'DELETE FROM orders WHERE id = 20');
+    // mysql2 does not settle a query in flight when its connection is destroyed; nothing waits on it.
+    c.destroy();
+    const cancelled = await eventually('the request to be cancelled', async () => {
+      const res = await gw.api<{ request: RequestView }>(
+        'GET',
+        `/api/v1/requests/${req.id}`,
+        undefined,
+        'alice',
+      );
+      return res.body.request.status === 'cancelled' ? res.body.request : undefined;
+    });
+    assert.equal(cancelled.status, 'cancelled');
+    assert.ok(await rowExists('orders', 20));
+
+    const d = await through('agent');
+    try {
+      const err = await rejected(d.query("INSERT INTO audit_notes (note) VALUES ('never')"));
+      assert.equal(err.errno, 1142);
+      assert.match(err.message, /expired/);
+      const [rows] = await d.query('SELECT 1 AS still');
+      assert.deepEqual(rows, [{ still: 1 }]);
+    } finally {
+      await d.end();
+    }
+  });
+
   test('hold: retry answers at once with the request; once approved the same statement passes', {
     timeout: TEST_TIMEOUT,
   }, async () => {

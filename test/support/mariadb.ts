@@ -222,6 +222,13 @@ rules:
     statements: [DropStmt, TruncateStmt]
     effect: deny
     reason: schema drops go through the migration pipeline
+  - name: agent notes expire quickly
+    connections: [${MYSQL_CONNECTION}]
+    principals: [agent]
+    tables: [audit_notes]
+    kinds: [write]
+    effect: review
+    review: { groups: [dba], approvals: 1, expires: 2s, hold: wait }
   - name: customer changes are approved per statement
     connections: [${MYSQL_CONNECTION}]
     principal_kinds: [agent, human]
