@@ -206,6 +206,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       request: (id) => approvals.get(id),
       postgres: () => listeners.postgres,
       recorder: recordings,
+      limits,
       log: log.child({ protocol: 'mcp' }),
     });
     registerTokenRoutes(api, { policy: effective, tokens, apiTokens: identity.apiTokens, audit });

@@ -14,6 +14,7 @@ import type { ApprovalRequest } from '../../core/approvals/request.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { Limits } from '../../core/limits/limits.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
@@ -37,6 +38,8 @@ export interface McpEndpointOptions {
   readonly serverVersion?: string;
   /** Where session recordings go (one per /mcp/CONNECTION session). */
   readonly recorder?: Recorder | undefined;
+  /** Connection slots per principal and in total: every MCP session takes one. */
+  readonly limits?: Pick<Limits, 'openConnection'> | undefined;
   /** Looks up an approval request (for the own tools' request_status). */
   readonly request?: (id: number) => Promise<ApprovalRequest | undefined>;
   /** Where Airlock's PostgreSQL listener runs (for the own tools' query). */
@@ -158,6 +161,7 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
 
     const sid = request.headers['mcp-session-id'];
     let session: McpSession | undefined;
+    let created: (() => void) | undefined;
     if (typeof sid === 'string') {
       session = sessions.get(sid);
       // Another principal's session answers exactly like a missing one.
@@ -194,8 +198,29 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
         classifySql: opts.classifySql,
         progressIntervalMs: opts.progressIntervalMs ?? 10_000,
       };
+      // A session may launch a process: it takes one of the caller's connection slots.
+      let release: (() => void) | undefined;
+      try {
+        release = opts.limits?.openConnection(principal, 'mcp', request.ip);
+      } catch (err) {
+        const e = isAirlockError(err)
+          ? err
+          : new AirlockError('AIRLOCK_E_LIMIT_CONNECTIONS', 'too many sessions');
+        return refuse(reply, 429, -32000, e);
+      }
       const register = (s: McpSession) => sessions.set(s.id, s);
-      const unregister = (s: McpSession) => sessions.delete(s.id);
+      const unregister = (s: McpSession) => {
+        sessions.delete(s.id);
+        release?.();
+        release = undefined;
+      };
+      created = () => {
+        // An initialize the transport refused never became a session: give the slot back.
+        if (session && !session.id) {
+          release?.();
+          release = undefined;
+        }
+      };
       session = connection
         ? new RelaySession({ ...common, connection, recorder: opts.recorder }, register, unregister)
         : own
@@ -234,7 +259,9 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
     reply.hijack();
     try {
       await session.downstream.handleRequest(request.raw, reply.raw, request.body);
+      created?.();
     } catch (err) {
+      created?.();
       log?.warn({ err: (err as Error)?.message, connection: name }, 'mcp request failed');
       if (!reply.raw.headersSent) {
         reply.raw.writeHead(500, { 'content-type': 'application/json' });

@@ -482,6 +482,8 @@ export class FederatedSession {
   async close(reason: string): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Forget it (and free its slot) at once: nothing new reaches a closing session.
+    this.#onClosed(this);
     for (const p of this.#pending.values()) p.hold?.abort();
     await Promise.all(
       [...this.#links.values()].map(async (link) => {
@@ -496,6 +498,5 @@ export class FederatedSession {
     await this.downstream.close().catch(() => {});
     if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
     this.ctx.log?.info({ session: this.id, reason }, 'mcp aggregated session closed');
-    this.#onClosed(this);
   }
 }

@@ -230,10 +230,11 @@ export class OwnToolsSession {
   async close(reason: string): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Forget it (and free its slot) at once: nothing new reaches a closing session.
+    this.#onClosed(this);
     await this.#server.close().catch(() => {});
     if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
     this.ctx.log?.info({ session: this.id, reason }, 'mcp airlock tools session closed');
-    this.#onClosed(this);
   }
 }
 

@@ -532,6 +532,8 @@ export class RelaySession {
   async close(reason: string): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Forget it (and free its slot) at once: nothing new reaches a closing session.
+    this.#onClosed(this);
     this.#setReady(false);
     for (const p of this.#pending.values()) p.hold?.abort();
     const up = this.#upstream;
@@ -552,6 +554,5 @@ export class RelaySession {
       { session: this.id, connection: this.ctx.connection.name, reason },
       'mcp session closed',
     );
-    this.#onClosed(this);
   }
 }
