@@ -7,13 +7,15 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { requestJson } from '../src/server/api.ts';
 import { startTestGateway, type TestGateway } from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
-import { stopAll } from './support/processes.ts';
+import { startProcess, stopAll } from './support/processes.ts';
 import { psqlCommand, psqlSession } from './support/psql.ts';
 
+const ROOT = join(import.meta.dirname, '..');
 const TEST_TIMEOUT = 120_000;
 type RequestView = ReturnType<typeof requestJson>;
 
@@ -98,6 +100,16 @@ async function askAccess(duration: string, kinds?: string[]) {
   );
 }
 
+async function cli(token: string, args: string[]) {
+  const p = startProcess(process.execPath, [join(ROOT, 'bin/airlock.js'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, AIRLOCK_URL: gw.apiUrl, AIRLOCK_TOKEN: token },
+  });
+  p.endInput();
+  const exit = await p.waitForExit(60_000);
+  return { status: exit.code, stdout: p.stdout(), stderr: p.stderr() };
+}
+
 function write(sql: string, token = gw.tokens.agent, user = 'agent') {
   return psqlCommand({ ...gw.pg, database: 'app', token, user }, sql);
 }
@@ -170,6 +182,34 @@ describe('just-in-time access', { timeout: TEST_TIMEOUT }, () => {
     await session.waitForOutput(/approval was revoked/, 30_000, 'stderr');
     session.endInput();
     assert.notEqual((await session.waitForExit(30_000)).code, 0);
+  });
+});
+
+describe('just-in-time access from the CLI', { timeout: TEST_TIMEOUT }, () => {
+  test('airlock access asks, airlock approve grants, airlock revoke takes it back', async () => {
+    const asked = await cli(gw.tokens.agent, [
+      'access',
+      'app',
+      '--for',
+      '30m',
+      '--reason',
+      'incident 4412',
+      '--kinds',
+      'write',
+    ]);
+    assert.equal(asked.status, 0, asked.stderr);
+    const m = /request (\d+): 30m of write on app — incident 4412/.exec(asked.stdout);
+    assert.ok(m, asked.stdout);
+    const approved = await cli(gw.tokens.alice, ['approve', m[1]!]);
+    assert.equal(approved.status, 0, approved.stderr);
+    const w = write('UPDATE customers SET email = email WHERE id = 5');
+    assert.equal((await w.waitForExit(60_000)).code, 0, w.output());
+    const revoked = await cli(gw.tokens.alice, ['revoke', m[1]!, '--reason', 'done']);
+    assert.equal(revoked.status, 0, revoked.stderr);
+    assert.match(revoked.stdout, /revoked: approval revoked by alice: done/);
+    const late = write('UPDATE customers SET email = email WHERE id = 5');
+    await late.waitForExit(60_000);
+    assert.match(late.stderr(), /approval required/);
   });
 });
 
