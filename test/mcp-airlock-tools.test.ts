@@ -20,7 +20,16 @@ let agent: Client;
 
 before(async () => {
   upstream = await startPostgres();
-  gw = await startTestGateway(upstream);
+  gw = await startTestGateway(upstream, {
+    extra: `
+access:
+  - connections: [app]
+    kinds: [read, write]
+    principals: [agent]
+    max: 1h
+    review: { groups: [dba] }
+`,
+  });
   agent = new Client({ name: 'coding-agent', version: '1.0.0' });
   await agent.connect(
     new StreamableHTTPClientTransport(new URL(`${gw.apiUrl}/mcp/airlock`), {
@@ -60,7 +69,7 @@ describe('Airlock tools over MCP', () => {
     timeout: TEST_TIMEOUT,
   }, async () => {
     const tools = (await agent.listTools()).tools.map((t) => t.name).sort();
-    assert.deepEqual(tools, ['list_connections', 'query', 'request_status']);
+    assert.deepEqual(tools, ['list_connections', 'query', 'request_access', 'request_status']);
     const list = JSON.parse(textOf(await agent.callTool({ name: 'list_connections', arguments: {} }))) as {
       name: string;
       type: string;
@@ -126,6 +135,34 @@ describe('Airlock tools over MCP', () => {
     });
     assert.equal((result as ToolResult).isError, true);
     assert.match(textOf(result), /schema drops go through the migration pipeline/);
+  });
+
+  test('request_access files a just-in-time access request the agent can follow', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const filed = await agent.callTool({
+      name: 'request_access',
+      arguments: {
+        connection: 'app',
+        duration: '30m',
+        reason: 'fix order 7 for ticket 4411',
+        kinds: ['write'],
+      },
+    });
+    assert.notEqual((filed as ToolResult).isError, true, textOf(filed));
+    const id = Number(/access request (\d+)/.exec(textOf(filed))?.[1]);
+    assert.ok(id > 0, textOf(filed));
+    const status = JSON.parse(
+      textOf(await agent.callTool({ name: 'request_status', arguments: { id } })),
+    ) as {
+      status: string;
+    };
+    assert.equal(status.status, 'pending');
+    const tooLong = await agent.callTool({
+      name: 'request_access',
+      arguments: { connection: 'app', duration: '8h', reason: 'the whole day' },
+    });
+    assert.equal((tooLong as ToolResult).isError, true);
   });
 
   test("someone else's request, or a missing connection, is refused", { timeout: TEST_TIMEOUT }, async () => {

@@ -204,6 +204,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       tokens,
       classifySql,
       request: (id) => approvals.get(id),
+      createRequest: (r) => approvals.create(r),
       postgres: () => listeners.postgres,
       recorder: recordings,
       limits,

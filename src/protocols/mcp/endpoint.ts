@@ -10,7 +10,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Principal } from '../../core/action.ts';
-import type { ApprovalRequest } from '../../core/approvals/request.ts';
+import type { ApprovalRequest, NewRequest } from '../../core/approvals/request.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
@@ -40,6 +40,8 @@ export interface McpEndpointOptions {
   readonly recorder?: Recorder | undefined;
   /** Connection slots per principal and in total: every MCP session takes one. */
   readonly limits?: Pick<Limits, 'openConnection'> | undefined;
+  /** Files an approval request (for the own tools' request_access). */
+  readonly createRequest?: ((request: NewRequest) => Promise<ApprovalRequest>) | undefined;
   /** Looks up an approval request (for the own tools' request_status). */
   readonly request?: (id: number) => Promise<ApprovalRequest | undefined>;
   /** Where Airlock's PostgreSQL listener runs (for the own tools' query). */
@@ -230,6 +232,7 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
                 credential: bearer(request) ?? '',
                 serverVersion: opts.serverVersion ?? '1',
                 request: opts.request ?? (async () => undefined),
+                createRequest: opts.createRequest,
                 postgres: opts.postgres ?? (() => undefined),
               },
               register,

@@ -17,9 +17,13 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Principal } from '../../core/action.ts';
-import type { ApprovalRequest } from '../../core/approvals/request.ts';
+import { ACTION_KINDS } from '../../core/action.ts';
+import { accessRequest } from '../../core/approvals/access.ts';
+import type { ApprovalRequest, NewRequest } from '../../core/approvals/request.ts';
+import { isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import { parseDuration } from '../../core/policy/review.ts';
 
 /** The route of the own tools; a connection of this name takes precedence. */
 export const OWN_TOOLS_ROUTE = 'airlock';
@@ -37,6 +41,8 @@ export interface OwnToolsContext {
   readonly serverVersion: string;
   /** Looks up an approval request. */
   readonly request: (id: number) => Promise<ApprovalRequest | undefined>;
+  /** Files an approval request (a just-in-time access request). */
+  readonly createRequest?: ((request: NewRequest) => Promise<ApprovalRequest>) | undefined;
   /** Where Airlock's PostgreSQL listener runs, if it does. */
   readonly postgres: () => { readonly host: string; readonly port: number } | undefined;
 }
@@ -159,6 +165,38 @@ export class OwnToolsSession {
             2,
           ),
         );
+      },
+    );
+
+    this.#server.registerTool(
+      'request_access',
+      {
+        description:
+          'Asks people for just-in-time access to a connection for a while, with a reason. Returns the request; once approved, your actions on that connection (of the kinds asked for) pass for the duration. Check it with request_status.',
+        inputSchema: {
+          connection: z.string().min(1),
+          duration: z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as 30m or 2h'),
+          reason: z.string().min(1),
+          kinds: z.array(z.enum(ACTION_KINDS)).optional(),
+        },
+      },
+      async ({ connection, duration, reason, kinds }) => {
+        const create = this.ctx.createRequest;
+        if (!create) return text('just-in-time access is not available on this gateway', true);
+        try {
+          const ask = accessRequest(
+            policy,
+            this.ctx.principal,
+            { connection, durationMs: parseDuration(duration), reason, kinds },
+            Date.now(),
+          );
+          const r = await create(ask);
+          return text(
+            `access request ${r.id} is waiting for approval (${r.review.groups.join(', ')}); check it with request_status`,
+          );
+        } catch (err) {
+          return text(isAirlockError(err) ? err.describe() : 'the access request could not be filed', true);
+        }
       },
     );
 
