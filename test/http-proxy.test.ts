@@ -228,4 +228,40 @@ describe('HTTP connections', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   });
+
+  it('records each exchange of a session, without credentials', async () => {
+    const client = new Client(gw.proxyUrl);
+    const res = await client.request({
+      method: 'GET',
+      path: '/http/api/v1/recorded?page=2',
+      headers: { ...auth(), cookie: 'sid=abc', 'x-trace': 't-1' },
+    });
+    await res.body.dump();
+    await client.close();
+    for (;;) {
+      const list = await gw.api<{ recordings: { id: string; status: string; sessionId: string }[] }>(
+        'GET',
+        '/api/v1/recordings?connection=api',
+        undefined,
+        'alice',
+      );
+      for (const r of list.body.recordings.filter((x) => x.status === 'closed')) {
+        const content = await fetch(`${gw.apiUrl}/api/v1/recordings/${r.id}/content`, {
+          headers: { authorization: `Bearer ${gw.tokens.alice}` },
+        }).then((x) => x.text());
+        if (!content.includes('/v1/recorded?page=2')) continue;
+        const event = content
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .find((e) => e.type === 'exchange')!;
+        assert.equal(event.verdict, 'allow');
+        assert.equal(event.status, 200);
+        assert.equal((event.headers as Record<string, string>)['x-trace'], 't-1');
+        assert.doesNotMatch(content, new RegExp(`${gw.tokens.agent}|sid=abc|${UPSTREAM_TOKEN}`));
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
 });

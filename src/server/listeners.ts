@@ -118,6 +118,7 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         gate: ctx.gate,
         tokens: ctx.tokens,
         tls: ctx.tls,
+        recorder: ctx.recordings,
         log: ctx.log,
       }),
   },

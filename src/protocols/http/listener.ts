@@ -8,6 +8,7 @@ import { createSecureContext, TLSSocket } from 'node:tls';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import type { Recorder } from '../../core/recording/types.ts';
 import type { ProxyAdapter } from './adapter.ts';
 import { gitAdapter } from './git/adapter.ts';
 import { httpAdapter } from './http-connection.ts';
@@ -22,6 +23,8 @@ export interface HttpListenerOptions {
   readonly gate: GatePort;
   readonly tokens: Authenticator;
   readonly log?: Logger | undefined;
+  /** Records each caller session's exchanges (events-jsonl). */
+  readonly recorder?: Recorder | undefined;
   /**
    * The gateway's certificate (PEM). With it the same port also speaks HTTPS: kubectl sends a
    * bearer token only over TLS.
@@ -46,6 +49,7 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
       gitAdapter as ProxyAdapter<never>,
     ],
     log: o.log,
+    recorder: o.recorder,
   });
   const sockets = new Set<Socket>();
   const server: Server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {

@@ -13,6 +13,8 @@ import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
+import { EventStreamWriter } from '../../core/recording/events.ts';
+import type { Recorder } from '../../core/recording/types.ts';
 import type { Exchange, ProxyAdapter, ResponseFilter } from './adapter.ts';
 import { sendJson } from './adapter.ts';
 import { hasBody, readBody } from './body.ts';
@@ -31,6 +33,8 @@ export interface ProxyOptions {
   readonly tokens: Authenticator;
   readonly adapters: readonly ProxyAdapter<never>[];
   readonly log?: Logger | undefined;
+  /** Each caller session's exchanges are recorded as an event stream when given. */
+  readonly recorder?: Recorder | undefined;
 }
 
 /** Largest response body buffered to be rewritten (masked). */
@@ -75,8 +79,23 @@ class LineFilter extends Transform {
   }
 }
 
+interface ProxySession {
+  readonly id: string;
+  readonly recording?: EventStreamWriter | undefined;
+}
+
 interface SocketSessions {
-  readonly ids: Map<string, string>;
+  readonly ids: Map<string, ProxySession>;
+}
+
+/** Request headers kept in recordings: anything that may carry a credential is left out. */
+const UNRECORDED_HEADER = /auth|cookie|token|secret|key|password|signature|session/i;
+
+function recordedHeaders(headers: IncomingMessage['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers))
+    if (v !== undefined && !UNRECORDED_HEADER.test(k)) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
 }
 
 /** `/http/NAME/rest?q` → type, name and `/rest?q`. */
@@ -215,7 +234,20 @@ export class HttpProxy {
     }
     const ex: Exchange = { ...base, body };
     const classified = await adapter.classify(ex, connection as never);
-    const sessionId = await this.#session(req.socket, adapter.protocol, connection, principal, source);
+    const session = await this.#session(req.socket, adapter.protocol, connection, principal, source);
+    const sessionId = session.id;
+    const started = Date.now();
+    const record = (verdict: string, extra: Record<string, unknown> = {}) =>
+      session.recording?.event('exchange', {
+        method: ex.method,
+        target: ex.target,
+        kind: classified.kind,
+        summary: classified.summary,
+        verdict,
+        headers: recordedHeaders(req.headers),
+        ...(classified.attributes.body === undefined ? {} : { body: classified.attributes.body }),
+        ...extra,
+      });
     const action: Action = {
       protocol: adapter.protocol,
       connection: connection.name,
@@ -236,6 +268,7 @@ export class HttpProxy {
       return;
     }
     if (outcome.verdict === 'deny') {
+      record('deny', { reason: outcome.reason });
       adapter.refuse(
         ex,
         new AirlockError('AIRLOCK_E_DENIED', outcome.reason, {
@@ -250,12 +283,14 @@ export class HttpProxy {
     if (outcome.verdict === 'hold') {
       const hold = { requestId: outcome.request.id, url: outcome.url, message: outcome.message };
       if (outcome.mode === 'retry') {
+        record('hold', { request: hold.requestId });
         adapter.retry(ex, hold);
         return;
       }
       adapter.waiting?.(ex, hold);
       const settled = await this.#o.gate.settled(outcome.request.id, signal);
       if (settled.status !== 'approved') {
+        record(settled.status, { request: hold.requestId, reason: settled.reason });
         adapter.refuse(
           ex,
           new AirlockError(
@@ -282,7 +317,13 @@ export class HttpProxy {
       }
     }
     const filter = adapter.responseFilter?.(ex, connection as never, classified);
-    await this.#forward(ex, connection, adapter, signal, filter);
+    const status = await this.#forward(ex, connection, adapter, signal, filter);
+    record('allow', {
+      ...(outcome.verdict === 'hold' ? { request: outcome.request.id } : {}),
+      status: status ?? null,
+      ms: Date.now() - started,
+      ...(filter ? { masked: true } : {}),
+    });
   }
 
   async #forward(
@@ -291,8 +332,9 @@ export class HttpProxy {
     adapter: ProxyAdapter,
     signal: AbortSignal,
     filter?: ResponseFilter | undefined,
-  ): Promise<void> {
-    if (connection.type !== 'http' && connection.type !== 'kubernetes' && connection.type !== 'git') return;
+  ): Promise<number | undefined> {
+    if (connection.type !== 'http' && connection.type !== 'kubernetes' && connection.type !== 'git')
+      return undefined;
     const upstream = this.#pools.get(connection.name, connection.upstream);
     let response: Awaited<ReturnType<typeof upstream.pool.request>>;
     const headers = upstreamHeaders(ex.req.headers, connection.credential, ex.body?.length);
@@ -310,7 +352,7 @@ export class HttpProxy {
         signal,
       });
     } catch (err) {
-      if (signal.aborted) return;
+      if (signal.aborted) return undefined;
       adapter.refuse(
         ex,
         new AirlockError(
@@ -322,7 +364,7 @@ export class HttpProxy {
           },
         ),
       );
-      return;
+      return 502;
     }
     const { res } = ex;
     if (res.headersSent) {
@@ -337,11 +379,11 @@ export class HttpProxy {
             { status: 502 },
           ),
         );
-        return;
+        return 502;
       }
     } else if (filter) {
       await this.#filtered(ex, connection.name, adapter, response, filter);
-      return;
+      return response.statusCode;
     } else {
       res.writeHead(response.statusCode, callerHeaders(response.headers));
       // Watches and log streams (no length): send headers now, not with the first event.
@@ -352,6 +394,7 @@ export class HttpProxy {
     } catch {
       // Either side went away; the other is closed by pipeline.
     }
+    return response.statusCode;
   }
 
   /** Sends a response rewritten by `filter`; a body that cannot be rewritten is not sent at all. */
@@ -425,21 +468,36 @@ export class HttpProxy {
     connection: PolicyConnection,
     principal: Principal,
     source: string,
-  ): Promise<string> {
+  ): Promise<ProxySession> {
     let s = this.#sessions.get(socket);
     if (!s) {
       const created: SocketSessions = { ids: new Map() };
       s = created;
       this.#sessions.set(socket, created);
       socket.once('close', () => {
-        for (const id of created.ids.values()) this.#o.gate.sessionClosed(id);
+        for (const session of created.ids.values()) {
+          this.#o.gate.sessionClosed(session.id);
+          session.recording?.close().catch((err: Error) => {
+            this.#o.log?.error({ err: err.message }, 'http recording could not be sealed');
+          });
+        }
       });
     }
     const key = `${connection.name}\0${principal.name}`;
-    let id = s.ids.get(key);
-    if (!id) {
-      id = randomUUID();
-      s.ids.set(key, id);
+    let session = s.ids.get(key);
+    if (!session) {
+      const id = randomUUID();
+      const recording = this.#o.recorder
+        ? new EventStreamWriter(
+            this.#o.recorder.open(id, connection.name, 'events-jsonl', {
+              protocol,
+              principal: principal.name,
+            }),
+            { session: id, connection: connection.name, protocol, principal: principal.name, source },
+          )
+        : undefined;
+      session = { id, recording };
+      s.ids.set(key, session);
       await this.#o.gate.sessionOpened({
         sessionId: id,
         protocol,
@@ -448,7 +506,7 @@ export class HttpProxy {
         source,
       });
     }
-    return id;
+    return session;
   }
 
   /** Cancel held requests and stop streams; used on shutdown. */
