@@ -266,6 +266,8 @@ export async function startMysqlTestGateway(
     rules?: string;
     extra?: string;
     connectionExtra?: string;
+    /** Log in to the target as this account instead of `app_rw`. */
+    upstreamUser?: { user: string; password: string };
     /** What actions no rule matches get (default review). */
     connectionDefault?: 'allow' | 'review' | 'deny';
     /** YAML lines appended under `upstream:` (6-space indent). */
@@ -290,7 +292,13 @@ export async function startMysqlTestGateway(
       `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
     );
   }
-  writeFileSync(join(dir, 'secrets', 'upstream.password'), `${target.app.password}\n`, { mode: 0o600 });
+  writeFileSync(
+    join(dir, 'secrets', 'upstream.password'),
+    `${opts.upstreamUser?.password ?? target.app.password}\n`,
+    {
+      mode: 0o600,
+    },
+  );
   let tlsBlock = '';
   if (opts.tls) {
     writeFileSync(join(dir, 'secrets', 'tls.crt'), opts.tls.cert);
@@ -317,7 +325,7 @@ connections:
       host: 127.0.0.1
       port: ${target.port}
       database: ${target.app.database}
-      user: ${target.app.user}
+      user: ${opts.upstreamUser?.user ?? target.app.user}
       password: "\${file:./secrets/upstream.password}"
 ${opts.upstreamExtra ?? ''}    default: ${opts.connectionDefault ?? 'review'}
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }

@@ -3,7 +3,8 @@
  * https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  *
  * Plugins: mysql_native_password, caching_sha2_password (fast path; full authentication over
- * TLS in clear, or with the server's RSA key otherwise), mysql_clear_password over TLS only.
+ * TLS in clear, or with the server's RSA key otherwise), MariaDB's client_ed25519, and
+ * mysql_clear_password over TLS only.
  */
 import { readFileSync } from 'node:fs';
 import { connect, isIP, type Socket } from 'node:net';
@@ -11,6 +12,7 @@ import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { AirlockError } from '../../core/errors.ts';
 import { cachingSha2Proof, nativePasswordProof, rsaEncryptPassword } from './auth.ts';
 import { Cap, Header } from './constants.ts';
+import { ed25519PasswordProof } from './ed25519.ts';
 import { handshakeResponse, parseErr, parseGreeting } from './messages.ts';
 import { MysqlProtocolError, type Packet, PacketReader, packet } from './packets.ts';
 
@@ -199,6 +201,7 @@ export async function connectUpstream(
     const proof = (p: string): Buffer => {
       if (p === 'mysql_native_password') return nativePasswordProof(password, scramble);
       if (p === 'caching_sha2_password') return cachingSha2Proof(password, scramble);
+      if (p === 'client_ed25519') return ed25519PasswordProof(password, scramble);
       if (p === 'mysql_clear_password') {
         if (!secure)
           throw refusal(
@@ -211,7 +214,7 @@ export async function connectUpstream(
       throw refusal(
         t,
         `the target asked for authentication plugin "${p}", which Airlock does not speak`,
-        'give the Airlock user a mysql_native_password or caching_sha2_password account on the target',
+        'give the Airlock user a mysql_native_password, caching_sha2_password or ed25519 account on the target',
       );
     };
     const firstPlugin = plugin === 'caching_sha2_password' ? plugin : 'mysql_native_password';
@@ -254,9 +257,9 @@ export async function connectUpstream(
         const end = p.payload.indexOf(0, 1);
         plugin = p.payload.subarray(1, end < 0 ? p.payload.length : end).toString('utf8');
         if (end >= 0) {
-          let s = p.payload.subarray(end + 1);
-          if (s[s.length - 1] === 0) s = s.subarray(0, s.length - 1);
-          scramble = Buffer.from(s);
+          // Kept as sent: the 20-byte scrambles end in a NUL the proofs ignore, while the 32-byte
+          // ed25519 nonce may end in a zero byte that is part of it.
+          scramble = Buffer.from(p.payload.subarray(end + 1));
         }
         socket.write(packet(proof(plugin), seq++));
         continue;
