@@ -597,4 +597,39 @@ describe('aggregated endpoint /mcp', () => {
     const asked = await agent.callTool({ name: 'tools__ask_model', arguments: { question: 'answer?' } });
     assert.equal(textOf(asked), 'the model said: forty-two');
   });
+
+  test('a tool server that dies is restarted within the federation', { timeout: TEST_TIMEOUT }, async () => {
+    await assert.rejects(
+      agent.callTool({ name: 'local__crash', arguments: {} }),
+      /stopped while handling this request/,
+    );
+    const after = await eventually('the restarted tool server', async () => {
+      try {
+        return textOf(await agent.callTool({ name: 'local__env_has', arguments: { name: 'STDIO_SECRET' } }));
+      } catch {
+        return undefined;
+      }
+    });
+    assert.equal(after, 'STDIO_SECRET is set');
+  });
+
+  test('the federated session is recorded', { timeout: TEST_TIMEOUT }, async () => {
+    const client = await gw.client('', 'agent');
+    const sessionId = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    await client.callTool({ name: 'tools__echo', arguments: { text: 'federated and recorded' } });
+    await (client.transport as StreamableHTTPClientTransport).terminateSession();
+    await client.close();
+    const rec = await eventually('the sealed recording', async () => {
+      const res = await gw.api<{ recordings: { id: string; session: string; status: string }[] }>(
+        'GET',
+        '/api/v1/recordings',
+        undefined,
+        'alice',
+      );
+      return res.body.recordings?.find((r) => r.session === sessionId && r.status === 'closed');
+    });
+    const content = await gw.api<string>('GET', `/api/v1/recordings/${rec.id}/content`, undefined, 'alice');
+    assert.match(content.text, /"tool":"tools__echo"/);
+    assert.match(content.text, /federated and recorded/);
+  });
 });

@@ -239,7 +239,12 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
               unregister,
             )
           : new FederatedSession(
-              { ...common, connections: mcpConnections(), serverVersion: opts.serverVersion ?? '1' },
+              {
+                ...common,
+                connections: mcpConnections(),
+                serverVersion: opts.serverVersion ?? '1',
+                recorder: opts.recorder,
+              },
               register,
               unregister,
             );

@@ -31,8 +31,10 @@ import type { GatePort } from '../../core/gate-types.ts';
 import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import type { Recorder } from '../../core/recording/types.ts';
 import { failClosedText, judgeToolCall } from './judge.ts';
 import { maskToolResult } from './mask.ts';
+import { SessionRecording } from './record.ts';
 import { MCP_ERRORS } from './session.ts';
 import { possibleKinds, type SqlClassifier, type ToolInfo, toolCallAction } from './tool-action.ts';
 import { openUpstream, type UpstreamTransport } from './upstream.ts';
@@ -42,6 +44,9 @@ import { mayEverCall } from './visibility.ts';
 export const TOOL_SEPARATOR = '__';
 /** How long Airlock waits for a tool server's own answer to initialize or tools/list. */
 const UPSTREAM_TIMEOUT_MS = 30_000;
+/** New sessions with one tool server allowed per window (as on /mcp/CONNECTION). */
+const RESTARTS = 3;
+const RESTART_WINDOW_MS = 5 * 60_000;
 /** Pages of tools/list fetched from one server before the rest is left out. */
 const MAX_PAGES = 20;
 
@@ -55,6 +60,8 @@ export interface FederationContext {
   readonly classifySql?: SqlClassifier | undefined;
   readonly progressIntervalMs: number;
   readonly serverVersion: string;
+  /** Where the session recording goes; none is made without it. */
+  readonly recorder?: Recorder | undefined;
 }
 
 interface Link {
@@ -88,6 +95,12 @@ export class FederatedSession {
   #nextId = 0;
   #opened = false;
   #closed = false;
+  #recording: SessionRecording | undefined;
+  /** The caller's initialize, replayed to a tool server that needs a new session. */
+  #init: JSONRPCRequest | undefined;
+  readonly #restarts = new Map<string, number[]>();
+  /** Tool servers getting a new session; calls wait for them rather than find no tool. */
+  readonly #reconnecting = new Map<string, Promise<void>>();
   readonly #onClosed: (s: FederatedSession) => void;
 
   constructor(
@@ -191,12 +204,20 @@ export class FederatedSession {
         },
       });
       this.#opened = true;
+      if (this.ctx.recorder)
+        this.#recording = new SessionRecording(this.ctx.recorder, {
+          session: this.id,
+          connection: '*',
+          principal: principal.name,
+          source: this.ctx.source,
+        });
     } catch (err) {
       this.#error(msg.id, MCP_ERRORS.gate, failClosedText(err));
       void this.close('the audit log could not be written');
       return;
     }
     const params = (msg.params ?? {}) as { protocolVersion?: unknown };
+    this.#init = msg;
     await Promise.all(this.ctx.connections.map((c) => this.#connect(c, msg)));
     if (this.#closed) return;
     const asked = typeof params.protocolVersion === 'string' ? params.protocolVersion : '';
@@ -340,6 +361,7 @@ export class FederatedSession {
       );
       return;
     }
+    if (this.#reconnecting.size > 0) await Promise.all(this.#reconnecting.values());
     const route = this.#route(name);
     if (!route) {
       this.#toolError(
@@ -361,6 +383,7 @@ export class FederatedSession {
         calledAs: name,
       },
     );
+    this.#recording?.call(msg.id, name, args);
     const hold = new AbortController();
     pending.hold = hold;
     const verdict = await judgeToolCall(action, {
@@ -375,6 +398,11 @@ export class FederatedSession {
     });
     delete pending.hold;
     if (this.#closed) return;
+    this.#recording?.decision(
+      msg.id,
+      verdict.forward ? 'forwarded' : 'refused',
+      verdict.forward ? undefined : verdict.text,
+    );
     if (!verdict.forward) return this.#toolError(msg.id, verdict.text);
     pending.link = link;
     this.#send(link, { ...msg, params: { ...msg.params, name: tool } }, msg.id);
@@ -397,9 +425,11 @@ export class FederatedSession {
       this.#pending.delete(id);
       // Only tools/call is relayed here, so every result is a tool result.
       const masker = this.#maskers.get(link.connection.name);
-      this.#toClient(
-        masker && isJSONRPCResultResponse(msg) ? { ...msg, result: maskToolResult(masker, msg.result) } : msg,
-      );
+      const out =
+        masker && isJSONRPCResultResponse(msg) ? { ...msg, result: maskToolResult(masker, msg.result) } : msg;
+      if (isJSONRPCResultResponse(out)) this.#recording?.result(id, out.result);
+      else this.#recording?.error(id, (out as { error?: unknown }).error);
+      this.#toClient(out);
       return;
     }
     if (isJSONRPCNotification(msg)) {
@@ -432,17 +462,61 @@ export class FederatedSession {
       { session: this.id, connection: link.connection.name },
       'mcp tool server closed its session',
     );
+    const restarting = this.#mayRestart(link.connection.name);
     for (const [id, p] of this.#pending)
       if (p.link === link)
         this.#error(
           id,
           MCP_ERRORS.upstream,
-          `the tool server of connection ${link.connection.name} closed its session; start a new session`,
+          `the tool server of connection ${link.connection.name} stopped while handling this request; ${
+            restarting ? 'Airlock started a new session with it, so try again' : 'start a new session'
+          }`,
         );
+    if (restarting) void this.#reconnect(link);
+  }
+
+  /** Like /mcp/CONNECTION: a few new sessions with a tool server that went away, then none. */
+  #mayRestart(connection: string): boolean {
+    if (!this.#init) return false;
+    const now = Date.now();
+    const recent = (this.#restarts.get(connection) ?? []).filter((t) => now - t < RESTART_WINDOW_MS);
+    if (recent.length >= RESTARTS) return false;
+    recent.push(now);
+    this.#restarts.set(connection, recent);
+    return true;
+  }
+
+  #reconnect(link: Link): Promise<void> {
+    const name = link.connection.name;
+    const running = this.#reconnectLink(link).finally(() => this.#reconnecting.delete(name));
+    this.#reconnecting.set(name, running);
+    return running;
+  }
+
+  async #reconnectLink(link: Link): Promise<void> {
+    link.ok = false;
+    link.up.transport.onclose = undefined;
+    await link.up.transport.close().catch(() => {});
+    if (this.#closed || !this.#init) return;
+    await this.#connect(link.connection, this.#init);
+    // What the old session listed still describes the tools until the caller lists them again.
+    const fresh = this.#links.get(link.connection.name);
+    if (fresh && fresh !== link) for (const [name, info] of link.tools) fresh.tools.set(name, info);
   }
 
   #send(link: Link, msg: JSONRPCMessage, callerId?: RequestId): void {
     link.up.transport.send(msg).catch((err: unknown) => {
+      // The tool server forgot the session (it restarted): open a new one.
+      if ((err as { code?: unknown })?.code === 404 && link.ok && this.#mayRestart(link.connection.name)) {
+        if (callerId !== undefined)
+          this.#error(
+            callerId,
+            MCP_ERRORS.upstream,
+            `the tool server of connection ${link.connection.name} lost the session; Airlock started a new one, so try again`,
+          );
+        void this.#reconnect(link);
+        return;
+      }
       this.ctx.log?.warn(
         { session: this.id, connection: link.connection.name, err: (err as Error)?.message },
         'mcp message could not be sent to the tool server',
@@ -497,6 +571,11 @@ export class FederatedSession {
     );
     await this.downstream.close().catch(() => {});
     if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
+    await this.#recording
+      ?.close(reason)
+      .catch((err: Error) =>
+        this.ctx.log?.error({ session: this.id, err: err.message }, 'mcp session recording failed'),
+      );
     this.ctx.log?.info({ session: this.id, reason }, 'mcp aggregated session closed');
   }
 }
