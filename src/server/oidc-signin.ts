@@ -7,9 +7,10 @@
  *                              JWT (issuer keys, aud = client_id, expiry), session opened, → /
  *   GET /api/v1/auth/config  → what `airlock login` needs for the device flow (public)
  *
- * The pending sign-in lives server-side, keyed by `state`, and is bound to the browser that
- * started it by a cookie holding the same state: a callback URL sent to someone else (login
- * CSRF) finds no matching cookie. The console session's credential is the ID token, so the
+ * The pending sign-in (state, nonce, PKCE verifier) lives in an HttpOnly cookie scoped to
+ * /auth/oidc, not in server memory, so the callback may land on any replica. It binds the
+ * sign-in to the browser that started it: a callback URL sent to someone else (login CSRF)
+ * finds no matching cookie. The verifier never leaves that browser and this gateway. The console session's credential is the ID token, so the
  * session ends when the ID token expires, and every API call re-verifies it.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -23,7 +24,6 @@ import { readCookie } from './console.ts';
 
 const PENDING_COOKIE = 'airlock_oidc';
 const PENDING_TTL_MS = 10 * 60_000;
-const PENDING_MAX = 1_000;
 
 export interface ConsoleSessions {
   /** Opens a console session for `principal` on `reply` (sets the session cookie). */
@@ -31,9 +31,31 @@ export interface ConsoleSessions {
 }
 
 interface Pending {
+  readonly state: string;
   readonly verifier: string;
   readonly nonce: string;
   readonly expiresAt: number;
+}
+
+function encodePending(p: Pending): string {
+  return Buffer.from(JSON.stringify(p)).toString('base64url');
+}
+
+function decodePending(value: string | undefined): Pending | undefined {
+  if (!value || value.length > 2048) return undefined;
+  try {
+    const p = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<Pending>;
+    if (
+      typeof p.state === 'string' &&
+      typeof p.verifier === 'string' &&
+      typeof p.nonce === 'string' &&
+      typeof p.expiresAt === 'number'
+    )
+      return p as Pending;
+  } catch {
+    // not ours: treated as no sign-in in progress
+  }
+  return undefined;
 }
 
 /** The issuer people sign in with: the first one that names a client_id. */
@@ -93,7 +115,6 @@ export function registerOidcSignIn(
   if (!issuer) return;
 
   const config = clientConfig(issuer);
-  const pending = new Map<string, Pending>();
   const redirectUri = () => `${policy.publicUrl}/auth/oidc/callback`;
   const secure = () => policy.publicUrl.startsWith('https:');
   const pendingCookie = (reply: FastifyReply, value: string, maxAgeS: number) =>
@@ -105,17 +126,10 @@ export function registerOidcSignIn(
 
   app.get('/auth/oidc/login', async (_request, reply) => {
     const now = Date.now();
-    for (const [k, p] of pending) if (p.expiresAt <= now) pending.delete(k);
-    while (pending.size >= PENDING_MAX) {
-      const oldest = pending.keys().next().value;
-      if (oldest === undefined) break;
-      pending.delete(oldest);
-    }
     const cfg = await config();
     const verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const nonce = client.randomNonce();
-    pending.set(state, { verifier, nonce, expiresAt: now + PENDING_TTL_MS });
     const url = client.buildAuthorizationUrl(cfg, {
       redirect_uri: redirectUri(),
       scope: issuer.scopes.join(' '),
@@ -124,7 +138,11 @@ export function registerOidcSignIn(
       state,
       nonce,
     });
-    pendingCookie(reply, state, PENDING_TTL_MS / 1000);
+    pendingCookie(
+      reply,
+      encodePending({ state, verifier, nonce, expiresAt: now + PENDING_TTL_MS }),
+      PENDING_TTL_MS / 1000,
+    );
     void reply.header('cache-control', 'no-store').redirect(url.href, 302);
     return reply;
   });
@@ -132,9 +150,8 @@ export function registerOidcSignIn(
   app.get('/auth/oidc/callback', async (request, reply) => {
     const query = request.query as Record<string, unknown>;
     const state = typeof query.state === 'string' ? query.state : '';
-    const cookie = readCookie(request.headers.cookie, PENDING_COOKIE) ?? '';
-    const started = state ? pending.get(state) : undefined;
-    if (!started || !cookie || !sameState(cookie, state) || started.expiresAt <= Date.now())
+    const started = decodePending(readCookie(request.headers.cookie, PENDING_COOKIE));
+    if (!started || !state || !sameState(started.state, state) || started.expiresAt <= Date.now())
       throw new AirlockError(
         'AIRLOCK_E_FORBIDDEN',
         'this sign-in was not started in this browser, or it took too long',
@@ -142,7 +159,6 @@ export function registerOidcSignIn(
           hint: `start again at ${policy.publicUrl}/auth/oidc/login`,
         },
       );
-    pending.delete(state);
     pendingCookie(reply, '', 0);
     if (typeof query.error === 'string')
       throw new AirlockError(
