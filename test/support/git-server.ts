@@ -57,6 +57,8 @@ export async function startGitServer(token: string): Promise<GitServer> {
         },
         stdio: ['pipe', 'pipe', 'ignore'],
       });
+      // http-backend may exit without reading a body it does not need.
+      child.stdin.on('error', () => {});
       child.stdin.end(body);
       let head = Buffer.alloc(0);
       let headersDone = false;

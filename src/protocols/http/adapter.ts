@@ -51,8 +51,11 @@ export interface ProxyAdapter<C extends PolicyConnection = PolicyConnection> {
   refuse(ex: Exchange, error: AirlockError, extra?: Readonly<Record<string, unknown>>): void;
   /** `retry` hold mode: answer now, naming the request. */
   retry(ex: Exchange, hold: HoldInfo): void;
-  /** `wait` hold mode: tell the caller, if the protocol has a way to, while the request is held. */
-  waiting?(ex: Exchange, hold: HoldInfo): void;
+  /**
+   * `wait` hold mode: tell the caller, if the protocol has a way to, while the request is held.
+   * Returns what stops any keep-alive messages, called once the request is decided.
+   */
+  waiting?(ex: Exchange, hold: HoldInfo): (() => void) | undefined;
   /**
    * A rewrite of the response body (masking), decided from the request before it is forwarded.
    * `whole`: the body is buffered (bounded) and rewritten at once; `lines`: each line of a

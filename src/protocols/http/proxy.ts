@@ -211,12 +211,15 @@ export class HttpProxy {
       const e = isAirlockError(err)
         ? err
         : new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the token could not be verified');
-      this.#o.gate.authFailed({
-        protocol: adapter.protocol,
-        source,
-        connection: connection.name,
-        reason: e.code,
-      });
+      // No credential at all is the start of the HTTP challenge (git asks for one only after a
+      // 401), not a failed sign-in; a wrong one is audited.
+      if (req.headers.authorization !== undefined)
+        this.#o.gate.authFailed({
+          protocol: adapter.protocol,
+          source,
+          connection: connection.name,
+          reason: e.code,
+        });
       req.resume();
       adapter.unauthorized(base, e);
       return;
@@ -287,8 +290,13 @@ export class HttpProxy {
         adapter.retry(ex, hold);
         return;
       }
-      adapter.waiting?.(ex, hold);
-      const settled = await this.#o.gate.settled(outcome.request.id, signal);
+      const stopWaiting = adapter.waiting?.(ex, hold);
+      let settled: Awaited<ReturnType<GatePort['settled']>>;
+      try {
+        settled = await this.#o.gate.settled(outcome.request.id, signal);
+      } finally {
+        stopWaiting?.();
+      }
       if (settled.status !== 'approved') {
         record(settled.status, { request: hold.requestId, reason: settled.reason });
         adapter.refuse(

@@ -12,6 +12,8 @@ import { FLUSH, pkt, sideband } from './pktline.ts';
 import { parsePushRequest } from './receive-pack.ts';
 
 const RESULT_TYPE = 'application/x-git-receive-pack-result';
+/** While a push is held, a progress line goes to the caller this often. */
+const KEEPALIVE_MS = 20_000;
 
 function isPush(ex: Exchange): boolean {
   return ex.method === 'POST' && gitService(ex.pathname)?.service === 'git-receive-pack';
@@ -97,14 +99,25 @@ export const gitAdapter: ProxyAdapter<GitConnection> = {
     else plain(ex, 403, text);
   },
   waiting(ex, hold) {
-    if (!isPush(ex)) return;
+    if (!isPush(ex)) return undefined;
     const { sideband: sb } = pushShape(ex);
-    if (!sb) return;
+    if (!sb) return undefined;
     // Committing the 200 now lets git show where to approve while the push waits; the
     // upstream's own side-band stream follows once it is approved.
     startResult(ex);
     progress(ex, true, `${hold.message}`);
     progress(ex, true, 'waiting for approval…');
+    // A periodic line keeps proxies and the client from giving up on a quiet connection.
+    const started = Date.now();
+    const timer = setInterval(() => {
+      progress(
+        ex,
+        true,
+        `still waiting for approval of request ${hold.requestId} (${Math.round((Date.now() - started) / 1000)}s)`,
+      );
+    }, KEEPALIVE_MS);
+    timer.unref();
+    return () => clearInterval(timer);
   },
   unauthorized(ex, error) {
     plain(ex, 401, error.describe(), { 'www-authenticate': 'Basic realm="airlock", charset="UTF-8"' });
