@@ -464,6 +464,58 @@ describe('MySQL through Airlock', { skip, timeout: 10 * 60_000 }, () => {
   });
 });
 
+describe('session recording', { skip, timeout: 5 * 60_000 }, () => {
+  test('statements, decisions, results and errors are recorded and sealed in the audit chain', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const c = await through('eve');
+    await c.query('SELECT COUNT(*) AS n FROM orders');
+    await rejected(c.query('SELECT * FROM no_such_table'));
+    await rejected(c.query('DROP TABLE orders'));
+    await c.end();
+    interface RecordingJson {
+      id: string;
+      principal?: string;
+      protocol?: string;
+      status: string;
+      sha256?: string;
+      auditSeq?: number;
+    }
+    const recording = await eventually('a sealed recording', async () => {
+      const res = await gw.api<{ recordings: RecordingJson[] }>(
+        'GET',
+        `/api/v1/recordings?connection=${MYSQL_CONNECTION}`,
+        undefined,
+        'alice',
+      );
+      assert.equal(res.status, 200, res.text);
+      const r = res.body.recordings.find((x) => x.principal === 'eve' && x.protocol === 'mysql');
+      return r?.status === 'closed' ? r : undefined;
+    });
+    assert.match(recording.sha256 ?? '', /^[0-9a-f]{64}$/);
+    assert.ok(recording.auditSeq);
+    const content = await fetch(`${gw.apiUrl}/api/v1/recordings/${recording.id}/content`, {
+      headers: { authorization: `Bearer ${gw.tokens.alice}` },
+    });
+    assert.equal(content.status, 200);
+    const events = (await content.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(events[0]!.protocol, 'mysql');
+    const types = events.slice(1).map((e) => `${e.type}${e.decision ? `:${e.decision}` : ''}`);
+    assert.deepEqual(types, [
+      'statement:allow',
+      'result',
+      'statement:allow',
+      'error',
+      'statement:deny',
+      'end',
+    ]);
+    assert.equal(events.find((e) => e.type === 'error')?.code, 1146);
+  });
+});
+
 describe('LOAD DATA LOCAL INFILE with local_infile: true', { skip, timeout: 5 * 60_000 }, () => {
   let gw2: MysqlTestGateway;
   let file: string;

@@ -87,6 +87,7 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         tokens: ctx.tokens,
         ...(ctx.tls ? { tls: ctx.tls } : {}),
         limits: ctx.limits,
+        recorder: ctx.recordings,
         log: ctx.log,
       }),
   },

@@ -8,6 +8,7 @@ import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import type { Recorder } from '../../core/recording/types.ts';
 import { generateRsaKeys } from './auth.ts';
 import { type Logger, MysqlSession } from './session.ts';
 
@@ -22,6 +23,8 @@ export interface MysqlListenerOptions {
   tls?: { cert: string; key: string };
   log?: Logger;
   limits?: Limits;
+  /** Session recordings; none are made without one. */
+  recorder?: Recorder | undefined;
   /** Shown to clients in the handshake (they read features from it). */
   serverVersion?: string;
 }
@@ -47,6 +50,7 @@ export async function startMysqlListener(o: MysqlListenerOptions): Promise<Mysql
     rsa,
     log: o.log,
     limits: o.limits,
+    recorder: o.recorder,
     ...(o.limits ? { handshakeTimeoutMs: o.limits.config.startupTimeoutMs } : {}),
     serverVersion: o.serverVersion ?? '8.0.0-Airlock',
     connectionId: () => {

@@ -24,9 +24,11 @@ import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
-import { maskerFor } from '../../core/masking/masker.ts';
+import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { MysqlConnection } from '../../core/policy/connections/mysql.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import { EventStreamWriter } from '../../core/recording/events.ts';
+import type { Recorder } from '../../core/recording/types.ts';
 import { type RsaKeys, rsaDecryptPassword } from './auth.ts';
 import { type ClassifiedSql, classifySql, type MysqlPart } from './classify.ts';
 import {
@@ -49,6 +51,7 @@ import {
   type HandshakeResponse,
   isSslRequest,
   okPacket,
+  parseErr,
   parseHandshakeResponse,
 } from './messages.ts';
 import {
@@ -83,6 +86,8 @@ export interface SessionContext {
   readonly handshakeTimeoutMs?: number;
   /** Connection slots and failed sign-in throttling shared with the other protocols. */
   readonly limits?: Limits | undefined;
+  /** Session recordings (statements, decisions, results, errors as events); none without one. */
+  readonly recorder?: Recorder | undefined;
 }
 
 /** Largest command we accept from a caller (the target's max_allowed_packet still applies). */
@@ -162,6 +167,9 @@ export class MysqlSession {
   #releaseSlot: (() => void) | undefined;
   /** Masks result rows when the policy's masking rules apply to this session. */
   #rows: RowMasker | undefined;
+  #masker: SessionMasker | undefined;
+  #recording: EventStreamWriter | undefined;
+  #forwardedAt = 0;
 
   constructor(socket: Socket, ctx: SessionContext, onClosed: () => void) {
     this.#ctx = ctx;
@@ -426,6 +434,7 @@ export class MysqlSession {
     this.#principal = principal;
     this.#connection = connection;
     const masker = maskerFor(policy.masking, connection.name, principal);
+    this.#masker = masker;
     if (masker) this.#rows = new RowMasker(masker);
     const up = connection.upstream;
     let capabilities = hello.capabilities & PASSED_CAPABILITIES;
@@ -490,6 +499,23 @@ export class MysqlSession {
       return;
     }
     this.#opened = true;
+    if (this.#ctx.recorder) {
+      this.#recording = new EventStreamWriter(
+        this.#ctx.recorder.open(this.id, connection.name, 'events-jsonl', {
+          protocol: 'mysql',
+          principal: principal.name,
+        }),
+        {
+          protocol: 'mysql',
+          session: this.id,
+          connection: connection.name,
+          principal: principal.name,
+          source: this.#source,
+          user,
+          tls: this.#tls,
+        },
+      );
+    }
     clearTimeout(this.#timer);
     this.#state = State.Ready;
     this.#send(okPacket({ status: this.#upstream.status || Status.AUTOCOMMIT }), this.#seq++);
@@ -829,6 +855,17 @@ export class MysqlSession {
     } catch (err) {
       return this.#failClosed(err);
     }
+    if (this.#recording)
+      this.#record('statement', {
+        // The recording is masked as results are; the audit log keeps the exact text.
+        text: this.#masker ? this.#masker.scan(action.summary) : action.summary,
+        kind: action.kind,
+        ...(action.attributes.parameters ? { parameters: action.attributes.parameters } : {}),
+        decision: outcome.verdict,
+        rule: outcome.decision.rule.name,
+        ...(outcome.verdict === 'hold' ? { request: outcome.request.id } : {}),
+      });
+    this.#forwardedAt = performance.now();
     if (outcome.verdict === 'allow') return true;
     if (outcome.verdict === 'deny')
       return { ...ErrorCode.DENIED, message: `denied by Airlock: ${outcome.reason}` };
@@ -844,15 +881,25 @@ export class MysqlSession {
     );
     try {
       const s = await gate.settled(id, this.#abort.signal);
+      this.#record('decision', {
+        request: id,
+        status: s.status,
+        ...(s.status === 'approved' ? {} : { reason: s.reason }),
+      });
       if (s.status !== 'approved')
         return { ...ErrorCode.DENIED, message: `denied by Airlock: ${s.reason} (request ${id})` };
       if (this.#state !== State.Ready)
         return { ...ErrorCode.QUERY_INTERRUPTED, message: 'the session closed' };
       await gate.release(id);
+      this.#forwardedAt = performance.now();
       return true;
     } catch (err) {
       return this.#failClosed(err);
     }
+  }
+
+  #record(type: string, fields: Record<string, unknown>): void {
+    this.#recording?.event(type, fields);
   }
 
   #failClosed(err: unknown): Denial {
@@ -897,7 +944,7 @@ export class MysqlSession {
           const masked = this.#maskFrame(f, phase, ev?.type === 'done');
           if (masked) {
             out.push(masked);
-            if (ev?.type === 'done') this.#finishResponse(ev.error, out);
+            if (ev?.type === 'done') this.#finishResponse(ev.error, out, f);
             continue;
           }
         }
@@ -929,7 +976,7 @@ export class MysqlSession {
           });
         }
         if (!this.#swallow) out.push(f.raw);
-        if (ev?.type === 'done') this.#finishResponse(ev.error, out);
+        if (ev?.type === 'done') this.#finishResponse(ev.error, out, f);
       }
     } catch (err) {
       if (out.length > 0) this.#write(out);
@@ -941,8 +988,20 @@ export class MysqlSession {
 
   #swallowSeq = 0;
 
-  #finishResponse(error: boolean, out: Buffer[]): void {
+  #finishResponse(error: boolean, out: Buffer[], last: Frame): void {
     this.#lastError = error || this.#swallow !== undefined;
+    if (this.#recording) {
+      const ms = Number((performance.now() - this.#forwardedAt).toFixed(3));
+      if (error) {
+        const e = parseErr(last.payload);
+        this.#record('error', {
+          code: e.errno,
+          sqlstate: e.sqlstate,
+          message: this.#masker ? this.#masker.scan(e.message) : e.message,
+          ms,
+        });
+      } else this.#record('result', { ms });
+    }
     if (this.#swallow) {
       out.push(packet(this.#swallow, this.#swallowSeq));
       this.#swallow = undefined;
@@ -1027,6 +1086,14 @@ export class MysqlSession {
     done?.();
     this.#releaseSlot?.();
     this.#releaseSlot = undefined;
+    if (this.#recording) {
+      this.#record('end', { reason });
+      const r = this.#recording;
+      this.#recording = undefined;
+      r.close().catch((err: Error) =>
+        this.#ctx.log?.error({ session: this.id, err: err.message }, 'mysql session recording failed'),
+      );
+    }
     if (this.#opened) this.#ctx.gate.sessionClosed(this.id, { reason });
     this.#ctx.log?.info({ session: this.id, reason }, 'mysql session closed');
     this.#onClosed();
