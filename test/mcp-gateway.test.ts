@@ -421,6 +421,38 @@ describe('requests other than tools/call', () => {
   });
 });
 
+describe('confirmation at the keyboard (elicitation)', () => {
+  test('an allowed call of a confirm tool runs only if the person allows it', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const asked: string[] = [];
+    const agent = await gw.client('tools', 'agent', {
+      elicit: (message) => {
+        asked.push(message);
+        return message.includes('/ok');
+      },
+    });
+    assert.equal(
+      textOf(await agent.callTool({ name: 'read_file', arguments: { path: '/ok' } })),
+      'contents of /ok',
+    );
+    assert.match(asked[0] ?? '', /Airlock: allow read_file \{"path":"\/ok"\} on tools\?/);
+    const declined = await agent.callTool({ name: 'read_file', arguments: { path: '/no' } });
+    assert.equal((declined as ToolResult).isError, true);
+    assert.match(textOf(declined), /did not confirm read_file/);
+    // Tools not named in confirm are not asked about.
+    await agent.callTool({ name: 'echo', arguments: { text: 'x' } });
+    assert.equal(asked.length, 2);
+    await agent.close();
+
+    const cannotAsk = await gw.client('tools', 'agent');
+    const refused = await cannotAsk.callTool({ name: 'read_file', arguments: { path: '/ok' } });
+    assert.equal((refused as ToolResult).isError, true);
+    assert.match(textOf(refused), /cannot ask/);
+    await cannotAsk.close();
+  });
+});
+
 describe('recordings', () => {
   test('a session is recorded: calls, decisions and masked results', { timeout: TEST_TIMEOUT }, async () => {
     const client = await gw.client('tools', 'agent');

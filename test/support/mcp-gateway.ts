@@ -34,6 +34,8 @@ export interface McpTestGateway {
 export interface ClientOptions {
   /** Answers sampling/createMessage with this text. */
   readonly sampling?: string;
+  /** Answers elicitation/create (the person at the keyboard) from the request's message. */
+  readonly elicit?: (message: string) => boolean;
 }
 
 export async function startMcpTestGateway(http: HttpToolServer, rules: string): Promise<McpTestGateway> {
@@ -79,6 +81,7 @@ connections:
       lookup_customer: read
       write_file: write
       execute_sql: { sql: sql }
+    confirm: [read_file]
     default: review
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
   local:
@@ -113,8 +116,20 @@ ${rules}
       const token = typeof who === 'string' ? tokens[who] : who.token;
       const client = new Client(
         { name: 'airlock-test-agent', version: '1.0.0' },
-        { capabilities: opts.sampling === undefined ? {} : { sampling: {} } },
+        {
+          capabilities: {
+            ...(opts.sampling === undefined ? {} : { sampling: {} }),
+            ...(opts.elicit === undefined ? {} : { elicitation: {} }),
+          },
+        },
       );
+      if (opts.elicit !== undefined) {
+        const decide = opts.elicit;
+        const { ElicitRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+        client.setRequestHandler(ElicitRequestSchema, async (req) =>
+          decide(req.params.message) ? { action: 'accept', content: { allow: true } } : { action: 'decline' },
+        );
+      }
       if (opts.sampling !== undefined) {
         const answer = opts.sampling;
         const { CreateMessageRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');

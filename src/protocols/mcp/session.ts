@@ -32,12 +32,14 @@ import type { Principal } from '../../core/action.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
+import { globMatch } from '../../core/policy/evaluate.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import { failClosedText, judgeToolCall } from './judge.ts';
 import { maskResourceResult, maskToolResult } from './mask.ts';
 import { SessionRecording } from './record.ts';
 import {
+  canonicalJson,
   methodAction,
   possibleKinds,
   type SqlClassifier,
@@ -63,6 +65,8 @@ export const MCP_ERRORS = {
 const RESTARTS = 3;
 const RESTART_WINDOW_MS = 5 * 60_000;
 const RESTART_TIMEOUT_MS = 30_000;
+/** How long the person at the agent's client has to confirm a call. */
+const CONFIRM_TIMEOUT_MS = 5 * 60_000;
 
 export interface RelayContext {
   readonly policy: Policy;
@@ -113,6 +117,9 @@ export class RelaySession {
   #restarts: number[] = [];
   /** Airlock's own requests to the tool server (a replayed initialize), by id. */
   readonly #internal = new Map<RequestId, (msg: JSONRPCMessage) => void>();
+  /** Airlock's own requests to the caller (confirmations), by id. */
+  readonly #askedClient = new Map<RequestId, (msg: JSONRPCMessage) => void>();
+  #clientCanElicit = false;
   readonly #onClosed: (session: RelaySession) => void;
 
   constructor(
@@ -162,6 +169,13 @@ export class RelaySession {
       else if (UNJUDGED_METHODS.has(msg.method)) void this.#forward(msg, pending);
       else void this.#judged(msg, pending);
       return;
+    }
+    if (isJSONRPCResultResponse(msg) || isJSONRPCErrorResponse(msg)) {
+      const asked = this.#askedClient.get(msg.id as RequestId);
+      if (asked) {
+        asked(msg);
+        return;
+      }
     }
     if (isJSONRPCNotification(msg) && msg.method === 'notifications/cancelled') {
       const id = (msg.params as { requestId?: RequestId } | undefined)?.requestId;
@@ -214,6 +228,9 @@ export class RelaySession {
       return;
     }
     this.#initParams = msg.params;
+    this.#clientCanElicit =
+      (msg.params as { capabilities?: { elicitation?: unknown } } | undefined)?.capabilities?.elicitation !==
+      undefined;
     try {
       await this.#openUpstream();
     } catch (err) {
@@ -395,13 +412,56 @@ export class RelaySession {
       closed: () => this.#closed,
     });
     delete pending.hold;
-    this.#recording?.decision(
-      msg.id,
-      verdict.forward ? 'forwarded' : 'refused',
-      verdict.forward ? undefined : verdict.text,
+    let refusal = verdict.forward ? undefined : verdict.text;
+    // Allowed by policy; some tools are also confirmed by the person at the agent's client.
+    if (refusal === undefined && connection.confirm.some((p) => globMatch(p, name)))
+      refusal = await this.#confirm(msg.id, name, args);
+    this.#recording?.decision(msg.id, refusal === undefined ? 'forwarded' : 'refused', refusal);
+    if (refusal === undefined) return this.#forward(msg, pending);
+    if (!this.#closed) this.#toolError(msg.id, refusal);
+  }
+
+  /**
+   * Asks the person at the agent's client to confirm a call (MCP elicitation). Resolves with
+   * undefined when they allow it, or the text to refuse it with.
+   * https://modelcontextprotocol.io/specification/2025-06-18/client/elicitation
+   */
+  async #confirm(relatedId: RequestId, name: string, args: unknown): Promise<string | undefined> {
+    if (!this.#clientCanElicit)
+      return `${name} must be confirmed by the person at the agent's client, and this client cannot ask (it does not support elicitation)`;
+    const id = `airlock-confirm-${randomUUID()}`;
+    const answer = new Promise<JSONRPCMessage | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), CONFIRM_TIMEOUT_MS);
+      timer.unref();
+      this.#askedClient.set(id, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+    });
+    this.#toClient(
+      {
+        jsonrpc: '2.0',
+        id,
+        method: 'elicitation/create',
+        params: {
+          message: `Airlock: allow ${name} ${canonicalJson(args)} on ${this.ctx.connection.name}?`,
+          requestedSchema: {
+            type: 'object',
+            properties: { allow: { type: 'boolean', title: 'Allow this call' } },
+            required: ['allow'],
+          },
+        },
+      },
+      relatedId,
     );
-    if (verdict.forward) return this.#forward(msg, pending);
-    if (!this.#closed) this.#toolError(msg.id, verdict.text);
+    const res = await answer;
+    this.#askedClient.delete(id);
+    const result =
+      res && isJSONRPCResultResponse(res)
+        ? (res.result as { action?: unknown; content?: { allow?: unknown } })
+        : undefined;
+    if (result?.action === 'accept' && result.content?.allow === true) return undefined;
+    return `the person at the agent's client did not confirm ${name}`;
   }
 
   /** Any request but tools/call that is not plainly descriptive: judged, refused as an error. */

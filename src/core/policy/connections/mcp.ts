@@ -52,6 +52,12 @@ export const mcpConnectionSchema = z.strictObject({
    * it `write`). Off by default: annotations are claims by the tool server, not facts.
    */
   annotations: z.enum(['trust', 'ignore']).default('ignore'),
+  /**
+   * Tools (names or patterns) whose calls, once policy allows them, are also confirmed by the
+   * person at the agent's client (MCP elicitation). Never instead of a review: a held call waits
+   * for its reviewers as always. A client that cannot ask gets the call refused.
+   */
+  confirm: z.array(z.string().min(1)).default([]),
   ...connectionCommon,
 });
 
@@ -82,6 +88,8 @@ export interface McpConnection extends ConnectionBase {
   /** In file order; an exact name is preferred over a pattern when looking a tool up. */
   readonly tools: readonly McpToolSpec[];
   readonly trustAnnotations: boolean;
+  /** Tool patterns confirmed at the agent's client after policy allows them. */
+  readonly confirm: readonly string[];
 }
 
 export function resolveMcpConnection(
@@ -112,5 +120,6 @@ export function resolveMcpConnection(
       typeof spec === 'string' ? { pattern, kind: spec } : { pattern, kind: spec.kind, sql: spec.sql },
     ),
     trustAnnotations: c.annotations === 'trust',
+    confirm: c.confirm,
   };
 }
