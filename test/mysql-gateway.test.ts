@@ -421,6 +421,7 @@ describe('MySQL through Airlock', { skip, timeout: 10 * 60_000 }, () => {
     try {
       await c.ping();
       await c.query('USE app');
+
       await assert.rejects(
         c.changeUser({ user: 'other' }),
         /COM_CHANGE_USER is not supported through Airlock/,
@@ -428,6 +429,10 @@ describe('MySQL through Airlock', { skip, timeout: 10 * 60_000 }, () => {
     } finally {
       c.destroy();
     }
+    // The client's `use` command sends COM_INIT_DB; the connection's own name selects the target database.
+    const u = cli('use shop; SELECT DATABASE() AS db');
+    assert.equal((await u.waitForExit(60_000)).code, 0, u.output());
+    assert.equal(u.stdout(), 'db\napp\n');
     const d = await through('agent');
     try {
       await d.reset();

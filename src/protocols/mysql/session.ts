@@ -593,7 +593,13 @@ export class MysqlSession {
       case Command.QUERY:
         return this.#query(p);
       case Command.INIT_DB: {
-        const db = p.payload.subarray(1).toString('utf8');
+        let db = p.payload.subarray(1).toString('utf8');
+        // Clients re-select "their" database by the name they connected with: the connection's.
+        if (db === this.#connection!.name && db !== this.#connection!.upstream.database) {
+          db = this.#connection!.upstream.database;
+          const payload = Buffer.concat([Buffer.from([Command.INIT_DB]), Buffer.from(db, 'utf8')]);
+          p = { seq: p.seq, lastSeq: p.seq, payload, frames: [packet(payload, p.seq)] };
+        }
         const c = classifySql(`USE \`${db.replace(/`/g, '``')}\``, {
           database: this.#connection!.upstream.database,
         });
