@@ -33,7 +33,7 @@ before(async () => {
       audience: airlock
       client_id: ${idp.consoleClientId}
       groups_claim: groups
-      scopes: [openid, email, groups]
+      scopes: [openid, email, groups, offline_access]
 `,
   });
   idp.configure({ redirectUris: [`${gw.apiUrl}/auth/oidc/callback`] });
@@ -111,7 +111,9 @@ describe('people sign in with OIDC', { timeout: TEST_TIMEOUT }, () => {
     assert.match(await res.text(), /not started in this browser/);
   });
 
-  test('airlock login: device flow, token cached for the CLI', async () => {
+  test('airlock login: device flow, token cached for the CLI and renewed when it expires', async () => {
+    // Short-lived ID tokens from here on, to see the CLI renew one with its refresh token.
+    idp.configure({ redirectUris: [`${gw.apiUrl}/auth/oidc/callback`], idTokenTtlS: 4 });
     const env: NodeJS.ProcessEnv = { ...process.env, AIRLOCK_URL: gw.apiUrl, AIRLOCK_CONFIG_DIR: configDir };
     delete env.AIRLOCK_TOKEN;
     const login = startProcess(process.execPath, [join(ROOT, 'bin/airlock.js'), 'login'], { cwd: ROOT, env });
@@ -141,6 +143,19 @@ describe('people sign in with OIDC', { timeout: TEST_TIMEOUT }, () => {
     whoami.endInput();
     assert.equal((await whoami.waitForExit(60_000)).code, 0, whoami.output());
     assert.match(whoami.stdout(), /olivia \(human; groups dba; reviewer\)/);
+
+    const first = JSON.parse(readFileSync(file, 'utf8'))[gw.apiUrl] as { token: string; expiresAt: number };
+    await new Promise((r) => setTimeout(r, Math.max(0, first.expiresAt - Date.now() + 500)));
+    const later = startProcess(process.execPath, [join(ROOT, 'bin/airlock.js'), 'whoami'], {
+      cwd: ROOT,
+      env,
+    });
+    later.endInput();
+    assert.equal((await later.waitForExit(60_000)).code, 0, later.output());
+    assert.match(later.stdout(), /olivia/);
+    const renewed = JSON.parse(readFileSync(file, 'utf8'))[gw.apiUrl] as { token: string; expiresAt: number };
+    assert.notEqual(renewed.token, first.token, 'a fresh ID token was fetched with the refresh token');
+    assert.ok(renewed.expiresAt > first.expiresAt);
 
     const logout = startProcess(process.execPath, [join(ROOT, 'bin/airlock.js'), 'logout'], {
       cwd: ROOT,

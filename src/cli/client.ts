@@ -3,7 +3,7 @@
  * failure becomes an AirlockError whose message says what to do next.
  */
 import { AirlockError, ERROR_CODES, type ErrorCode } from '../core/errors.ts';
-import { cachedToken } from './credentials.ts';
+import { cachedEntry, cachedToken } from './credentials.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7070';
 
@@ -14,10 +14,16 @@ export interface ApiClient {
 
 export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
   const url = (env.AIRLOCK_URL || DEFAULT_URL).replace(/\/+$/, '');
-  const token = env.AIRLOCK_TOKEN || cachedToken(url, env)?.token;
+  let token = env.AIRLOCK_TOKEN || cachedToken(url, env)?.token;
   return {
     url,
     async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+      if (!token) {
+        // An expired `airlock login` token is renewed with its refresh token, when there is one.
+        const cached = cachedEntry(url, env);
+        if (cached?.refreshToken)
+          token = await (await import('./login.ts')).refreshCredential(url, cached, env);
+      }
       if (!token)
         throw new AirlockError(
           'AIRLOCK_E_TOKEN_MISSING',

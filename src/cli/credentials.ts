@@ -13,6 +13,9 @@ export interface CachedCredential {
   readonly expiresAt?: number | undefined;
   readonly issuer?: string | undefined;
   readonly principal?: string | undefined;
+  /** To get a fresh ID token when this one expires (when the provider issued one). */
+  readonly refreshToken?: string | undefined;
+  readonly clientId?: string | undefined;
 }
 
 type CacheFile = Record<string, CachedCredential>;
@@ -42,6 +45,12 @@ function writeCache(env: NodeJS.ProcessEnv, cache: CacheFile): void {
   writeFileSync(tmp, `${JSON.stringify(cache, null, 2)}\n`, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, file);
+}
+
+/** The cached entry for this gateway, expired or not. */
+export function cachedEntry(url: string, env: NodeJS.ProcessEnv = process.env): CachedCredential | undefined {
+  const c = readCache(env)[url];
+  return c && typeof c.token === 'string' ? c : undefined;
 }
 
 /** The cached token for this gateway, unless it has expired. */

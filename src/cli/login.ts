@@ -8,7 +8,7 @@ import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import { AirlockError } from '../core/errors.ts';
 import { apiClient, DEFAULT_URL } from './client.ts';
-import { forgetToken, saveToken } from './credentials.ts';
+import { type CachedCredential, forgetToken, saveToken } from './credentials.ts';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
@@ -48,6 +48,59 @@ async function authConfig(url: string): Promise<NonNullable<AuthConfig['oidc']>>
       },
     );
   return body.oidc;
+}
+
+async function providerConfig(issuer: string, clientId: string): Promise<client.Configuration> {
+  try {
+    return await client.discovery(
+      new URL(issuer),
+      clientId,
+      undefined,
+      client.None(),
+      issuer.startsWith('http:') ? { execute: [client.allowInsecureRequests] } : undefined,
+    );
+  } catch (cause) {
+    throw new AirlockError(
+      'AIRLOCK_E_OIDC_UNAVAILABLE',
+      `the identity provider ${issuer} could not be reached`,
+      {
+        hint: 'check your network, then retry',
+        cause,
+      },
+    );
+  }
+}
+
+/**
+ * A fresh ID token for an expired cached one, with the refresh token the provider issued at
+ * login (scope offline_access); undefined when there is none or the provider refuses it.
+ */
+export async function refreshCredential(
+  url: string,
+  cached: CachedCredential,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | undefined> {
+  if (!cached.refreshToken || !cached.issuer || !cached.clientId) return undefined;
+  try {
+    const config = await providerConfig(cached.issuer, cached.clientId);
+    const tokens = await client.refreshTokenGrant(config, cached.refreshToken);
+    if (!tokens.id_token) return undefined;
+    const exp = decodeJwt(tokens.id_token).exp;
+    saveToken(
+      url,
+      {
+        ...cached,
+        token: tokens.id_token,
+        expiresAt: exp === undefined ? undefined : exp * 1000,
+        refreshToken: tokens.refresh_token ?? cached.refreshToken,
+      },
+      env,
+    );
+    return tokens.id_token;
+  } catch {
+    // An expired or revoked refresh token: the caller asks the person to sign in again.
+    return undefined;
+  }
 }
 
 function describe(w: Whoami): string {
@@ -104,6 +157,8 @@ export function registerLoginCommands(program: Command): void {
         expiresAt: exp === undefined ? undefined : exp * 1000,
         issuer: oidc.issuer,
         principal: me.name,
+        refreshToken: tokens.refresh_token,
+        clientId: oidc.clientId,
       });
       out(`signed in as ${describe(me)}${exp ? ` until ${new Date(exp * 1000).toISOString()}` : ''}`);
     });

@@ -49,7 +49,7 @@ export interface TestIdp {
   /** The public client people sign in with. */
   readonly consoleClientId: string;
   /** Registers the provider's clients (call once, before any token is requested). */
-  configure(o: { redirectUris: readonly string[]; accessTokenTtlS?: number }): void;
+  configure(o: { redirectUris: readonly string[]; accessTokenTtlS?: number; idTokenTtlS?: number }): void;
   /** Signs with a fresh key from now on; `keepOld` keeps publishing the previous ones. */
   rotateKeys(keepOld: boolean): void;
   /** A workload token: a JWT access token for `aud`, carrying `claims`. */
@@ -88,7 +88,7 @@ export async function startTestIdp(): Promise<TestIdp> {
 
   const configure: TestIdp['configure'] = (options) => {
     lastOptions = options;
-    const { redirectUris, accessTokenTtlS = 300 } = options;
+    const { redirectUris, accessTokenTtlS = 300, idTokenTtlS = 3600 } = options;
     const provider = new Provider(issuer, {
       jwks: { keys },
       clients: [
@@ -154,7 +154,7 @@ export async function startTestIdp(): Promise<TestIdp> {
       },
       pkce: { required: () => true },
       ttl: {
-        IdToken: 3600,
+        IdToken: idTokenTtlS,
         DeviceCode: 600,
         AccessToken: (_ctx: unknown, token: TokenLike) =>
           token.resourceServer?.accessTokenTTL ?? accessTokenTtlS,
