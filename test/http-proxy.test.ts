@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Client, request } from 'undici';
+import { Client, request, WebSocket } from 'undici';
 import { type HttpTestGateway, startHttpTestGateway } from './support/http-gateway.ts';
 import { type HttpUpstream, startHttpUpstream } from './support/http-upstream.ts';
 
@@ -263,5 +263,26 @@ describe('HTTP connections', () => {
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+  });
+
+  it('a WebSocket upgrade is a session: held, then joined to the upstream with the held credential', async () => {
+    const url = `${base.replace(/^http/, 'ws')}/ws/echo`;
+    const ws = new WebSocket(url, { headers: auth() } as never);
+    const opened = new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new Error('websocket failed'));
+    });
+    const held = await gw.pendingRequest('api', /websocket session \/ws\/echo/);
+    await gw.api('POST', `/api/v1/requests/${held.id}/approve`, {}, 'alice');
+    await opened;
+    const echoed = new Promise<string>((resolve) => {
+      ws.onmessage = (e) => resolve(String(e.data));
+    });
+    ws.send('hello');
+    assert.equal(await echoed, 'hello');
+    ws.close();
+    const up = upstream.seen.find((r) => r.method === 'UPGRADE')!;
+    assert.equal(up.url, '/svc/ws/echo');
+    assert.equal(up.headers.authorization, `Bearer ${UPSTREAM_TOKEN}`);
   });
 });

@@ -14,6 +14,7 @@ import { gitAdapter } from './git/adapter.ts';
 import { httpAdapter } from './http-connection.ts';
 import { kubernetesAdapter } from './kubernetes/adapter.ts';
 import { HttpProxy, type Logger } from './proxy.ts';
+import { handleUpgrade } from './upgrade.ts';
 
 export interface HttpListenerOptions {
   readonly host: string;
@@ -61,27 +62,22 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
-  // Exec, attach and port-forward channels (WebSocket or SPDY) are not terminated by Airlock, so
-  // they are refused rather than passed through unjudged.
-  server.on('upgrade', (req, socket: Socket) => {
-    const message =
-      'airlock: interactive channels (kubectl exec, attach, port-forward; WebSocket upgrades) are not proxied by Airlock — run the command through a reviewed path instead';
-    const kube = (req.url ?? '').startsWith('/kubernetes/');
-    const body = kube
-      ? JSON.stringify({
-          kind: 'Status',
-          apiVersion: 'v1',
-          metadata: {},
-          status: 'Failure',
-          message,
-          reason: 'Forbidden',
-          code: 403,
-        })
-      : `${message}\n`;
-    socket.end(
-      `HTTP/1.1 403 Forbidden\r\ncontent-type: ${kube ? 'application/json' : 'text/plain'}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
-    o.log?.warn({ url: req.url }, 'upgrade refused');
+  server.on('upgrade', (req, socket: Socket, head: Buffer) => {
+    handleUpgrade(
+      {
+        policy: o.policy,
+        gate: o.gate,
+        tokens: o.tokens,
+        session: (sock, protocol, connection, principal, source) =>
+          proxy.sessionFor(sock, protocol, connection, principal, source),
+      },
+      req,
+      socket,
+      head,
+    ).catch((err: Error) => {
+      o.log?.error({ err: err.message }, 'upgrade failed');
+      socket.destroy();
+    });
   });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');

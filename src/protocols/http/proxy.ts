@@ -517,6 +517,18 @@ export class HttpProxy {
     return session;
   }
 
+  /** The caller's session for a protocol upgrade on this socket, with its event recorder. */
+  async sessionFor(
+    socket: Socket,
+    protocol: string,
+    connection: PolicyConnection,
+    principal: Principal,
+    source: string,
+  ): Promise<{ id: string; record(type: string, fields: Record<string, unknown>): void }> {
+    const session = await this.#session(socket, protocol, connection, principal, source);
+    return { id: session.id, record: (type, fields) => void session.recording?.event(type, fields) };
+  }
+
   /** Cancel held requests and stop streams; used on shutdown. */
   async close(): Promise<void> {
     for (const a of this.#open) a.abort();

@@ -1,0 +1,231 @@
+/**
+ * Protocol upgrades (WebSocket) on `http` connections: the upgrade is one action of kind
+ * `session`, judged like any request (held until approved, or refused with the reason). Once
+ * allowed, the upgrade request goes upstream with the held credential and the two sockets are
+ * joined; the frames are passed through, not decoded, and the session's recording notes the
+ * upgrade. Kubernetes exec/attach channels are not joined this way: they are refused, because
+ * Airlock would pass a shell through without seeing its commands.
+ * https://www.rfc-editor.org/rfc/rfc6455#section-4
+ */
+
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { Principal } from '../../core/action.ts';
+import { isAirlockError } from '../../core/errors.ts';
+import type { GatePort } from '../../core/gate-types.ts';
+import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { HttpConnection } from '../../core/policy/connections/http.ts';
+import type { Policy } from '../../core/policy/policy.ts';
+import { decodedPath } from './classify.ts';
+import { callerToken, upstreamHeaders } from './headers.ts';
+import { normalizeTarget, parseRoute } from './proxy.ts';
+
+export interface UpgradeContext {
+  readonly policy: Policy;
+  readonly gate: GatePort;
+  readonly tokens: Authenticator;
+  /** Opens (or finds) the caller's session; returns its id and a recorder of events. */
+  session(
+    socket: Socket,
+    protocol: string,
+    connection: HttpConnection,
+    principal: Principal,
+    source: string,
+  ): Promise<{ id: string; record(type: string, fields: Record<string, unknown>): void }>;
+}
+
+function answer(
+  socket: Socket,
+  status: number,
+  reason: string,
+  body: string,
+  type = 'text/plain; charset=utf-8',
+): void {
+  if (!socket.writable) return;
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: ${type}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+const REFUSED =
+  'airlock: interactive channels (kubectl exec, attach, port-forward) are not proxied by Airlock — run the command through a reviewed path instead';
+
+export async function handleUpgrade(
+  ctx: UpgradeContext,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+): Promise<void> {
+  socket.on('error', () => socket.destroy());
+  const route = parseRoute(req.url ?? '/');
+  if (route?.prefix === 'kubernetes') {
+    answer(
+      socket,
+      403,
+      'Forbidden',
+      JSON.stringify({
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: REFUSED,
+        reason: 'Forbidden',
+        code: 403,
+      }),
+      'application/json',
+    );
+    return;
+  }
+  const connection = route ? ctx.policy.connections.get(route.name) : undefined;
+  if (!route || route.prefix !== 'http' || connection?.type !== 'http') {
+    answer(
+      socket,
+      404,
+      'Not Found',
+      `airlock: upgrades are proxied only on http connections (/http/NAME/...)\n`,
+    );
+    return;
+  }
+  const source = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
+  let principal: Principal;
+  try {
+    principal = await ctx.tokens.authenticate(callerToken(req.headers.authorization), {
+      source,
+      protocol: 'http',
+      connection: connection.name,
+    });
+  } catch (err) {
+    if (req.headers.authorization !== undefined)
+      ctx.gate.authFailed({
+        protocol: 'http',
+        source,
+        connection: connection.name,
+        reason: isAirlockError(err) ? err.code : 'error',
+      });
+    answer(
+      socket,
+      401,
+      'Unauthorized',
+      `airlock: ${isAirlockError(err) ? err.describe() : 'the token could not be verified'}\n`,
+    );
+    return;
+  }
+  const target = normalizeTarget(route.target);
+  const path = decodedPath(target);
+  const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
+  const session = await ctx.session(socket, 'http', connection, principal, source);
+  const summary = `${upgrade || 'upgrade'} session ${target}`;
+  const outcome = await ctx.gate
+    .decide({
+      protocol: 'http',
+      connection: connection.name,
+      principal,
+      sessionId: session.id,
+      source,
+      kind: path === undefined ? 'unknown' : 'session',
+      summary,
+      normalized: `UPGRADE ${upgrade} ${target}`,
+      parts: [
+        {
+          kind: path === undefined ? 'unknown' : 'session',
+          text: `GET ${target} (upgrade: ${upgrade})`,
+          statement: 'UPGRADE',
+          why:
+            path === undefined
+              ? 'the path could not be decoded unambiguously'
+              : `a ${upgrade} session: its messages are not inspected`,
+          fields: { method: ['GET'], ...(path === undefined ? {} : { path: [path] }) },
+        },
+      ],
+      attributes: { method: 'GET', target, upgrade },
+    })
+    .catch((err: unknown) => err);
+  if (!outcome || outcome instanceof Error || !('verdict' in (outcome as object))) {
+    answer(socket, 503, 'Service Unavailable', 'airlock: the upgrade could not be judged\n');
+    return;
+  }
+  const o = outcome as Awaited<ReturnType<GatePort['decide']>>;
+  if (o.verdict === 'deny') {
+    session.record('upgrade', { target, upgrade, verdict: 'deny', reason: o.reason });
+    answer(socket, 403, 'Forbidden', `airlock: ${o.reason}\n`);
+    return;
+  }
+  if (o.verdict === 'hold') {
+    if (o.mode === 'retry') {
+      session.record('upgrade', { target, upgrade, verdict: 'hold', request: o.request.id });
+      answer(socket, 403, 'Forbidden', `airlock: ${o.message} — connect again once it is approved\n`);
+      return;
+    }
+    const abort = new AbortController();
+    const onClose = () => abort.abort();
+    socket.once('close', onClose);
+    const settled = await ctx.gate.settled(o.request.id, abort.signal);
+    socket.off('close', onClose);
+    if (settled.status !== 'approved') {
+      session.record('upgrade', { target, upgrade, verdict: settled.status, request: o.request.id });
+      answer(socket, 403, 'Forbidden', `airlock: ${settled.reason}\n`);
+      return;
+    }
+    try {
+      await ctx.gate.release(o.request.id);
+    } catch {
+      answer(socket, 503, 'Service Unavailable', 'airlock: the approval could not be recorded\n');
+      return;
+    }
+  }
+  join(connection, req, socket, head, target, session.record, upgrade);
+}
+
+function join(
+  connection: HttpConnection,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+  target: string,
+  record: (type: string, fields: Record<string, unknown>) => void,
+  upgrade: string,
+): void {
+  const url = new URL(connection.upstream.url);
+  const secure = url.protocol === 'https:';
+  const port = Number(url.port || (secure ? 443 : 80));
+  const upstream: Socket = secure
+    ? tlsConnect({
+        host: url.hostname,
+        port,
+        servername: url.hostname,
+        rejectUnauthorized: !connection.upstream.insecureSkipVerify,
+        ...(connection.upstream.ca ? { ca: readFileSync(connection.upstream.ca, 'utf8') } : {}),
+      })
+    : netConnect({ host: url.hostname, port });
+  const headers = upstreamHeaders(req.headers, connection.credential, undefined);
+  // The upgrade itself is hop-by-hop but is what this request is for.
+  headers.connection = 'Upgrade';
+  headers.upgrade = String(req.headers.upgrade ?? '');
+  headers.host = url.host;
+  const lines = [`GET ${url.pathname.replace(/\/+$/, '')}${target} HTTP/1.1`];
+  for (const [k, v] of Object.entries(headers))
+    for (const value of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${value}`);
+  const started = Date.now();
+  upstream.once(secure ? 'secureConnect' : 'connect', () => {
+    upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head.length > 0) upstream.write(head);
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+    record('upgrade', { target, upgrade, verdict: 'allow' });
+  });
+  upstream.on('error', () => {
+    answer(socket, 502, 'Bad Gateway', `airlock: ${connection.name} could not be reached\n`);
+    socket.destroy();
+  });
+  const end = () => {
+    upstream.destroy();
+    socket.destroy();
+  };
+  socket.once('close', () => {
+    record('upgrade-closed', { target, ms: Date.now() - started });
+    end();
+  });
+  upstream.once('close', end);
+}
