@@ -113,7 +113,11 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
       const e = isAirlockError(err)
         ? err
         : new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the Airlock token was not recognised');
-      opts.gate().authFailed({ protocol: 'mcp', source: request.ip, connection, reason: e.code });
+      try {
+        opts.gate().authFailed({ protocol: 'mcp', source: request.ip, connection, reason: e.code });
+      } catch {
+        // The Gate is not built yet (the gateway is starting): nothing to record it in.
+      }
       throw e;
     }
   };
@@ -133,7 +137,8 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
       principal = await authenticate(request, name);
     } catch (err) {
       const e = err as AirlockError;
-      return refuse(reply, e.status === 401 ? 401 : 403, -32001, e);
+      // 401 and 403 as they are; a throttled caller gets 429, an unreachable issuer 503.
+      return refuse(reply, [401, 403, 429, 503].includes(e.status) ? e.status : 401, -32001, e);
     }
     const connection = name === AGGREGATED ? undefined : mcpConnection(name);
     const own = name === OWN_TOOLS_ROUTE && !policy.connections.has(name);
