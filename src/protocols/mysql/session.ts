@@ -15,7 +15,7 @@
  * console, notifications and `airlock requests`); with `hold: retry` the caller gets an ERR
  * packet naming the request and URL at once.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
@@ -802,12 +802,16 @@ export class MysqlSession {
     const longData = new Set(st.longData.keys());
     const req = parseExecute(p.payload, st.params, st.types, longData);
     st.types = [...req.types];
+    // Every byte of every value is part of the identity: long values enter it as their SHA-256.
     const identity = req.values.map((v, i) => {
-      if (v === 'long-data')
-        return `long:${Buffer.concat(st.longData.get(i) ?? [])
-          .toString('base64')
-          .slice(0, 4096)}`;
-      return v !== null && v.length > PARAM_DISPLAY_MAX ? `sha256:${v.length}:${v.slice(0, 64)}` : v;
+      if (v === 'long-data') {
+        const h = createHash('sha256');
+        for (const chunk of st.longData.get(i) ?? []) h.update(chunk);
+        return `long:sha256:${h.digest('hex')}`;
+      }
+      return v !== null && v.length > PARAM_DISPLAY_MAX
+        ? `sha256:${createHash('sha256').update(v).digest('hex')}`
+        : v;
     });
     const display = req.values.map((v) => {
       const d = displayValue(v);
