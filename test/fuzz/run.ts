@@ -26,12 +26,7 @@ for (const t of TARGETS) {
     console.log(
       `FAIL ${t.name}: after ${tried} inputs (seed ${details.seed}, path ${details.counterexamplePath})`,
     );
-    console.log(
-      `  ${String(details.errorInstance)
-        .split('\n')
-        .slice(0, 5)
-        .join('\n  ')}`,
-    );
+    console.log(`  ${String(details.errorInstance).split('\n').slice(0, 5).join('\n  ')}`);
     console.log(`  counterexample: ${fc.stringify(details.counterexample).slice(0, 500)}`);
   } else console.log(`ok   ${t.name}: ${tried} inputs (${rate}/s)`);
 }
