@@ -368,6 +368,11 @@ describe('audit evidence through the CLI', () => {
         for (const l of readFileSync(join(dir, 'siem', f), 'utf8').split('\n'))
           if (l) seqs.add((JSON.parse(l) as { seq: number }).seq);
       assert.equal(seqs.size, sinks!.head);
+      const metrics = await (
+        await fetch(`${gw.api.url}/api/v1/audit/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      ).text();
+      assert.match(metrics, /^airlock_audit_sink_lag_records\{sink="file:[^"]+"\} 0$/m);
+      assert.match(metrics, /^airlock_audit_healthy 1$/m);
     } finally {
       await gw.close();
     }

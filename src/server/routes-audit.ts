@@ -227,6 +227,41 @@ export function registerAuditRoutes(
     };
   });
 
+  // The same, in the Prometheus text format (scrape with the reviewer token as bearer).
+  app.get('/api/v1/audit/metrics', async (request, reply) => {
+    await reviewer(request);
+    const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+    const head = evidence.audit.headSeq;
+    const lines = [
+      '# HELP airlock_audit_head_seq Seq of the newest committed audit record.',
+      '# TYPE airlock_audit_head_seq gauge',
+      `airlock_audit_head_seq ${head}`,
+      '# HELP airlock_audit_healthy 1 when the audit log accepts writes.',
+      '# TYPE airlock_audit_healthy gauge',
+      `airlock_audit_healthy ${evidence.audit.healthy ? 1 : 0}`,
+      '# HELP airlock_audit_sink_lag_records Records committed but not yet delivered to the sink.',
+      '# TYPE airlock_audit_sink_lag_records gauge',
+      ...evidence.sinks.map(
+        (k) =>
+          `airlock_audit_sink_lag_records{sink="${label(k.name)}"} ${Math.max(0, head - k.status().deliveredThrough)}`,
+      ),
+      '# HELP airlock_audit_sink_failing 1 while the last delivery attempt to the sink failed.',
+      '# TYPE airlock_audit_sink_failing gauge',
+      ...evidence.sinks.map(
+        (k) => `airlock_audit_sink_failing{sink="${label(k.name)}"} ${k.status().failing ? 1 : 0}`,
+      ),
+      '# HELP airlock_audit_anchor_delivered_seq Newest record vouched for by a checkpoint the anchor holds.',
+      '# TYPE airlock_audit_anchor_delivered_seq gauge',
+      ...evidence.anchors.map(
+        (a) => `airlock_audit_anchor_delivered_seq{anchor="${label(a.name)}"} ${a.deliveredThrough}`,
+      ),
+      '# HELP airlock_recordings_open Recordings being written now.',
+      '# TYPE airlock_recordings_open gauge',
+      `airlock_recordings_open ${evidence.recordings.openCount}`,
+    ];
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(`${lines.join('\n')}\n`);
+  });
+
   app.get('/api/v1/recordings', async (request) => {
     await reviewer(request);
     const q = parse(recordingsQuery, request.query, 'query');
