@@ -149,7 +149,13 @@ test('requests need a token: 401 with a clear message and hint', async () => {
 
 test('whoami says who the token belongs to and whether it reviews', async () => {
   const res = await call('GET', '/api/v1/whoami', 'alice');
-  assert.deepEqual(res.json(), { name: 'alice', kind: 'human', groups: ['dba'], reviewer: true });
+  assert.deepEqual(res.json(), {
+    name: 'alice',
+    kind: 'human',
+    groups: ['dba'],
+    reviewer: true,
+    breakGlass: null,
+  });
   assert.equal((await call('GET', '/api/v1/whoami', 'agent')).json().reviewer, false);
 });
 

@@ -71,6 +71,16 @@ export function isReviewer(policy: Policy, principal: Principal, groups = review
 }
 
 /**
+ * Whether `principal` may override a review (policy `break_glass.groups`) and how long the
+ * justification must be, so a client can offer the override only to those the API accepts.
+ */
+export function breakGlassFor(policy: Policy, principal: Principal): { minJustification: number } | null {
+  const bg = policy.breakGlass;
+  if (!bg || !principal.groups.some((g) => bg.groups.includes(g))) return null;
+  return { minJustification: bg.minJustification };
+}
+
+/**
  * The public JSON shape of a request: the same shape webhook receivers get, so one function
  * defines it. Attributes are left out: they are protocol internals.
  */
@@ -224,7 +234,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   app.get('/api/v1/whoami', async (request) => {
     const p = await authenticate(request);
-    return { name: p.name, kind: p.kind, groups: [...p.groups], reviewer: isReviewer(policy, p, groups) };
+    return {
+      name: p.name,
+      kind: p.kind,
+      groups: [...p.groups],
+      reviewer: isReviewer(policy, p, groups),
+      breakGlass: breakGlassFor(policy, p),
+    };
   });
 
   app.get('/api/v1/requests', async (request) => {

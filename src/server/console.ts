@@ -22,7 +22,7 @@ import type { EventBus } from '../core/approvals/bus.ts';
 import { AirlockError } from '../core/errors.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
-import { isReviewer, reviewerGroups } from './api.ts';
+import { breakGlassFor, isReviewer, reviewerGroups } from './api.ts';
 import { type EventsApprovals, registerEvents } from './events.ts';
 
 /** Where `npm run build:web` writes the console. */
@@ -145,7 +145,7 @@ function sameSecret(a: string, b: string): boolean {
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** SPA routes answered with index.html. /requests/:id is answered from the hook (see below). */
-const SPA_ROUTES = ['/', '/login', '/history', '/audit'];
+const SPA_ROUTES = ['/', '/login', '/history', '/audit', '/access'];
 
 const CONTENT_TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8',
@@ -220,6 +220,7 @@ export async function registerConsole(
     kind: p.kind,
     groups: [...p.groups],
     reviewer: isReviewer(policy, p, groups),
+    breakGlass: breakGlassFor(policy, p),
   });
 
   app.addHook('onRequest', async (request, reply) => {

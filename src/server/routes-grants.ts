@@ -3,20 +3,23 @@
  *  - POST /api/v1/requests/:id/revoke {reason}: an approval can be revoked until it has been
  *    used; a grant with an open window while it is open (live sessions relying on it end);
  *  - POST /api/v1/access {connection, duration, reason, kinds?}: ask for just-in-time access;
+ *  - GET /api/v1/access?status=&principal=: access requests, newest first; reviewers see
+ *    everyone's, anyone else only their own (so a person can follow what they asked for);
  *  - POST /api/v1/requests/:id/break-glass {justification}: override a review (break-glass
  *    groups only), flagged in the audit log and announced to the notification channels.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ACTION_KINDS } from '../core/action.ts';
-import { accessRequest } from '../core/approvals/access.ts';
+import { ACCESS_PROTOCOL, accessRequest } from '../core/approvals/access.ts';
+import { REQUEST_STATUSES } from '../core/approvals/request.ts';
 import type { Approvals } from '../core/approvals/service.ts';
 import { AirlockError } from '../core/errors.ts';
 import { breakGlass } from '../core/gate.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import { parseDuration } from '../core/policy/schema.ts';
-import { requestJson } from './api.ts';
+import { isReviewer, requestJson, reviewerGroups } from './api.ts';
 
 const idParams = z.object({ id: z.coerce.number().int().positive() });
 const accessBody = z.strictObject({
@@ -24,6 +27,11 @@ const accessBody = z.strictObject({
   duration: z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as 2h'),
   reason: z.string().trim().min(1, 'say why: reviewers see it and it is audited').max(2000),
   kinds: z.array(z.enum(ACTION_KINDS)).max(ACTION_KINDS.length).optional(),
+});
+const accessListQuery = z.strictObject({
+  status: z.enum([...REQUEST_STATUSES, 'all']).default('all'),
+  principal: z.string().min(1).max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 const breakGlassBody = z.strictObject({
   justification: z.string().trim().min(1, 'say what is happening and why it cannot wait').max(2000),
@@ -76,6 +84,23 @@ export function registerGrantRoutes(
     const created = await approvals.create(ask);
     void reply.status(201);
     return { request: requestJson(policy, created) };
+  });
+
+  app.get('/api/v1/access', async (request) => {
+    const who = await tokens.authenticate(bearer(request), { source: request.ip, protocol: 'api' });
+    const q = parse(accessListQuery, request.query, 'query');
+    const reviewer = isReviewer(policy, who, reviewerGroups(policy));
+    if (!reviewer && q.principal !== undefined && q.principal !== who.name)
+      throw new AirlockError('AIRLOCK_E_FORBIDDEN', `${who.name} may only list its own access requests`, {
+        hint: 'leave out `principal`, or use a reviewer token',
+      });
+    const list = await approvals.list({
+      protocol: ACCESS_PROTOCOL,
+      ...(q.status === 'all' ? {} : { status: [q.status] }),
+      ...(reviewer ? (q.principal ? { principal: q.principal } : {}) : { principal: who.name }),
+      limit: q.limit,
+    });
+    return { requests: list.map((r) => requestJson(policy, r)) };
   });
 
   app.post('/api/v1/requests/:id/break-glass', async (request) => {

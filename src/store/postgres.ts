@@ -242,6 +242,7 @@ export class PostgresStore implements Store, RawAuditReader {
     if (filter.status && filter.status.length > 0) query = query.where('status', 'in', [...filter.status]);
     if (filter.connection !== undefined) query = query.where('connection', '=', filter.connection);
     if (filter.principal !== undefined) query = query.where('principal_name', '=', filter.principal);
+    if (filter.protocol !== undefined) query = query.where('protocol', '=', filter.protocol);
     if (filter.beforeId !== undefined) query = query.where('id', '<', filter.beforeId);
     if (filter.since !== undefined) query = query.where('created_at', '>=', filter.since);
     const rows = await query.orderBy('id', 'desc').limit(limit).execute();

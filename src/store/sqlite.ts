@@ -335,6 +335,7 @@ export class SqliteStore implements Store, RawAuditReader {
     if (filter.status && filter.status.length > 0) query = query.where('status', 'in', [...filter.status]);
     if (filter.connection !== undefined) query = query.where('connection', '=', filter.connection);
     if (filter.principal !== undefined) query = query.where('principal_name', '=', filter.principal);
+    if (filter.protocol !== undefined) query = query.where('protocol', '=', filter.protocol);
     if (filter.beforeId !== undefined) query = query.where('id', '<', filter.beforeId);
     if (filter.since !== undefined) query = query.where('created_at', '>=', filter.since);
     if (filter.until !== undefined) query = query.where('created_at', '<=', filter.until);

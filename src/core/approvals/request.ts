@@ -63,6 +63,8 @@ export interface RequestFilter {
   readonly status?: readonly RequestStatus[];
   readonly connection?: string;
   readonly principal?: string;
+  /** Only requests of this protocol (e.g. `access` for just-in-time access requests). */
+  readonly protocol?: string;
   /** Only requests with id below this (pagination, newest first). */
   readonly beforeId?: number;
   /** Created at or after (epoch ms). */
