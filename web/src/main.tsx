@@ -6,6 +6,7 @@ import { connect, disconnect, type LiveState, liveState, subscribe } from './liv
 import { Link, navigate, parseRoute, useLocation } from './router.tsx';
 import './style.css';
 import type { Me } from './types.ts';
+import { Access } from './ui/Access.tsx';
 import { Audit } from './ui/Audit.tsx';
 import { Dialog } from './ui/Dialog.tsx';
 import { History } from './ui/History.tsx';
@@ -17,6 +18,7 @@ const SHORTCUTS: [string, string][] = [
   ['j / k', 'next / previous request'],
   ['a', 'approve the selected request'],
   ['d', 'deny the selected request (asks for a reason)'],
+  ['b', 'break glass on the selected request (break-glass groups only; asks for a justification)'],
   ['o or Enter', 'open the selected request'],
   ['?', 'this help'],
   ['Esc', 'close a dialog'],
@@ -77,6 +79,7 @@ function App() {
         </Link>
         <nav class="nav" aria-label="Main">
           {nav('/', 'Inbox', route.name === 'inbox')}
+          {nav('/access', 'Access', route.name === 'access')}
           {nav('/history', 'History', route.name === 'history')}
           {nav('/audit', 'Audit', route.name === 'audit')}
         </nav>
@@ -106,6 +109,7 @@ function App() {
       </header>
       {route.name === 'inbox' && <Inbox me={me} onHelp={() => setHelp(true)} />}
       {route.name === 'request' && <RequestPage me={me} id={route.id} />}
+      {route.name === 'access' && <Access me={me} />}
       {route.name === 'history' && <History />}
       {route.name === 'audit' && <Audit />}
       {route.name === 'missing' && (

@@ -7,6 +7,7 @@ export type Route =
   | { name: 'login' }
   | { name: 'history' }
   | { name: 'audit' }
+  | { name: 'access' }
   | { name: 'request'; id: number }
   | { name: 'missing' };
 
@@ -15,6 +16,7 @@ export function parseRoute(path: string): Route {
   if (path === '/login') return { name: 'login' };
   if (path === '/history') return { name: 'history' };
   if (path === '/audit') return { name: 'audit' };
+  if (path === '/access') return { name: 'access' };
   const m = /^\/requests\/(\d+)\/?$/.exec(path);
   if (m) return { name: 'request', id: Number(m[1]) };
   return { name: 'missing' };

@@ -64,6 +64,8 @@ export interface Me {
   readonly kind: 'human' | 'service' | 'agent';
   readonly groups: readonly string[];
   readonly reviewer: boolean;
+  /** Set when the policy's break_glass groups include this person (absent from older servers). */
+  readonly breakGlass?: { readonly minJustification: number } | null;
 }
 
 export type VerifyResult =

@@ -3,10 +3,11 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { ApiError, api } from '../api.ts';
 import { subscribe } from '../live.ts';
 import { byRisk } from '../risk.ts';
-import { navigate } from '../router.tsx';
+import { Link, navigate } from '../router.tsx';
 import type { AirlockRequest, Me } from '../types.ts';
 import { NotifyAlert } from './Deliveries.tsx';
 import { cannotDecide, useDecider } from './decide.tsx';
+import { mayBreakGlass, useGrantActions } from './grant-actions.tsx';
 import { useNow } from './hooks.ts';
 import { RequestCard } from './RequestCard.tsx';
 
@@ -64,6 +65,7 @@ export function Inbox({ me, onHelp }: { me: Me; onHelp: () => void }) {
   const list = useMemo(() => [...requests.values()].sort(byRisk), [requests]);
   const selected = list.find((r) => r.id === selectedId) ?? list[0];
   const decider = useDecider(me, upsert);
+  const actions = useGrantActions(me, upsert);
 
   const select = (r: AirlockRequest | undefined) => {
     if (!r) return;
@@ -90,6 +92,9 @@ export function Inbox({ me, onHelp }: { me: Me; onHelp: () => void }) {
           break;
         case 'd':
           if (selected) decider.openDeny(selected);
+          break;
+        case 'b':
+          if (selected && mayBreakGlass(me, selected)) actions.open('break-glass', selected);
           break;
         case 'o':
         case 'Enter':
@@ -132,7 +137,7 @@ export function Inbox({ me, onHelp }: { me: Me; onHelp: () => void }) {
       {!me.reviewer && (
         <p class="empty">
           You are signed in as {me.name}, who is not a reviewer. Open a request link to follow one of your own
-          requests.
+          requests, or ask for time-boxed access on the <Link href="/access">Access</Link> page.
         </p>
       )}
       {me.reviewer && loaded && list.length === 0 && !error && (
@@ -142,10 +147,19 @@ export function Inbox({ me, onHelp }: { me: Me; onHelp: () => void }) {
       )}
       <div class="cards" ref={listRef} aria-live="polite" aria-relevant="additions">
         {list.map((r) => (
-          <RequestCard key={r.id} r={r} me={me} now={now} decider={decider} selected={r === selected} />
+          <RequestCard
+            key={r.id}
+            r={r}
+            me={me}
+            now={now}
+            decider={decider}
+            actions={actions}
+            selected={r === selected}
+          />
         ))}
       </div>
       {decider.dialog}
+      {actions.dialog}
     </main>
   );
 }

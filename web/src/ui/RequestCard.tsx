@@ -4,6 +4,7 @@ import { duration, PRINCIPAL_KIND_LABEL, when } from '../risk.ts';
 import { Link } from '../router.tsx';
 import type { AirlockRequest, Me } from '../types.ts';
 import { DecideBar, type Decider } from './decide.tsx';
+import { type GrantActions, GrantBar } from './grant-actions.tsx';
 import { Statements } from './Statement.tsx';
 
 function Fact({ label, children }: { label: string; children: ComponentChildren }) {
@@ -42,6 +43,8 @@ export function RequestCard(props: {
   me: Me;
   now: number;
   decider: Decider;
+  /** Revoke / break-glass; left out where neither can apply. */
+  actions?: GrantActions;
   selected?: boolean;
   tall?: boolean;
   headingLevel?: 2 | 3;
@@ -105,10 +108,16 @@ export function RequestCard(props: {
             {r.reason ?? ''}
           </Fact>
         ) : null}
-        {r.grantUntil ? <Fact label="Window">same statement passes until {when(r.grantUntil)}</Fact> : null}
+        {r.grantUntil ? (
+          <Fact label="Window">
+            {r.protocol === 'access' ? 'access covers its kinds' : 'same statement passes'}{' '}
+            {Date.parse(r.grantUntil) > now ? 'until' : 'ended'} {when(r.grantUntil)}
+          </Fact>
+        ) : null}
       </dl>
       <Statements request={r} tall={props.tall ?? false} />
       <DecideBar me={me} r={r} decider={decider} />
+      {props.actions && <GrantBar me={me} r={r} now={now} actions={props.actions} />}
     </article>
   );
 }

@@ -5,6 +5,7 @@ import { Link } from '../router.tsx';
 import type { AirlockRequest, Me } from '../types.ts';
 import { DeliveryList } from './Deliveries.tsx';
 import { useDecider } from './decide.tsx';
+import { useGrantActions } from './grant-actions.tsx';
 import { useNow } from './hooks.ts';
 import { RequestCard } from './RequestCard.tsx';
 
@@ -33,6 +34,7 @@ export function RequestPage({ me, id }: { me: Me; id: number }) {
     return subscribe({ request: update, ready: () => void load() });
   }, [load, update]);
   const decider = useDecider(me, update);
+  const actions = useGrantActions(me, update);
   return (
     <main id="main" class="page">
       <nav class="crumbs" aria-label="Breadcrumb">
@@ -43,12 +45,13 @@ export function RequestPage({ me, id }: { me: Me; id: number }) {
           {error}
         </p>
       )}
-      {r && <RequestCard r={r} me={me} now={now} decider={decider} tall headingLevel={2} />}
+      {r && <RequestCard r={r} me={me} now={now} decider={decider} actions={actions} tall headingLevel={2} />}
       {r && me.reviewer && (
         <DeliveryList requestId={id} refresh={`${r.status}:${r.approvals.length}`} now={now} />
       )}
       {!r && !error && <p class="muted">Loading…</p>}
       {decider.dialog}
+      {actions.dialog}
     </main>
   );
 }
