@@ -2,7 +2,7 @@
  * The persistence port core depends on. Implementations live in src/store/ (SQLite embedded,
  * PostgreSQL for several replicas); core never imports them.
  */
-import type { PrincipalKind } from './action.ts';
+import type { Principal, PrincipalKind } from './action.ts';
 import type {
   ApprovalRequest,
   ApprovalVote,
@@ -59,6 +59,27 @@ export interface ApiTokenRecord {
   readonly hash: string;
 }
 
+/**
+ * A reviewer console sign-in as stored, so that any replica can serve it. The cookie holds the
+ * random session id; the store keeps only its SHA-256. No credential is kept: a token sign-in
+ * keeps the token's SHA-256 (enough to ask whether the token still stands for someone), an
+ * OIDC sign-in the ID token's expiry.
+ */
+export interface ConsoleSessionRecord {
+  /** sha256 hex of the session id. */
+  readonly idHash: string;
+  readonly principal: Principal;
+  readonly csrf: string;
+  /** How the reviewer signed in ("token", "oidc"). */
+  readonly method: string;
+  /** sha256 hex of the Airlock token signed in with; undefined for a JWT. */
+  readonly tokenHash?: string | undefined;
+  /** When the credential signed in with stops being valid (a JWT's exp), epoch ms. */
+  readonly credentialExpiresAt?: number | undefined;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
+
 export interface Store {
   /** Create tables / apply pending migrations. Safe to call on every start. */
   migrate(): Promise<void>;
@@ -103,4 +124,19 @@ export interface Store {
   getRecording(id: string): Promise<RecordingMeta | undefined>;
   /** Newest first (by start time, then id). */
   listRecordings(filter?: RecordingFilter): Promise<RecordingMeta[]>;
+
+  /** Stores a new console session (ids are random: a clash is an error). */
+  createConsoleSession(session: ConsoleSessionRecord): Promise<void>;
+  /** By the hash of the session id, expired or not (the caller checks). */
+  getConsoleSession(idHash: string): Promise<ConsoleSessionRecord | undefined>;
+  /** Deletes it; true if it existed. */
+  deleteConsoleSession(idHash: string): Promise<boolean>;
+  /** Deletes sessions that expired at or before `now`; returns how many. */
+  deleteExpiredConsoleSessions(now: number): Promise<number>;
+
+  /**
+   * A secret shared by every process on this store: stores `candidate` under `name` unless a
+   * value is already there, and returns the stored value (the first writer wins).
+   */
+  sharedSecret(name: string, candidate: string): Promise<string>;
 }

@@ -164,6 +164,41 @@ export function migrations(flavor: StoreFlavor): Record<string, Migration> {
         await db.schema.dropTable('recordings').ifExists().execute();
       },
     },
+    '0004_console_sessions': {
+      async up(db: Kysely<unknown>) {
+        // Console sign-ins, so any replica serves them; only hashes of ids and tokens.
+        await db.schema
+          .createTable('console_sessions')
+          .ifNotExists()
+          .addColumn('id_hash', 'text', (c) => c.primaryKey())
+          .addColumn('principal', 'text', (c) => c.notNull())
+          .addColumn('csrf', 'text', (c) => c.notNull())
+          .addColumn('method', 'text', (c) => c.notNull())
+          .addColumn('token_hash', 'text')
+          .addColumn('credential_expires_at', time)
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('expires_at', time, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('console_sessions_expires')
+          .ifNotExists()
+          .on('console_sessions')
+          .column('expires_at')
+          .execute();
+        // Keys every replica must agree on (event stream tickets), created once.
+        await db.schema
+          .createTable('shared_secrets')
+          .ifNotExists()
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('created_at', time, (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('shared_secrets').ifExists().execute();
+        await db.schema.dropTable('console_sessions').ifExists().execute();
+      },
+    },
   };
 }
 

@@ -38,13 +38,21 @@ import { hashCanonicalData } from '../core/audit/chain.ts';
 import type { RawAuditReader, RawAuditRecord } from '../core/audit/verify.ts';
 import { AirlockError } from '../core/errors.ts';
 import type { RecordingFilter, RecordingMeta } from '../core/recording/types.ts';
-import type { ApiTokenRecord, AuditRecord, RequestPatch, Store } from '../core/store.ts';
+import type {
+  ApiTokenRecord,
+  AuditRecord,
+  ConsoleSessionRecord,
+  RequestPatch,
+  Store,
+} from '../core/store.ts';
 import { migrateToLatest } from './migrations.ts';
 import {
   type ApprovalsTable,
   apiTokenFromRow,
   apiTokenToRow,
   auditFromRow,
+  consoleSessionFromRow,
+  consoleSessionToRow,
   type RequestsTable,
   recordingFromRow,
   recordingToRow,
@@ -480,6 +488,45 @@ export class PostgresStore implements Store, RawAuditReader {
     if (updated) return apiTokenFromRow(updated);
     const row = await this.db.selectFrom('api_tokens').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? apiTokenFromRow(row) : undefined;
+  }
+
+  // ---- console sessions (read by every replica; see src/server/console-sessions.ts) ----
+
+  async createConsoleSession(session: ConsoleSessionRecord): Promise<void> {
+    await this.db.insertInto('console_sessions').values(consoleSessionToRow(session)).execute();
+  }
+
+  async getConsoleSession(idHash: string): Promise<ConsoleSessionRecord | undefined> {
+    const row = await this.db
+      .selectFrom('console_sessions')
+      .selectAll()
+      .where('id_hash', '=', idHash)
+      .executeTakeFirst();
+    return row ? consoleSessionFromRow(row) : undefined;
+  }
+
+  async deleteConsoleSession(idHash: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('console_sessions').where('id_hash', '=', idHash).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async deleteExpiredConsoleSessions(now: number): Promise<number> {
+    const r = await this.db.deleteFrom('console_sessions').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  async sharedSecret(name: string, candidate: string): Promise<string> {
+    await this.db
+      .insertInto('shared_secrets')
+      .values({ name, value: candidate, created_at: Date.now() })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+    const row = await this.db
+      .selectFrom('shared_secrets')
+      .select('value')
+      .where('name', '=', name)
+      .executeTakeFirstOrThrow();
+    return row.value;
   }
 
   // ---- recordings ----

@@ -24,7 +24,13 @@ import type { AuditSearch } from '../core/audit/search.ts';
 import type { RawAuditReader, RawAuditRecord } from '../core/audit/verify.ts';
 import { AirlockError } from '../core/errors.ts';
 import type { RecordingFilter, RecordingFormat, RecordingMeta } from '../core/recording/types.ts';
-import type { ApiTokenRecord, AuditRecord, RequestPatch, Store } from '../core/store.ts';
+import type {
+  ApiTokenRecord,
+  AuditRecord,
+  ConsoleSessionRecord,
+  RequestPatch,
+  Store,
+} from '../core/store.ts';
 import { migrateToLatest } from './migrations.ts';
 
 export interface RequestsTable {
@@ -145,7 +151,53 @@ export function recordingFromRow(r: Selectable<RecordingsTable>): RecordingMeta 
   };
 }
 
+export interface ConsoleSessionsTable {
+  id_hash: string;
+  /** JSON Principal. */
+  principal: string;
+  csrf: string;
+  method: string;
+  token_hash: string | null;
+  credential_expires_at: number | null;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface SharedSecretsTable {
+  name: string;
+  value: string;
+  created_at: number;
+}
+
+export function consoleSessionToRow(s: ConsoleSessionRecord): ConsoleSessionsTable {
+  return {
+    id_hash: s.idHash,
+    principal: JSON.stringify({ name: s.principal.name, kind: s.principal.kind, groups: s.principal.groups }),
+    csrf: s.csrf,
+    method: s.method,
+    token_hash: s.tokenHash ?? null,
+    credential_expires_at: s.credentialExpiresAt ?? null,
+    created_at: s.createdAt,
+    expires_at: s.expiresAt,
+  };
+}
+
+export function consoleSessionFromRow(r: Selectable<ConsoleSessionsTable>): ConsoleSessionRecord {
+  return {
+    idHash: r.id_hash,
+    principal: JSON.parse(r.principal),
+    csrf: r.csrf,
+    method: r.method,
+    tokenHash: r.token_hash ?? undefined,
+    credentialExpiresAt: r.credential_expires_at === null ? undefined : Number(r.credential_expires_at),
+    createdAt: Number(r.created_at),
+    expiresAt: Number(r.expires_at),
+  };
+}
+
 export interface StoreSchema {
+  console_sessions: ConsoleSessionsTable;
+  shared_secrets: SharedSecretsTable;
   recordings: RecordingsTable;
   requests: RequestsTable;
   request_approvals: ApprovalsTable;
@@ -519,6 +571,43 @@ export class SqliteStore implements Store, RawAuditReader {
     });
   }
 
+  async createConsoleSession(session: ConsoleSessionRecord): Promise<void> {
+    await this.db.insertInto('console_sessions').values(consoleSessionToRow(session)).execute();
+  }
+
+  async getConsoleSession(idHash: string): Promise<ConsoleSessionRecord | undefined> {
+    const row = await this.db
+      .selectFrom('console_sessions')
+      .selectAll()
+      .where('id_hash', '=', idHash)
+      .executeTakeFirst();
+    return row ? consoleSessionFromRow(row) : undefined;
+  }
+
+  async deleteConsoleSession(idHash: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('console_sessions').where('id_hash', '=', idHash).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async deleteExpiredConsoleSessions(now: number): Promise<number> {
+    const r = await this.db.deleteFrom('console_sessions').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  async sharedSecret(name: string, candidate: string): Promise<string> {
+    await this.db
+      .insertInto('shared_secrets')
+      .values({ name, value: candidate, created_at: Date.now() })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+    const row = await this.db
+      .selectFrom('shared_secrets')
+      .select('value')
+      .where('name', '=', name)
+      .executeTakeFirstOrThrow();
+    return row.value;
+  }
+
   async putRecording(meta: RecordingMeta): Promise<void> {
     const row = recordingToRow(meta);
     const { id: _, ...rest } = row;
@@ -569,10 +658,13 @@ export class SqliteStore implements Store, RawAuditReader {
     if (q.type !== undefined) query = query.where('type', '=', q.type);
     if (q.principal !== undefined)
       query = query.where(sql<string>`json_extract(data, '$.principal.name')`, '=', q.principal);
-    if (q.connection !== undefined) query = query.where(sql<string>`json_extract(data, '$.connection')`, '=', q.connection);
+    if (q.connection !== undefined)
+      query = query.where(sql<string>`json_extract(data, '$.connection')`, '=', q.connection);
     if (q.kind !== undefined) query = query.where(sql<string>`json_extract(data, '$.kind')`, '=', q.kind);
-    if (q.decision !== undefined) query = query.where(sql<string>`json_extract(data, '$.decision')`, '=', q.decision);
-    if (q.requestId !== undefined) query = query.where(sql<number>`json_extract(data, '$.requestId')`, '=', q.requestId);
+    if (q.decision !== undefined)
+      query = query.where(sql<string>`json_extract(data, '$.decision')`, '=', q.decision);
+    if (q.requestId !== undefined)
+      query = query.where(sql<number>`json_extract(data, '$.requestId')`, '=', q.requestId);
     if (q.text !== undefined) query = query.where(sql<number>`instr(data, ${q.text})`, '>', 0);
     const rows = await query.orderBy('seq', 'desc').limit(q.limit).execute();
     return rows.map(auditFromRow);

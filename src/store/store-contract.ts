@@ -220,4 +220,54 @@ export function storeContract(fresh: () => Promise<Store>): void {
     assert.equal((await store.revokeApiToken('tok_a', 6_000, 'bob'))?.revokedBy, 'eve', 'revoked once');
     assert.equal(await store.revokeApiToken('tok_zzz', 6_000, 'bob'), undefined);
   });
+
+  test('console sessions: create, get by id hash, delete, prune expired', async () => {
+    const store = await fresh();
+    const base = {
+      principal: { name: 'alice', kind: 'human' as const, groups: ['dba'] },
+      csrf: 'c'.repeat(32),
+      method: 'token',
+      createdAt: 1_000,
+    };
+    await store.createConsoleSession({
+      ...base,
+      idHash: 'a'.repeat(64),
+      tokenHash: 't'.repeat(64),
+      expiresAt: 5_000,
+    });
+    await store.createConsoleSession({
+      ...base,
+      idHash: 'b'.repeat(64),
+      method: 'oidc',
+      credentialExpiresAt: 4_000,
+      expiresAt: 9_000,
+    });
+    assert.deepEqual(await store.getConsoleSession('a'.repeat(64)), {
+      ...base,
+      idHash: 'a'.repeat(64),
+      tokenHash: 't'.repeat(64),
+      credentialExpiresAt: undefined,
+      expiresAt: 5_000,
+    });
+    const oidc = await store.getConsoleSession('b'.repeat(64));
+    assert.equal(oidc?.credentialExpiresAt, 4_000);
+    assert.equal(oidc?.tokenHash, undefined);
+    await assert.rejects(
+      store.createConsoleSession({ ...base, idHash: 'a'.repeat(64), expiresAt: 5_000 }),
+      'an id is never reused',
+    );
+    assert.equal(await store.getConsoleSession('z'.repeat(64)), undefined);
+    assert.equal(await store.deleteExpiredConsoleSessions(5_000), 1);
+    assert.equal(await store.getConsoleSession('a'.repeat(64)), undefined);
+    assert.equal(await store.deleteConsoleSession('b'.repeat(64)), true);
+    assert.equal(await store.deleteConsoleSession('b'.repeat(64)), false);
+  });
+
+  test('shared secrets: the first value stored wins', async () => {
+    const store = await fresh();
+    assert.equal(await store.sharedSecret('k', 'first'), 'first');
+    assert.equal(await store.sharedSecret('k', 'second'), 'first');
+    const raced = await Promise.all([store.sharedSecret('j', 'x'), store.sharedSecret('j', 'y')]);
+    assert.equal(raced[0], raced[1]);
+  });
 }
