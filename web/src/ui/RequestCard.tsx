@@ -4,7 +4,7 @@ import { duration, PRINCIPAL_KIND_LABEL, when } from '../risk.ts';
 import { Link } from '../router.tsx';
 import type { AirlockRequest, Me } from '../types.ts';
 import { DecideBar, type Decider } from './decide.tsx';
-import { type GrantActions, GrantBar } from './grant-actions.tsx';
+import { type GrantActions, GrantBar, hasWindow } from './grant-actions.tsx';
 import { Statements } from './Statement.tsx';
 
 function Fact({ label, children }: { label: string; children: ComponentChildren }) {
@@ -108,10 +108,13 @@ export function RequestCard(props: {
             {r.reason ?? ''}
           </Fact>
         ) : null}
-        {r.grantUntil ? (
+        {r.grantUntil && hasWindow(r) ? (
           <Fact label="Window">
             {r.protocol === 'access' ? 'access covers its kinds' : 'same statement passes'}{' '}
-            {Date.parse(r.grantUntil) > now ? 'until' : 'ended'} {when(r.grantUntil)}
+            {Date.parse(r.grantUntil) > now && (r.status === 'approved' || r.status === 'executed')
+              ? 'until'
+              : 'ended'}{' '}
+            {when(r.grantUntil)}
           </Fact>
         ) : null}
       </dl>

@@ -10,9 +10,16 @@ import { when } from '../risk.ts';
 import type { AirlockRequest, Me } from '../types.ts';
 import { Dialog } from './Dialog.tsx';
 
-/** The grant `r` carries is still open at `now`. */
+/** `r` carries a grant window at all (a one-shot approval's ends the moment it is decided). */
+export function hasWindow(r: AirlockRequest): boolean {
+  return (
+    r.grantUntil !== null && (r.decidedAt === null || Date.parse(r.grantUntil) > Date.parse(r.decidedAt))
+  );
+}
+
+/** The grant window `r` carries is still open at `now`. */
 export function windowOpen(r: AirlockRequest, now: number): boolean {
-  return r.grantUntil !== null && Date.parse(r.grantUntil) > now;
+  return hasWindow(r) && Date.parse(r.grantUntil!) > now;
 }
 
 /** Whether `me` may revoke `r` now: its requester or one of its reviewers, while unused or open. */
@@ -128,7 +135,10 @@ export function useGrantActions(me: Me, onUpdated: (r: AirlockRequest) => void):
             rows={4}
             value={text}
             aria-describedby={`${id}-consequence${error ? ` ${id}-error` : ''}`}
-            onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
+            onInput={(e) => {
+              setText((e.target as HTMLTextAreaElement).value);
+              setError('');
+            }}
           />
           {!revoke && (
             <p class="muted small" aria-live="polite">
