@@ -278,6 +278,17 @@ break_glass:
       olive,
     );
     assert.deepEqual(me.body.breakGlass, { minJustification: 15 });
+    // Access requests: a non-reviewer lists only their own; a reviewer sees everyone's.
+    const own = await gw.api<{ requests: RequestView[] }>('GET', '/api/v1/access', undefined, olive);
+    assert.equal(own.status, 200, own.text);
+    assert.deepEqual(own.body.requests, []);
+    const others = await gw.api('GET', '/api/v1/access?principal=carol', undefined, olive);
+    assert.equal(others.status, 403, others.text);
+    const all = await gw.api<{ requests: RequestView[] }>('GET', '/api/v1/access', undefined, 'alice');
+    assert.deepEqual(
+      all.body.requests.map((r) => [r.id, r.protocol]),
+      [[accessId, 'access']],
+    );
 
     const o = await signedIn(olive, 'olive');
     await o.page.goto(`/requests/${id}`);
