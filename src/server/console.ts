@@ -3,15 +3,16 @@
  * Security Policy, signs reviewers in (a session cookie), and guards cookie-authenticated API
  * calls against cross-site request forgery.
  *
- * A browser session is an HttpOnly, SameSite=Strict cookie naming a server-side session. The
- * session holds the API credential it was opened with; an onRequest hook presents it to the
- * API as `Authorization: Bearer`, so every API route keeps one way of authenticating and a
- * token removed from the policy stops working in open sessions too. State-changing calls made
- * with the cookie must also carry the session's CSRF token in `X-Airlock-CSRF`.
+ * A browser session is an HttpOnly, SameSite=Strict cookie naming a session kept in the store
+ * (console-sessions.ts), so every replica serves it. An onRequest hook presents it to the API
+ * as `Authorization: Bearer` with a pass standing for the session's principal, so every API
+ * route keeps one way of authenticating; a token removed from the policy or revoked ends open
+ * sessions too. State-changing calls made with the cookie must also carry the session's CSRF
+ * token in `X-Airlock-CSRF`.
  *
  * Sign-in goes through a SessionAuthenticator: local tokens now, OIDC later.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,8 +23,10 @@ import type { EventBus } from '../core/approvals/bus.ts';
 import { AirlockError } from '../core/errors.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
+import type { Store } from '../core/store.ts';
 import { breakGlassFor, isReviewer, reviewerGroups } from './api.ts';
-import { type EventsApprovals, registerEvents } from './events.ts';
+import type { ConsoleSessions } from './console-sessions.ts';
+import { type EventsApprovals, registerEvents, sharedTicketKey } from './events.ts';
 
 /** Where `npm run build:web` writes the console. */
 export const CONSOLE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/web');
@@ -73,59 +76,6 @@ export class TokenSessionAuthenticator implements SessionAuthenticator {
   }
 }
 
-interface Session {
-  readonly principal: Principal;
-  readonly credential: string;
-  readonly csrf: string;
-  readonly expiresAt: number;
-}
-
-/** Server-side sessions keyed by the SHA-256 of the cookie value; bounded, oldest evicted. */
-export class SessionStore {
-  readonly #sessions = new Map<string, Session>();
-  constructor(
-    readonly ttlMs = 12 * 60 * 60 * 1000,
-    private readonly max = 10_000,
-  ) {}
-
-  static key(id: string): string {
-    return createHash('sha256').update(id).digest('hex');
-  }
-
-  open(principal: Principal, credential: string): { id: string; session: Session } {
-    while (this.#sessions.size >= this.max) {
-      const oldest = this.#sessions.keys().next().value;
-      if (oldest === undefined) break;
-      this.#sessions.delete(oldest);
-    }
-    const id = randomBytes(32).toString('base64url');
-    const session = {
-      principal,
-      credential,
-      csrf: randomBytes(24).toString('base64url'),
-      expiresAt: Date.now() + this.ttlMs,
-    };
-    this.#sessions.set(SessionStore.key(id), session);
-    return { id, session };
-  }
-
-  get(id: string | undefined): Session | undefined {
-    if (!id) return undefined;
-    const key = SessionStore.key(id);
-    const s = this.#sessions.get(key);
-    if (!s) return undefined;
-    if (s.expiresAt <= Date.now()) {
-      this.#sessions.delete(key);
-      return undefined;
-    }
-    return s;
-  }
-
-  close(id: string | undefined): void {
-    if (id) this.#sessions.delete(SessionStore.key(id));
-  }
-}
-
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(';')) {
@@ -160,7 +110,11 @@ const CONTENT_TYPES: Record<string, string> = {
 
 export interface ConsoleDeps {
   readonly policy: Policy;
+  /** Accepts the passes of `sessions` (ConsoleSessions.authenticator). */
   readonly tokens: Authenticator;
+  readonly sessions: ConsoleSessions;
+  /** Keeps the event stream ticket key every replica shares. */
+  readonly store: Pick<Store, 'sharedSecret'>;
   readonly approvals: EventsApprovals;
   readonly bus: EventBus;
   /** Defaults to local token sign-in. */
@@ -184,11 +138,10 @@ function securityHeaders(reply: FastifyReply): FastifyReply {
 export async function registerConsole(
   app: FastifyInstance,
   deps: ConsoleDeps,
-): Promise<{ openSession(reply: FastifyReply, principal: Principal, credential: string): void }> {
-  const { policy } = deps;
+): Promise<{ openSession(reply: FastifyReply, principal: Principal, credential: string): Promise<void> }> {
+  const { policy, sessions } = deps;
   const dir = deps.dir ?? CONSOLE_DIR;
   const authenticator = deps.authenticator ?? new TokenSessionAuthenticator(deps.tokens);
-  const sessions = new SessionStore();
   const groups = reviewerGroups(policy);
   // Read per request: the public URL can be fixed only after the listener bound its port.
   const secure = () => policy.publicUrl.startsWith('https:');
@@ -239,30 +192,32 @@ export async function registerConsole(
     if (!path.startsWith('/api/')) return;
     if (request.headers.authorization !== undefined) return;
     const sid = readCookie(request.headers.cookie, SESSION_COOKIE);
-    const session = sessions.get(sid);
+    if (!sid) return;
+    // What changes something is checked against the store, so a sign-out elsewhere holds at once.
+    const safe = SAFE_METHODS.has(request.method);
+    const session = await sessions.get(sid, { fresh: !safe });
     if (!session) return;
-    if (!SAFE_METHODS.has(request.method)) {
+    if (!safe) {
       const sent = request.headers[CSRF_HEADER];
       if (typeof sent !== 'string' || !sameSecret(sent, session.csrf) || !sameOrigin(request))
         throw new AirlockError('AIRLOCK_E_FORBIDDEN', 'this request did not come from the Airlock console', {
           hint: `send the ${CSRF_HEADER} header the console got at sign-in, or use "Authorization: Bearer <token>"`,
         });
     }
-    request.headers.authorization = `Bearer ${session.credential}`;
+    const pass = sessions.pass(session.principal);
+    reply.raw.once('close', pass.release);
+    request.headers.authorization = `Bearer ${pass.credential}`;
   });
 
   app.get('/api/v1/session', async (request) => {
-    const session = sessions.get(readCookie(request.headers.cookie, SESSION_COOKIE));
+    // Read from the store: a session ended on another replica, or whose token was removed from
+    // the policy or revoked, is over here too.
+    const session = await sessions.get(readCookie(request.headers.cookie, SESSION_COOKIE), { fresh: true });
     if (!session)
       throw new AirlockError('AIRLOCK_E_TOKEN_MISSING', 'not signed in', {
         hint: `sign in to the console at ${policy.publicUrl}/login`,
       });
-    // Re-check the credential: a token removed from the policy ends the session.
-    const principal = await deps.tokens.authenticate(session.credential, {
-      source: request.ip,
-      protocol: 'api',
-    });
-    return { principal: whoami(principal), csrf: session.csrf, method: authenticator.method };
+    return { principal: whoami(session.principal), csrf: session.csrf, method: authenticator.method };
   });
 
   app.post('/api/v1/session', async (request, reply) => {
@@ -271,15 +226,15 @@ export async function registerConsole(
         hint: `open ${policy.publicUrl}/login`,
       });
     const { principal, credential } = await authenticator.authenticate(request.body);
-    sessions.close(readCookie(request.headers.cookie, SESSION_COOKIE));
-    const { id, session } = sessions.open(principal, credential);
-    setCookie(reply, id, Math.floor(sessions.ttlMs / 1000));
+    await sessions.close(readCookie(request.headers.cookie, SESSION_COOKIE));
+    const { id, session } = await sessions.open(principal, credential, authenticator.method);
+    setCookie(reply, id, Math.max(0, Math.floor((session.expiresAt - Date.now()) / 1000)));
     void reply.header('cache-control', 'no-store');
     return { principal: whoami(principal), csrf: session.csrf, method: authenticator.method };
   });
 
   app.delete('/api/v1/session', async (request, reply) => {
-    sessions.close(readCookie(request.headers.cookie, SESSION_COOKIE));
+    await sessions.close(readCookie(request.headers.cookie, SESSION_COOKIE));
     setCookie(reply, '', 0);
     return { ok: true };
   });
@@ -289,6 +244,7 @@ export async function registerConsole(
     tokens: deps.tokens,
     approvals: deps.approvals,
     bus: deps.bus,
+    ticketKey: await sharedTicketKey(deps.store),
   });
 
   for (const route of SPA_ROUTES)
@@ -309,9 +265,9 @@ export async function registerConsole(
 
   // For sign-ins that do not POST credentials here (the OIDC redirect flow).
   return {
-    openSession(reply, principal, credential) {
-      const { id } = sessions.open(principal, credential);
-      setCookie(reply, id, Math.floor(sessions.ttlMs / 1000));
+    async openSession(reply, principal, credential) {
+      const { id, session } = await sessions.open(principal, credential, 'oidc');
+      setCookie(reply, id, Math.max(0, Math.floor((session.expiresAt - Date.now()) / 1000)));
     },
   };
 }

@@ -6,7 +6,9 @@
  * EventSource cannot send headers, so a stream is authenticated by the console's session cookie
  * (translated to a Bearer credential by the console's hook), by `Authorization: Bearer` for
  * other clients, or by a short-lived signed ticket from POST /api/v1/events/ticket passed as
- * `?ticket=`. Reviewers hear about every request; anyone else only about their own.
+ * `?ticket=`. Reviewers hear about every request; anyone else only about their own. A ticket
+ * carries its principal (name, kind, groups) under an HMAC whose key every replica shares
+ * (kept in the store), so a ticket from one replica opens the stream on any other.
  *
  * Bus events carry ids only: each is re-read once from the store and fanned out, in order, to
  * every stream allowed to see it. A stream whose unsent output grows past a bound is closed
@@ -15,12 +17,13 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Principal } from '../core/action.ts';
+import { PRINCIPAL_KINDS, type Principal } from '../core/action.ts';
 import type { EventBus, RequestEvent } from '../core/approvals/bus.ts';
 import type { ApprovalRequest } from '../core/approvals/request.ts';
 import { AirlockError } from '../core/errors.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import type { Policy } from '../core/policy/policy.ts';
+import type { Store } from '../core/store.ts';
 import { isReviewer, requestJson, reviewerGroups } from './api.ts';
 
 export interface EventsApprovals {
@@ -47,21 +50,49 @@ export function consoleRequestJson(policy: Policy, r: ApprovalRequest) {
   return requestJson(policy, r);
 }
 
-/** Tickets: base64url(JSON {n: principal name, e: expiry ms, r: nonce}) "." base64url(HMAC). */
+const TICKET_SECRET = 'event-stream-tickets';
+
+/**
+ * The ticket key every replica on this store uses: derived from a secret created once in the
+ * store (the first replica's random value wins), never from anything a caller sends.
+ */
+export async function sharedTicketKey(store: Pick<Store, 'sharedSecret'>): Promise<Buffer> {
+  const secret = await store.sharedSecret(TICKET_SECRET, randomBytes(32).toString('base64url'));
+  return createHmac('sha256', Buffer.from(secret, 'base64url'))
+    .update('airlock event stream ticket v1')
+    .digest();
+}
+
+/**
+ * Tickets: base64url(JSON {n: name, k: kind, g: groups, e: expiry ms, r: nonce}) "."
+ * base64url(HMAC-SHA256). The principal comes from the ticket itself, so the replica that
+ * checks it need not know the principal (an OIDC user signed in elsewhere).
+ */
 export class TicketSigner {
   constructor(private readonly key: Buffer = randomBytes(32)) {}
 
   issue(principal: Principal, now = Date.now()): { ticket: string; expiresAt: number } {
     const expiresAt = now + TICKET_TTL_MS;
     const body = Buffer.from(
-      JSON.stringify({ n: principal.name, e: expiresAt, r: randomBytes(9).toString('base64url') }),
+      JSON.stringify({
+        n: principal.name,
+        k: principal.kind,
+        g: principal.groups,
+        e: expiresAt,
+        r: randomBytes(9).toString('base64url'),
+      }),
     ).toString('base64url');
     return { ticket: `${body}.${this.#mac(body)}`, expiresAt };
   }
 
   /** The principal name a ticket was issued to, or undefined when it is forged or stale. */
   verify(ticket: string, now = Date.now()): string | undefined {
-    if (ticket.length > 512) return undefined;
+    return this.verifyPrincipal(ticket, now)?.name;
+  }
+
+  /** The principal a ticket was issued to, or undefined when it is forged or stale. */
+  verifyPrincipal(ticket: string, now = Date.now()): Principal | undefined {
+    if (ticket.length > 4096) return undefined;
     const dot = ticket.indexOf('.');
     if (dot <= 0) return undefined;
     const body = ticket.slice(0, dot);
@@ -71,10 +102,15 @@ export class TicketSigner {
     try {
       const claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as {
         n?: unknown;
+        k?: unknown;
+        g?: unknown;
         e?: unknown;
       };
-      if (typeof claims.n !== 'string' || typeof claims.e !== 'number' || claims.e <= now) return undefined;
-      return claims.n;
+      const { n, k, g, e } = claims;
+      if (typeof n !== 'string' || typeof e !== 'number' || e <= now) return undefined;
+      if (typeof k !== 'string' || !(PRINCIPAL_KINDS as readonly string[]).includes(k)) return undefined;
+      if (!Array.isArray(g) || !g.every((x) => typeof x === 'string')) return undefined;
+      return { name: n, kind: k as Principal['kind'], groups: g as string[] };
     } catch {
       return undefined;
     }
@@ -166,8 +202,7 @@ export function registerEvents(app: FastifyInstance, deps: EventsDeps): { readon
     const { ticket } = (request.query ?? {}) as { ticket?: unknown };
     let principal: Principal;
     if (typeof ticket === 'string' && ticket !== '') {
-      const name = signer.verify(ticket);
-      const p = name === undefined ? undefined : tokens.principal(name);
+      const p = signer.verifyPrincipal(ticket);
       if (!p)
         throw new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the event stream ticket is invalid or expired', {
           hint: 'get a fresh one from POST /api/v1/events/ticket (it lasts a minute)',

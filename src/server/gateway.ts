@@ -24,6 +24,7 @@ import { PostgresStore } from '../store/postgres.ts';
 import { ReplicaLeases } from '../store/replica-leases.ts';
 import { buildApi } from './api.ts';
 import { registerConsole } from './console.ts';
+import { ConsoleSessions } from './console-sessions.ts';
 import { type ListenProtocol, listenAddress, PROTOCOL_LISTENERS } from './listeners.ts';
 import { registerNotifyRoutes } from './notify-routes.ts';
 import { registerOidcSignIn } from './oidc-signin.ts';
@@ -148,7 +149,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     });
     const identity = buildIdentity({ policy, store, audit });
     // Every door authenticates through the same throttle for failed sign-ins.
-    const tokens = guardAuthenticator(identity.tokens, limits);
+    const guarded = guardAuthenticator(identity.tokens, limits);
+    // Console sessions live in the store (any replica serves them); API routes also accept the
+    // pass the console presents for a request that came with a session cookie.
+    const consoleSessions = new ConsoleSessions({ store, recheck: identity.tokens });
+    const tokens = consoleSessions.authenticator(guarded);
     // With `api: host:0` the derived public URL is only known once the port is bound; the API
     // reads it per request and the Gate is built after it is fixed.
     const effective: { -readonly [K in keyof Policy]: Policy[K] } = { ...policy };
@@ -163,8 +168,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       logger: log,
       auditVerify: () => verifyEvidence(store, evidence),
     });
-    const consoleSessions = await registerConsole(api, { policy: effective, tokens, approvals, bus });
-    registerOidcSignIn(api, { policy: effective, tokens, sessions: consoleSessions });
+    const signIn = await registerConsole(api, {
+      policy: effective,
+      tokens,
+      approvals,
+      bus,
+      sessions: consoleSessions,
+      store,
+    });
+    registerOidcSignIn(api, { policy: effective, tokens, sessions: signIn });
     // Notifications go out off the bus; a channel that is down never delays a request.
     const notifier = startNotifier({
       policy: effective,
@@ -201,7 +213,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const mcp = registerMcpRoutes(api, {
       policy: effective,
       gate: () => gate,
-      tokens,
+      tokens: guarded,
       classifySql,
       request: (id) => approvals.get(id),
       createRequest: (r) => approvals.create(r),
@@ -257,7 +269,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         {
           policy: effective,
           gate,
-          tokens,
+          tokens: guarded,
           approvals,
           audit,
           recordings,

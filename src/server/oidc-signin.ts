@@ -10,8 +10,8 @@
  * The pending sign-in (state, nonce, PKCE verifier) lives in an HttpOnly cookie scoped to
  * /auth/oidc, not in server memory, so the callback may land on any replica. It binds the
  * sign-in to the browser that started it: a callback URL sent to someone else (login CSRF)
- * finds no matching cookie. The verifier never leaves that browser and this gateway. The console session's credential is the ID token, so the
- * session ends when the ID token expires, and every API call re-verifies it.
+ * finds no matching cookie. The verifier never leaves that browser and this gateway. The console
+ * session keeps the ID token's expiry (not the token) and ends when the ID token expires.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -27,7 +27,7 @@ const PENDING_TTL_MS = 10 * 60_000;
 
 export interface ConsoleSessions {
   /** Opens a console session for `principal` on `reply` (sets the session cookie). */
-  openSession(reply: FastifyReply, principal: Principal, credential: string): void;
+  openSession(reply: FastifyReply, principal: Principal, credential: string): Promise<void>;
 }
 
 interface Pending {
@@ -195,7 +195,7 @@ export function registerOidcSignIn(
       });
     // The same verification every caller JWT gets: keys, issuer, audience, expiry, claim rules.
     const principal = await tokens.authenticate(idToken, { source: request.ip, protocol: 'api' });
-    sessions.openSession(reply, principal, idToken);
+    await sessions.openSession(reply, principal, idToken);
     void reply.header('cache-control', 'no-store').redirect('/', 302);
     return reply;
   });

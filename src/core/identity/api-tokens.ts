@@ -145,7 +145,23 @@ export class ApiTokens {
    * caller then tries other kinds of credential). Revoked, expired and out-of-scope tokens throw.
    */
   async authenticate(token: string, ctx: AuthContext = {}): Promise<Principal | undefined> {
-    const t = await this.#store.findApiToken(hashToken(token));
+    return this.#principalOf(await this.#store.findApiToken(hashToken(token)), ctx);
+  }
+
+  /**
+   * The principal of the stored token with this SHA-256, if it is still good (not revoked, not
+   * expired); for sessions that keep the hash instead of the token.
+   */
+  async principalForHash(hash: string): Promise<Principal | undefined> {
+    const t = await this.#store.findApiToken(hash);
+    try {
+      return this.#principalOf(t, {});
+    } catch {
+      return undefined;
+    }
+  }
+
+  #principalOf(t: ApiTokenRecord | undefined, ctx: AuthContext): Principal | undefined {
     if (!t) return undefined;
     if (t.revokedAt !== undefined)
       throw new AirlockError('AIRLOCK_E_TOKEN_REVOKED', `the API token ${t.id} (${t.name}) was revoked`, {

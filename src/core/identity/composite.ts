@@ -110,6 +110,17 @@ export class CompositeAuthenticator implements Authenticator {
     });
   }
 
+  /**
+   * Who the Airlock token with this SHA-256 (hex) stands for now, or undefined when no policy or
+   * stored token has it any more (removed, revoked, expired). Console sessions keep the hash,
+   * never the token, and re-check it with this.
+   */
+  async principalForTokenHash(hash: string): Promise<Principal | undefined> {
+    const fromPolicy = this.#o.policyTokens.byHash(hash);
+    if (fromPolicy) return fromPolicy;
+    return this.#o.apiTokens?.principalForHash(hash);
+  }
+
   principal(name: string): Principal | undefined {
     const fromPolicy = this.#o.policyTokens.principal(name);
     if (fromPolicy) return fromPolicy;

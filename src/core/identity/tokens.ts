@@ -49,6 +49,12 @@ export class TokenRegistry implements Authenticator {
     return { name: found.name, kind: found.kind, groups: found.groups };
   }
 
+  /** The principal of the token with this SHA-256 (hex), if the policy has one. */
+  byHash(hash: string): Principal | undefined {
+    const i = this.#byHash.get(hash);
+    return i ? { name: i.name, kind: i.kind, groups: i.groups } : undefined;
+  }
+
   principal(name: string): Principal | undefined {
     for (const i of this.#byHash.values())
       if (i.name === name) return { name: i.name, kind: i.kind, groups: i.groups };
