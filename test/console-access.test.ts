@@ -184,6 +184,8 @@ break_glass:
     await card.waitFor();
     assert.match(await text(card), /incident 4411/);
     assert.match(await text(card), /carol/);
+    // The length of access is what carol asked for: no approval window to choose.
+    assert.equal(await card.getByRole('button', { name: /for a window/ }).count(), 0);
     await alice.page.screenshot({ path: join(ARTIFACTS, 'console-access-review.png'), fullPage: true });
     await card.getByRole('button', { name: `Approve request ${accessId}`, exact: true }).click();
     await card.waitFor({ state: 'detached' });

@@ -135,27 +135,30 @@ export function DecideBar({ me, r, decider }: { me: Me; r: AirlockRequest; decid
         >
           Approve
         </button>
-        <span class="window-group">
-          <select
-            aria-label={`Approval window for request ${r.id}`}
-            value={window}
-            onChange={(e) => setWindow((e.target as HTMLSelectElement).value)}
-          >
-            {WINDOWS.map((w) => (
-              <option key={w.value} value={w.value}>
-                {w.label}
-              </option>
-            ))}
-          </select>
-          <button
-            type="button"
-            disabled={busy}
-            aria-label={`Approve request ${r.id} for a window of ${window}`}
-            onClick={() => void decider.approve(r, window)}
-          >
-            Approve for window
-          </button>
-        </span>
+        {/* An access request's window is the access it asked for; a reviewer's window has no say. */}
+        {r.protocol !== 'access' && (
+          <span class="window-group">
+            <select
+              aria-label={`Approval window for request ${r.id}`}
+              value={window}
+              onChange={(e) => setWindow((e.target as HTMLSelectElement).value)}
+            >
+              {WINDOWS.map((w) => (
+                <option key={w.value} value={w.value}>
+                  {w.label}
+                </option>
+              ))}
+            </select>
+            <button
+              type="button"
+              disabled={busy}
+              aria-label={`Approve request ${r.id} for a window of ${window}`}
+              onClick={() => void decider.approve(r, window)}
+            >
+              Approve for window
+            </button>
+          </span>
+        )}
         <button
           type="button"
           class="danger"
