@@ -8,13 +8,13 @@ import type { Logger } from 'pino';
 import type { Approvals } from '../core/approvals/service.ts';
 import type { AuditLog } from '../core/audit/log.ts';
 import type { Gate } from '../core/gate.ts';
-import type { Limits } from '../core/limits/limits.ts';
-import type { Recorder } from '../core/recording/types.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
+import type { Limits } from '../core/limits/limits.ts';
 import type { ConnectionType, Policy } from '../core/policy/policy.ts';
+import type { Recorder } from '../core/recording/types.ts';
 import type { Store } from '../core/store.ts';
-import { startMysqlListener } from '../protocols/mysql/listener.ts';
 import { startHttpListener } from '../protocols/http/listener.ts';
+import { startMysqlListener } from '../protocols/mysql/listener.ts';
 import { startPostgresListener } from '../protocols/postgres/listener.ts';
 import { startSshListener } from '../protocols/ssh/listener.ts';
 
@@ -104,6 +104,7 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         tokens: ctx.tokens,
         audit: ctx.audit,
         recorder: ctx.recordings,
+        limits: ctx.limits,
         log: ctx.log,
       }),
   },

@@ -39,6 +39,8 @@ export interface SshGatewayOptions {
   rules: string;
   /** Extra keys for the `web` connection block (indented four spaces). */
   webExtra?: string;
+  /** Extra top-level YAML (e.g. a `limits:` block). */
+  extra?: string;
 }
 
 export async function startSshTestGateway(
@@ -89,6 +91,7 @@ connections:
 ${opts.webExtra ?? ''}
 ${opts.extraConnections ?? ''}
 ${opts.rules}
+${opts.extra ?? ''}
 `,
   );
   const policy = loadPolicyFile(policyFile);

@@ -3,9 +3,11 @@
  * own host key, kept next to the store so it survives restarts.
  * https://www.rfc-editor.org/rfc/rfc4253
  */
+import { createServer, type Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import { hostKeyPath, loadOrCreateHostKey, publicKeyOf } from './host-keys.ts';
@@ -26,6 +28,8 @@ export interface SshListenerOptions {
   /** While a command is held, a line goes to the caller's stderr this often. */
   keepaliveMs?: number;
   upstreamTimeoutMs?: number;
+  /** Connection slots, the startup (slow-loris) and write (never reads) timeouts. */
+  limits?: Limits | undefined;
 }
 
 export interface SshListener {
@@ -52,25 +56,60 @@ export async function startSshListener(o: SshListenerOptions): Promise<SshListen
     log: o.log,
     keepaliveMs: o.keepaliveMs ?? 15_000,
     upstreamTimeoutMs: o.upstreamTimeoutMs,
+    limits: o.limits,
   };
+  const startupMs = o.limits?.config.startupTimeoutMs;
+  // Raw sockets by peer address: ssh2 only reports a caller once its identification line
+  // arrived, and cannot drop a socket whose peer stops reading, so Airlock keeps the socket.
+  const sockets = new Map<string, { socket: Socket; startup?: NodeJS.Timeout | undefined }>();
   const server = new ssh2.Server({ hostKeys: [key], ident: 'Airlock' }, (client, info) => {
+    const raw = sockets.get(`${info.ip}:${info.port}`);
+    const wire = {
+      started: () => {
+        clearTimeout(raw?.startup);
+        if (raw) raw.startup = undefined;
+      },
+      destroy: () => raw?.socket.destroy(),
+    };
     try {
-      const session = new SshCallerSession(client, info, ctx, () => sessions.delete(session));
+      const session = new SshCallerSession(client, info, ctx, () => sessions.delete(session), wire);
       sessions.add(session);
     } catch (err) {
       o.log?.error({ err: (err as Error).message }, 'ssh connection could not be set up');
       client.end();
+      wire.destroy();
     }
   });
+  const listener = createServer((socket) => {
+    const id = `${socket.remoteAddress}:${socket.remotePort}`;
+    const entry: { socket: Socket; startup?: NodeJS.Timeout | undefined } = { socket };
+    // Slow loris: key exchange and sign-in must be done within the startup timeout.
+    if (startupMs)
+      entry.startup = setTimeout(() => {
+        o.log?.warn(
+          { source: id, ms: startupMs },
+          'ssh caller did not finish key exchange and sign-in in time; cut off',
+        );
+        socket.destroy();
+      }, startupMs);
+    sockets.set(id, entry);
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      clearTimeout(entry.startup);
+      if (sockets.get(id) === entry) sockets.delete(id);
+    });
+    server.injectSocket(socket);
+  });
   server.on('error', (err: Error) => o.log?.error({ err: err.message }, 'ssh listener error'));
+  listener.on('error', (err: Error) => o.log?.error({ err: err.message }, 'ssh listener error'));
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
+    listener.once('error', reject);
+    listener.listen(o.port, o.host, () => {
+      listener.off('error', reject);
       resolve();
     });
   });
-  const address = server.address();
+  const address = listener.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   o.log?.info({ host: o.host, port, fingerprint: hostKey.fingerprint }, 'ssh listener started');
   return {
@@ -80,8 +119,12 @@ export async function startSshListener(o: SshListenerOptions): Promise<SshListen
     sessions: () => sessions.size,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        listener.close(() => resolve());
         for (const s of [...sessions]) s.destroy();
+        // Callers that do not take the disconnect (or never got past the handshake) are dropped.
+        setTimeout(() => {
+          for (const { socket } of sockets.values()) socket.destroy();
+        }, 2000).unref();
       }),
   };
 }

@@ -27,6 +27,7 @@ import { kindOfParts } from '../../core/action.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { Limits } from '../../core/limits/limits.ts';
 import { maskerFor } from '../../core/masking/masker.ts';
 import type { SshConnection } from '../../core/policy/connections/ssh.ts';
 import { evaluate, globMatch } from '../../core/policy/evaluate.ts';
@@ -39,6 +40,7 @@ import { fingerprint } from './host-keys.ts';
 import { TerminalRecording } from './recording.ts';
 import { type Relay, relay } from './relay.ts';
 import { runSftp } from './sftp-relay.ts';
+import { watchStall } from './stall.ts';
 import { connectUpstream } from './upstream.ts';
 
 export interface Logger {
@@ -64,6 +66,16 @@ export interface SshSessionContext {
   readonly upstreamTimeoutMs?: number | undefined;
   /** Output bytes recorded per channel (default 16 MiB). */
   readonly maxRecordedBytes?: number | undefined;
+  /** Connection slots and the write timeout (core/limits). */
+  readonly limits?: Limits | undefined;
+}
+
+/** The caller's raw connection, which the listener owns. */
+export interface SshWire {
+  /** Key exchange and sign-in are done: the startup timeout no longer applies. */
+  started(): void;
+  /** Drops the socket at once (a caller that does not read would never take a disconnect). */
+  destroy(): void;
 }
 
 /** How callers can log in: a registered public key, or the token as password. */
@@ -101,11 +113,24 @@ export class SshCallerSession {
   #closed = false;
   #upstream: Promise<SshClient> | undefined;
   readonly #onClosed: () => void;
+  readonly #wire: SshWire | undefined;
+  /** Gives the connection slot back; set once the caller holds one. */
+  #releaseSlot: (() => void) | undefined;
+  /** Why the caller got no connection slot: every channel is told, then the connection ends. */
+  #slotRefused: AirlockError | undefined;
+  #refusedTimer: NodeJS.Timeout | undefined;
 
-  constructor(client: Connection, info: ClientInfo, ctx: SshSessionContext, onClosed: () => void) {
+  constructor(
+    client: Connection,
+    info: ClientInfo,
+    ctx: SshSessionContext,
+    onClosed: () => void,
+    wire?: SshWire,
+  ) {
     this.#ctx = ctx;
     this.#client = client;
     this.#onClosed = onClosed;
+    this.#wire = wire;
     this.#source = `${info.ip}:${info.port}`;
     client.on('authentication', (a) => void this.#authenticate(a));
     client.on('ready', () => this.#ready());
@@ -179,6 +204,8 @@ export class SshCallerSession {
         source: this.#source,
         protocol: 'ssh',
         connection: connectionName,
+        // What the caller claimed: failed sign-ins are throttled per claimed user too.
+        user: a.username,
       });
     } catch (err) {
       const code = isAirlockError(err) ? err.code : 'AIRLOCK_E_TOKEN_INVALID';
@@ -212,6 +239,8 @@ export class SshCallerSession {
 
   #ready(): void {
     const client = this.#client;
+    this.#wire?.started();
+    this.#takeSlot();
     client.on('session', (accept, reject) => {
       // Each channel can hold a request for reviewers; a caller does not get to flood them.
       if (this.#channels >= MAX_CHANNELS) {
@@ -235,8 +264,43 @@ export class SshCallerSession {
         );
     });
     client.on('openssh.streamlocal', (_accept, reject) => reject());
-    if (!this.#connection) return;
+    if (!this.#connection || this.#slotRefused) return;
     this.#audited = this.#auditOpen();
+  }
+
+  /**
+   * One connection slot per signed-in caller connection. SSH sign-in has no way to carry a
+   * message, so a refused caller is let in and each channel it opens is told why (on stderr);
+   * the connection then ends.
+   */
+  #takeSlot(): void {
+    const limits = this.#ctx.limits;
+    if (!limits || !this.#principal) return;
+    try {
+      this.#releaseSlot = limits.openConnection(this.#principal, 'ssh', this.#source);
+    } catch (err) {
+      this.#slotRefused = isAirlockError(err)
+        ? err
+        : new AirlockError('AIRLOCK_E_LIMIT_CONNECTIONS', (err as Error).message);
+      this.#ctx.log?.warn(
+        { session: this.id, principal: this.#principal.name, reason: this.#slotRefused.message },
+        'ssh connection refused: connection limit',
+      );
+      // A caller that opens no channel is not kept around either.
+      this.#refusedTimer = setTimeout(
+        () => this.#cutOff('connection limit reached'),
+        limits.config.startupTimeoutMs,
+      );
+      this.#refusedTimer.unref();
+    }
+  }
+
+  /** Drops the caller's connection now (it does not read, or holds no slot). */
+  #cutOff(reason: string): void {
+    this.#ctx.log?.warn({ session: this.id, source: this.#source, reason }, 'ssh caller cut off');
+    this.#client.end();
+    this.#close(reason);
+    this.#wire?.destroy();
   }
 
   /** The session is on record before any of its channels is judged. */
@@ -321,7 +385,20 @@ export class SshCallerSession {
 
   /** The caller's channel gets the error and a non-zero exit; false when the session has no usable connection. */
   async #usable(channel: ServerChannel): Promise<boolean> {
-    if (this.#connection) return this.#audited;
+    if (this.#slotRefused) {
+      this.#fail(channel, this.#slotRefused.describe(), EXIT_DENIED);
+      // Let the message and exit status go out before the connection ends.
+      channel.once('close', () => this.#client.end());
+      return false;
+    }
+    if (this.#connection) {
+      const ms = this.#ctx.limits?.config.writeTimeoutMs;
+      if (ms)
+        watchStall(channel, ms, () =>
+          this.#cutOff(`the caller did not read its output for ${Math.round(ms / 1000)}s`),
+        );
+      return this.#audited;
+    }
     const names = [...this.#ctx.policy.connections.values()]
       .filter((c) => c.type === 'ssh')
       .map((c) => c.name);
@@ -598,7 +675,7 @@ export class SshCallerSession {
     info: { destIP: string; destPort: number; srcIP: string; srcPort: number },
   ): Promise<void> {
     const connection = this.#connection;
-    if (!connection || !(await this.#audited)) {
+    if (!connection || this.#slotRefused || !(await this.#audited)) {
       reject();
       return;
     }
@@ -720,6 +797,8 @@ export class SshCallerSession {
         key: this.#rejectedKey,
       });
     this.#abort.abort();
+    clearTimeout(this.#refusedTimer);
+    this.#releaseSlot?.();
     void this.#upstream?.then(
       (c) => c.end(),
       () => {},
