@@ -11,6 +11,14 @@ import { TokenRegistry } from '../../src/core/identity/tokens.ts';
 import { PolicyError, parsePolicy } from '../../src/core/policy/load.ts';
 import { FrontendType, MessageReader, PgProtocolError, STARTUP } from '../../src/protocols/postgres/codec.ts';
 import { parseBind, parseStartupPacket, startupMessage } from '../../src/protocols/postgres/messages.ts';
+import { classifyCommand, parseCommandLine } from '../../src/protocols/ssh/command.ts';
+import {
+  classifySftp,
+  MAX_SFTP_PACKET,
+  PacketReader,
+  SftpProtocolError,
+  SftpType,
+} from '../../src/protocols/ssh/sftp.ts';
 
 export interface FuzzTarget {
   readonly name: string;
@@ -127,6 +135,209 @@ function loadPolicyText(text: string): void {
 
 const registry = new TokenRegistry([]);
 
+const ACTION_KINDS = new Set([
+  'read',
+  'write',
+  'schema',
+  'privilege',
+  'admin',
+  'exec',
+  'session',
+  'transfer',
+  'unknown',
+]);
+
+/** Command lines built from the pieces a shell cares about: words, quotes, operators, redirections. */
+export const commandLine: fc.Arbitrary<string> = fc
+  .array(
+    fc.oneof(
+      fc.stringMatching(/^[a-z][a-z0-9_./-]{0,10}$/),
+      fc.constantFrom(
+        ' ',
+        ' ',
+        ';',
+        '&&',
+        '||',
+        '|',
+        '&',
+        '\n',
+        '>',
+        '>>',
+        '2>&1',
+        '<',
+        '<<<',
+        '<<EOF',
+        '&>',
+        '"',
+        "'",
+        '\\',
+        '$',
+        '$(',
+        ')',
+        '`',
+        '${',
+        '}',
+        '(',
+        '{',
+        '#',
+        '*',
+        '~',
+        '=',
+        'sudo',
+        'rm -rf /',
+        'echo',
+        'if',
+        'then',
+        'fi',
+        'for',
+        'do',
+        'done',
+        'scp -t',
+        'scp -f',
+        '/dev/null',
+        'X=1',
+        'eval',
+        'exec',
+        'bash -c',
+        '\t',
+        '\0',
+      ),
+      fc.string({ maxLength: 6 }),
+    ),
+    { maxLength: 30 },
+  )
+  .map((pieces) => pieces.join(''));
+
+/**
+ * Whatever the line, the splitter returns parts of known kinds, never nothing, and anything it
+ * could not see through shows up as an `unknown` part (fail closed).
+ */
+function splitCommand(line: string): void {
+  const parsed = parseCommandLine(line);
+  const parts = classifyCommand(line);
+  assert.ok(parts.length > 0, 'no parts: the line would not be judged at all');
+  for (const p of parts) {
+    assert.ok(ACTION_KINDS.has(p.kind), `kind ${p.kind}`);
+    assert.equal(typeof p.text, 'string');
+  }
+  if (parsed.unknown.length > 0)
+    assert.ok(
+      parts.some((p) => p.kind === 'unknown'),
+      `"${line}" holds ${parsed.unknown.join(', ')} but no part is unknown`,
+    );
+  for (const c of parsed.commands) for (const w of c.words) assert.equal(typeof w, 'string');
+}
+
+function sftpString(s: string | Uint8Array): Buffer {
+  const b = Buffer.from(s);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0);
+  return b;
+}
+
+function sftpPacket(type: number, fields: readonly Buffer[]): Buffer {
+  const body = Buffer.concat([Buffer.from([type]), ...fields]);
+  return Buffer.concat([u32(body.length), body]);
+}
+
+const sftpPath = fc.oneof(fc.stringMatching(/^\/[a-z0-9._/-]{0,30}$/), fc.string({ maxLength: 20 }));
+
+/** Caller → host SFTP requests of every kind the relay judges or passes. */
+export const sftpRequest: fc.Arbitrary<Buffer> = fc.oneof(
+  fc.constant(sftpPacket(SftpType.INIT, [u32(3)])),
+  fc
+    .tuple(fc.nat(), sftpPath, fc.nat(0x3f))
+    .map(([id, p, flags]) => sftpPacket(SftpType.OPEN, [u32(id), sftpString(p), u32(flags), u32(0)])),
+  fc
+    .tuple(
+      fc.constantFrom(
+        SftpType.REMOVE,
+        SftpType.MKDIR,
+        SftpType.RMDIR,
+        SftpType.STAT,
+        SftpType.OPENDIR,
+        SftpType.SETSTAT,
+      ),
+      fc.nat(),
+      sftpPath,
+    )
+    .map(([t, id, p]) => sftpPacket(t, [u32(id), sftpString(p), u32(0)])),
+  fc
+    .tuple(fc.constantFrom(SftpType.RENAME, SftpType.SYMLINK), fc.nat(), sftpPath, sftpPath)
+    .map(([t, id, a, b]) => sftpPacket(t, [u32(id), sftpString(a), sftpString(b)])),
+  fc
+    .tuple(
+      fc.constantFrom(SftpType.READ, SftpType.WRITE, SftpType.CLOSE),
+      fc.nat(),
+      fc.uint8Array({ maxLength: 8 }),
+      fc.uint8Array({ maxLength: 200 }),
+    )
+    .map(([t, id, handle, data]) =>
+      sftpPacket(t, [u32(id), sftpString(handle), Buffer.alloc(8), u32(data.length), Buffer.from(data)]),
+    ),
+  fc
+    .tuple(
+      fc.nat(),
+      fc.constantFrom(
+        'posix-rename@openssh.com',
+        'hardlink@openssh.com',
+        'lsetstat@openssh.com',
+        'statvfs@openssh.com',
+        'copy-data',
+      ),
+      sftpPath,
+      sftpPath,
+    )
+    .map(([id, name, a, b]) =>
+      sftpPacket(SftpType.EXTENDED, [u32(id), sftpString(name), sftpString(a), sftpString(b)]),
+    ),
+);
+
+export const sftpStream: fc.Arbitrary<Buffer> = fc
+  .array(sftpRequest, { minLength: 1, maxLength: 8 })
+  .map((packets) => Buffer.concat(packets));
+
+/**
+ * Frames the stream split at `points` and classifies each packet; the packets must be exactly
+ * those of the unsplit stream, and only SftpProtocolError may end it.
+ */
+function readSftp(bytes: Buffer, points: readonly number[]): void {
+  const frame = (chunks: readonly Buffer[]) => {
+    const reader = new PacketReader();
+    const out: Buffer[] = [];
+    let error: string | undefined;
+    try {
+      for (const c of chunks) {
+        reader.push(c);
+        for (let p = reader.next(); p; p = reader.next()) {
+          assert.ok(p.length >= 5 && p.length <= MAX_SFTP_PACKET + 4, `packet of ${p.length} bytes`);
+          out.push(Buffer.from(p));
+          try {
+            const r = classifySftp(p);
+            for (const part of r.parts) assert.ok(ACTION_KINDS.has(part.kind), `kind ${part.kind}`);
+          } catch (err) {
+            assert.ok(err instanceof SftpProtocolError, `not an SFTP protocol error: ${String(err)}`);
+          }
+        }
+      }
+    } catch (err) {
+      assert.ok(err instanceof SftpProtocolError, `not an SFTP protocol error: ${String(err)}`);
+      error = err.message;
+    }
+    return { out, error };
+  };
+  const whole = frame([bytes]);
+  const split = frame(splitAt(bytes, points));
+  assert.equal(split.error, whole.error);
+  assert.deepEqual(split.out, whole.out);
+}
+
 export const TARGETS: readonly FuzzTarget[] = [
   {
     name: 'postgres: frontend stream split anywhere',
@@ -162,6 +373,36 @@ export const TARGETS: readonly FuzzTarget[] = [
           fc.string({ unit: fc.constantFrom(...'{}[]:,-#&*!|>\'"% \n\tab1'.split('')), maxLength: 200 }),
         ),
         (text) => loadPolicyText(text),
+      ),
+  },
+  {
+    name: 'ssh: command-line splitter on shell-shaped, mutated and random lines',
+    quickRuns: 300,
+    property: () =>
+      fc.property(
+        fc.oneof(
+          commandLine,
+          mutated(commandLine.map((l) => Buffer.from(l))).map((b) => b.toString('utf8')),
+          fc.string({ unit: 'grapheme', maxLength: 200 }),
+          fc.string({ unit: 'binary', maxLength: 200 }),
+        ),
+        (line) => splitCommand(line),
+      ),
+  },
+  {
+    name: 'ssh: SFTP packet stream split anywhere, mutated and random',
+    quickRuns: 300,
+    property: () =>
+      fc.property(
+        fc.tuple(
+          fc.oneof(
+            sftpStream,
+            mutated(sftpStream),
+            fc.uint8Array({ maxLength: 2000 }).map((b) => Buffer.from(b)),
+          ),
+          fc.array(fc.nat(), { maxLength: 30 }),
+        ),
+        ([bytes, points]) => readSftp(bytes, points),
       ),
   },
   {
