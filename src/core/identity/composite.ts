@@ -4,7 +4,7 @@
  * string is a policy-file token or a token created through the API.
  *
  * `principal(name)` answers for policy identities and for principals that authenticated
- * recently (an OIDC user's console event stream asks by name a moment after signing in).
+ * recently in this process (an OIDC user named in a Slack callback, say).
  */
 import type { Principal } from '../action.ts';
 import { AirlockError, isAirlockError } from '../errors.ts';
