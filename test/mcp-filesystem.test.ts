@@ -1,0 +1,238 @@
+/**
+ * A published tool server behind Airlock: the reference MCP filesystem server from npm, launched
+ * by Airlock over stdio on a temporary directory. The MCP SDK client is the agent. Reads pass
+ * unchanged, a write under a protected folder is refused by an argument rule with its reason,
+ * other writes wait for a reviewer and land once approved, and a tool the agent may never call is
+ * not listed.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { loadPolicyFile } from '../src/core/policy/load.ts';
+import type { requestJson } from '../src/server/api.ts';
+import { startGateway } from '../src/server/gateway.ts';
+import { PRINCIPALS, type PrincipalName } from './support/gateway.ts';
+
+const TEST_TIMEOUT = 60_000;
+type RequestView = ReturnType<typeof requestJson>;
+type ToolResult = { content: { type: string; text?: string }[]; isError?: boolean };
+
+/** The server's own entry point, as its package's `bin` names it. */
+const FILESYSTEM_SERVER = join(
+  createRequire(import.meta.url).resolve('@modelcontextprotocol/server-filesystem/package.json'),
+  '..',
+  'dist',
+  'index.js',
+);
+
+let dir: string;
+let files: string;
+let gateway: Awaited<ReturnType<typeof startGateway>>;
+let apiUrl: string;
+const tokens = {} as Record<PrincipalName, string>;
+const clients: Client[] = [];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'airlock-mcp-fs-'));
+  files = join(dir, 'files');
+  mkdirSync(join(files, 'protected'), { recursive: true });
+  mkdirSync(join(files, 'notes'));
+  writeFileSync(join(files, 'notes', 'todo.txt'), 'ship the release\n');
+  writeFileSync(join(files, 'protected', 'keys.txt'), 'do not touch\n');
+  mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
+  const identities: string[] = [];
+  for (const [name, p] of Object.entries(PRINCIPALS) as [
+    PrincipalName,
+    (typeof PRINCIPALS)[PrincipalName],
+  ][]) {
+    tokens[name] = `alk_test_${name}_${randomBytes(24).toString('base64url')}`;
+    writeFileSync(join(dir, 'secrets', `${name}.token`), `${tokens[name]}\n`, { mode: 0o600 });
+    identities.push(
+      `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
+    );
+  }
+  const policyFile = join(dir, 'airlock.yaml');
+  writeFileSync(
+    policyFile,
+    `listen:
+  api: 127.0.0.1:0
+  postgres: false
+store: sqlite:./data/airlock.db
+
+identities:
+  tokens:
+${identities.join('\n')}
+
+connections:
+  files:
+    type: mcp
+    description: the team's shared files
+    upstream:
+      command: ${JSON.stringify(process.execPath)}
+      args: [${JSON.stringify(FILESYSTEM_SERVER)}, ${JSON.stringify(files)}]
+    tools:
+      "read_*": read
+      "list_*": read
+      directory_tree: read
+      search_files: read
+      get_file_info: read
+      write_file: write
+      edit_file: write
+      create_directory: write
+      move_file: write
+    default: review
+    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+
+rules:
+  - name: reads are free
+    connections: [files]
+    kinds: [read]
+    effect: allow
+  - name: protected files are never written
+    connections: [files]
+    tools: [write_file, edit_file]
+    arguments: { path: ${JSON.stringify(`${files}/protected/*`)} }
+    effect: deny
+    reason: files under protected/ are managed by the release pipeline
+  - name: agents never move files
+    connections: [files]
+    tools: [move_file]
+    principal_kinds: [agent]
+    effect: deny
+    reason: moving files breaks links; copy and ask a person to delete
+`,
+  );
+  gateway = await startGateway({
+    policy: loadPolicyFile(policyFile),
+    listen: { api: '127.0.0.1:0', postgres: false },
+  });
+  apiUrl = gateway.api.url.replace(/\/$/, '');
+});
+
+after(async () => {
+  for (const c of clients) {
+    await (c.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => {});
+    await c.close().catch(() => {});
+  }
+  try {
+    await gateway?.close();
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+async function agentClient(who: PrincipalName = 'agent'): Promise<Client> {
+  const client = new Client({ name: 'coding-agent', version: '1.0.0' });
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(`${apiUrl}/mcp/files`), {
+      requestInit: { headers: { authorization: `Bearer ${tokens[who]}` } },
+    }),
+  );
+  clients.push(client);
+  return client;
+}
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(apiUrl + path, {
+    method,
+    headers: {
+      authorization: `Bearer ${tokens.alice}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+function textOf(result: unknown): string {
+  return (result as ToolResult).content.map((c) => c.text ?? '').join('\n');
+}
+
+async function pendingRequest(principal: string, text: string): Promise<RequestView> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const res = await api<{ requests: RequestView[] }>('GET', '/api/v1/requests?status=pending');
+    const found = res.body.requests.find((r) => r.principal.name === principal && r.summary.includes(text));
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no pending request for ${text}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('the reference filesystem server behind Airlock', () => {
+  test('tools/list leaves out a tool the agent may never call, and keeps the rest', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const agent = await agentClient();
+    const names = (await agent.listTools()).tools.map((t) => t.name);
+    for (const name of ['read_text_file', 'list_directory', 'write_file', 'edit_file'])
+      assert.ok(names.includes(name), `${name} is listed: ${names.join(', ')}`);
+    assert.ok(!names.includes('move_file'), names.join(', '));
+    // A person is not bound by the agents-only rule: the same tool is listed for them.
+    const alice = await agentClient('alice');
+    assert.ok((await alice.listTools()).tools.some((t) => t.name === 'move_file'));
+  });
+
+  test('reads pass unchanged', { timeout: TEST_TIMEOUT }, async () => {
+    const agent = await agentClient();
+    const read = await agent.callTool({
+      name: 'read_text_file',
+      arguments: { path: join(files, 'notes', 'todo.txt') },
+    });
+    assert.notEqual((read as ToolResult).isError, true, textOf(read));
+    assert.equal(textOf(read), 'ship the release\n');
+    const listing = await agent.callTool({ name: 'list_directory', arguments: { path: files } });
+    assert.notEqual((listing as ToolResult).isError, true, textOf(listing));
+    assert.deepEqual(textOf(listing).split('\n').sort(), ['[DIR] notes', '[DIR] protected']);
+  });
+
+  test('a write under protected/ is refused with the reason, and nothing is written', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const agent = await agentClient();
+    const target = join(files, 'protected', 'keys.txt');
+    const result = await agent.callTool({
+      name: 'write_file',
+      arguments: { path: target, content: 'overwritten' },
+    });
+    assert.equal((result as ToolResult).isError, true, textOf(result));
+    assert.match(textOf(result), /files under protected\/ are managed by the release pipeline/);
+    assert.equal(readFileSync(target, 'utf8'), 'do not touch\n');
+  });
+
+  test('a write elsewhere waits for a reviewer, reports progress, and lands once approved', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const agent = await agentClient();
+    const target = join(files, 'notes', 'done.txt');
+    const progress: string[] = [];
+    const call = agent.callTool(
+      { name: 'write_file', arguments: { path: target, content: 'release shipped\n' } },
+      undefined,
+      { onprogress: (p) => progress.push(p.message ?? ''), resetTimeoutOnProgress: true },
+    );
+    const request = await pendingRequest('agent', 'write_file');
+    assert.equal(request.protocol, 'mcp');
+    assert.equal(request.connection, 'files');
+    assert.equal(existsSync(target), false, 'nothing is written before the approval');
+
+    const approved = await api('POST', `/api/v1/requests/${request.id}/approve`, {});
+    assert.equal(approved.status, 200);
+    const result = await call;
+    assert.notEqual((result as ToolResult).isError, true, textOf(result));
+    assert.match(textOf(result), /Successfully wrote/);
+    assert.equal(readFileSync(target, 'utf8'), 'release shipped\n');
+    assert.ok(
+      progress.some((p) => p.includes(`request ${request.id}`)),
+      progress.join(' | '),
+    );
+  });
+});
