@@ -103,7 +103,7 @@ function printPolicyTest(r: PolicyTestResult): void {
     out('');
     out(
       formatTable(
-        ['#', 'decision', 'kind', 'statement', 'rule', 'sql'],
+        ['#', 'decision', 'kind', 'statement', 'rule', 'text'],
         r.parts.map((p, i) => [i + 1, p.effect, p.kind, p.statement ?? '', p.rule, oneLine(p.text, 50)]),
       ),
     );
@@ -276,11 +276,13 @@ export function buildProgram(): Command {
   const policy = program.command('policy').description('the policy file');
   policy
     .command('test')
-    .description('show what the policy decides for SQL, without running anything')
+    .description(
+      'show what the policy decides for SQL, or a shell command line on an SSH connection, without running anything',
+    )
     .requiredOption('-c, --config <file>', 'policy file')
     .requiredOption('--as <principal>', 'identity name from the policy')
     .requiredOption('--connection <name>', 'connection name')
-    .argument('<sql>', 'the SQL')
+    .argument('<sql>', 'the SQL (on an SSH connection: the command line)')
     .option('--json', 'print JSON')
     .action(async (sql: string, o: { config: string; as: string; connection: string; json?: boolean }) => {
       const p = loadPolicyFile(o.config);

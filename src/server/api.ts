@@ -118,11 +118,17 @@ const auditQuery = z.strictObject({
   from: z.coerce.number().int().min(1).default(1),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
-const policyTestBody = z.strictObject({
-  as: z.string().min(1),
-  connection: z.string().min(1),
-  sql: z.string().min(1).max(1_000_000),
-});
+const policyTestBody = z
+  .strictObject({
+    as: z.string().min(1),
+    connection: z.string().min(1),
+    sql: z.string().min(1).max(1_000_000).optional(),
+    /** The shell command line, for an SSH connection (`sql` is accepted there too). */
+    command: z.string().min(1).max(1_000_000).optional(),
+  })
+  .refine((b) => (b.sql === undefined) !== (b.command === undefined), {
+    message: 'give exactly one of `sql` (SQL connections) or `command` (SSH connections)',
+  });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value ?? {});

@@ -1,11 +1,16 @@
-/** `policy test`: what the policy decides for some SQL, without running it (CLI and API). */
-import type { Action, Principal } from '../core/action.ts';
+/**
+ * `policy test`: what the policy decides for some SQL or, on an SSH connection, a shell command
+ * line, without running it (CLI and API). Each is classified the way its listener does.
+ */
+import type { Action, ActionPart, Principal } from '../core/action.ts';
 import { kindOfParts } from '../core/action.ts';
 import { AirlockError } from '../core/errors.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import { evaluate } from '../core/policy/evaluate.ts';
 import type { Policy } from '../core/policy/policy.ts';
 import { classifySql } from '../protocols/postgres/classify.ts';
+import { classifyCommand } from '../protocols/ssh/command.ts';
+import { isScpUpload, UPLOADS_NEED_A_RULE, uploadRefusal } from '../protocols/ssh/uploads.ts';
 
 export interface PolicyTestResult {
   readonly connection: string;
@@ -27,13 +32,18 @@ export interface PolicyTestResult {
   }[];
 }
 
-/** `policy test`: classify the SQL and evaluate it as `as` on `connection`, statement by statement. */
+/**
+ * `policy test`: classify the input and evaluate it as `as` on `connection`, part by part: SQL
+ * statement by statement, an SSH command line command by command (`sql` and `command` are the
+ * same input under two names).
+ */
 export function policyTest(
   policy: Policy,
   tokens: Authenticator,
-  input: { as: string; connection: string; sql: string },
+  input: { as: string; connection: string; sql?: string | undefined; command?: string | undefined },
 ): PolicyTestResult {
-  if (!policy.connections.has(input.connection))
+  const connection = policy.connections.get(input.connection);
+  if (!connection)
     throw new AirlockError(
       'AIRLOCK_E_CONNECTION_UNKNOWN',
       `no connection named "${input.connection}" in the policy`,
@@ -47,18 +57,49 @@ export function policyTest(
       hint: `known identities: ${policy.tokens.map((t) => t.name).join(', ') || '(none)'}`,
       status: 404,
     });
-  const classified = classifySql(input.sql);
+  const text = input.command ?? input.sql;
+  if (text === undefined || text === '')
+    throw new AirlockError('AIRLOCK_E_BAD_REQUEST', 'nothing to test: give the SQL or the command line', {
+      hint:
+        connection.type === 'ssh' ? 'pass `command` (or `sql`) with the shell command line' : 'pass `sql`',
+    });
+  const classified: { parts: readonly ActionPart[]; normalized: string; error?: string | undefined } =
+    connection.type === 'ssh'
+      ? // As the SSH listener judges an `exec` request (src/protocols/ssh/session.ts).
+        { parts: classifyCommand(text), normalized: `exec:${text}` }
+      : classifySql(text);
   const action: Action = {
-    protocol: 'postgres',
+    protocol: connection.type === 'ssh' ? 'ssh' : 'postgres',
     connection: input.connection,
     principal,
     sessionId: 'policy-test',
     kind: kindOfParts(classified.parts),
-    summary: input.sql,
+    summary: text,
     normalized: classified.normalized,
     parts: classified.parts,
-    attributes: {},
+    attributes: connection.type === 'ssh' ? { host: connection.upstream.host } : {},
   };
+  // A legacy scp upload no rule covers is refused before the Gate is asked.
+  const refusal =
+    connection.type === 'ssh' && isScpUpload(classified.parts) ? uploadRefusal(policy, action) : undefined;
+  if (refusal !== undefined)
+    return {
+      connection: input.connection,
+      principal,
+      effect: 'deny',
+      rule: { name: UPLOADS_NEED_A_RULE, index: -1 },
+      why: 'file uploads and changes need a rule that allows or reviews them; the connection default does not apply',
+      reason: refusal,
+      kind: action.kind,
+      parts: classified.parts.map((part) => ({
+        text: part.text,
+        kind: part.kind,
+        statement: part.statement ?? null,
+        effect: 'deny',
+        rule: UPLOADS_NEED_A_RULE,
+        why: part.why ?? '',
+      })),
+    };
   const decision = evaluate(policy, action);
   const parts = classified.parts.map((part) => {
     const d = evaluate(policy, { ...action, kind: part.kind, parts: [part] });

@@ -41,6 +41,7 @@ import { TerminalRecording } from './recording.ts';
 import { type Relay, relay } from './relay.ts';
 import { runSftp } from './sftp-relay.ts';
 import { watchStall } from './stall.ts';
+import { isScpUpload, UPLOADS_NEED_A_RULE, uploadRefusal } from './uploads.ts';
 import { connectUpstream } from './upstream.ts';
 
 export interface Logger {
@@ -449,7 +450,7 @@ export class SshCallerSession {
     if (!(await this.#usable(channel))) return undefined;
     const parts = classifyCommand(command);
     const action = this.#action('exec', command, `exec:${command}`, parts, pty ? { pty: true } : {});
-    const scpUpload = parts.some((p) => p.kind === 'write' && p.fields?.command?.[0]?.startsWith('scp '));
+    const scpUpload = isScpUpload(parts);
     const verdict =
       (scpUpload && (await this.#uploadWithoutRule(action))) || (await this.judge(action, channel));
     if (!verdict.ok) {
@@ -511,9 +512,9 @@ export class SshCallerSession {
    * default does not apply to uploads. Returns the refusal, or undefined to ask the Gate.
    */
   async #uploadWithoutRule(action: Action): Promise<Verdict | undefined> {
-    if (action.kind !== 'write' || evaluate(this.#ctx.policy, action).rule.index >= 0) return undefined;
-    const reason = `${action.summary} is not allowed: no rule allows file uploads or changes on ${action.connection}`;
-    await this.#refuse('write', action.summary, reason, 'uploads need a rule');
+    const reason = uploadRefusal(this.#ctx.policy, action);
+    if (reason === undefined) return undefined;
+    await this.#refuse('write', action.summary, reason, UPLOADS_NEED_A_RULE);
     return { ok: false, reason };
   }
 
