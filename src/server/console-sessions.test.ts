@@ -138,3 +138,13 @@ test('a session opened with a scoped API token cannot mint a wider one on anothe
     (e) => isAirlockError(e) && e.code === 'AIRLOCK_E_FORBIDDEN',
   );
 });
+
+test('a store that fails refuses the session (503), it never lets the call through', async () => {
+  const { store, a } = await setup();
+  const { id } = await a.open(alice, ALICE_TOKEN, 'token');
+  await store.close();
+  await assert.rejects(
+    a.get(id, { fresh: true }),
+    (e) => isAirlockError(e) && e.code === 'AIRLOCK_E_STORE_UNAVAILABLE' && e.status === 503,
+  );
+});

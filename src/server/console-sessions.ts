@@ -21,6 +21,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { Principal } from '../core/action.ts';
+import { AirlockError, isAirlockError } from '../core/errors.ts';
 import type { AuthContext, Authenticator } from '../core/identity/authenticator.ts';
 import { looksLikeJwt } from '../core/identity/oidc.ts';
 import { hashToken } from '../core/identity/tokens.ts';
@@ -60,6 +61,23 @@ export interface ConsoleSessionsOptions {
 /** A pass lives no longer than this even if its request never reports that it ended. */
 const PASS_MAX_MS = 10 * 60_000;
 const PASS_PREFIX = 'alks_';
+
+/** A store failure, said as one: the caller is refused (503), never let through. */
+async function fromStore<T>(what: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (cause) {
+    if (isAirlockError(cause)) throw cause;
+    throw new AirlockError(
+      'AIRLOCK_E_STORE_UNAVAILABLE',
+      `the console session could not be ${what}: the store failed`,
+      {
+        hint: 'retry in a moment; if it persists, check the store (GET /api/v1/ready)',
+        cause,
+      },
+    );
+  }
+}
 
 export class ConsoleSessions {
   readonly ttlMs: number;
@@ -112,17 +130,19 @@ export class ConsoleSessions {
       expiresAt: Math.min(now + this.ttlMs, credentialExpiresAt ?? Number.POSITIVE_INFINITY),
     };
     // Sign-ins are rare: a good moment to drop what has expired.
-    await this.#store.deleteExpiredConsoleSessions(now);
-    await this.#store.createConsoleSession({
-      idHash: ConsoleSessions.key(id),
-      principal: session.principal,
-      csrf: session.csrf,
-      method,
-      tokenHash,
-      credentialExpiresAt,
-      createdAt: now,
-      expiresAt: now + this.ttlMs,
-    });
+    await fromStore('opened', () => this.#store.deleteExpiredConsoleSessions(now));
+    await fromStore('opened', () =>
+      this.#store.createConsoleSession({
+        idHash: ConsoleSessions.key(id),
+        principal: session.principal,
+        csrf: session.csrf,
+        method,
+        tokenHash,
+        credentialExpiresAt,
+        createdAt: now,
+        expiresAt: now + this.ttlMs,
+      }),
+    );
     // The principal object the authenticator returned is kept as is: token management knows
     // the token behind it (a token minted with it never outlives or widens it).
     this.#remember(ConsoleSessions.key(id), { ...session, principal }, now);
@@ -144,19 +164,20 @@ export class ConsoleSessions {
       return undefined;
     }
     this.#cache.delete(key);
-    const record = await this.#store.getConsoleSession(key);
+    const record = await fromStore('read', () => this.#store.getConsoleSession(key));
     if (!record) return undefined;
     const expiresAt = Math.min(record.expiresAt, record.credentialExpiresAt ?? Number.POSITIVE_INFINITY);
     if (expiresAt <= now) {
-      await this.#store.deleteConsoleSession(key);
+      await fromStore('ended', () => this.#store.deleteConsoleSession(key));
       return undefined;
     }
     let principal = record.principal;
     if (record.tokenHash !== undefined) {
       // A token removed from the policy, revoked or expired ends the session, on every replica.
-      const current = await this.#recheck.principalForTokenHash(record.tokenHash);
+      const hash = record.tokenHash;
+      const current = await fromStore('checked', () => this.#recheck.principalForTokenHash(hash));
       if (!current) {
-        await this.#store.deleteConsoleSession(key);
+        await fromStore('ended', () => this.#store.deleteConsoleSession(key));
         return undefined;
       }
       principal = current;
@@ -171,7 +192,7 @@ export class ConsoleSessions {
     if (!id || id.length > 256) return;
     const key = ConsoleSessions.key(id);
     this.#cache.delete(key);
-    await this.#store.deleteConsoleSession(key);
+    await fromStore('ended', () => this.#store.deleteConsoleSession(key));
   }
 
   /** A credential standing for `principal` until `release()` (the end of one API request). */
