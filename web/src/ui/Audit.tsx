@@ -68,10 +68,20 @@ export function Audit() {
           </thead>
           <tbody>
             {records.map((a) => (
-              <tr key={a.seq}>
+              <tr key={a.seq} class={a.data.flagged === true ? 'flagged' : undefined}>
                 <td data-label="#">{a.seq}</td>
                 <td data-label="At">{new Date(a.at).toLocaleString()}</td>
-                <td data-label="Event">{a.type}</td>
+                <td data-label="Event">
+                  {a.type}
+                  {a.data.flagged === true && (
+                    <>
+                      {' '}
+                      <span class="badge badge-flagged" title="an override of a review (break-glass)">
+                        flagged
+                      </span>
+                    </>
+                  )}
+                </td>
                 <td data-label="Details">
                   <code class="one-line">{summarize(a.data)}</code>
                 </td>
@@ -85,7 +95,25 @@ export function Audit() {
 }
 
 /** Who and what first; long hashes last. */
-const FIRST = ['id', 'requestId', 'principal', 'by', 'connection', 'kind', 'status', 'reason', 'summary'];
+const FIRST = [
+  'id',
+  'requestId',
+  'principal',
+  'by',
+  'connection',
+  'kind',
+  'status',
+  'reason',
+  'justification',
+  'summary',
+];
+
+/** A principal object is shown by its name; other objects are left out of the one-line summary. */
+function scalar(v: unknown): unknown {
+  if (v !== null && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string')
+    return (v as { name: string }).name;
+  return v;
+}
 
 function summarize(data: Record<string, unknown>): string {
   const rank = (k: string) => {
@@ -93,6 +121,7 @@ function summarize(data: Record<string, unknown>): string {
     return i < 0 ? FIRST.length + (/fingerprint|hash/i.test(k) ? 1 : 0) : i;
   };
   const text = Object.entries(data)
+    .map(([k, v]) => [k, scalar(v)] as const)
     .sort(([a], [b]) => rank(a) - rank(b))
     .filter(([, v]) => v !== null && v !== undefined && typeof v !== 'object')
     .map(([k, v]) => `${k}=${String(v)}`)
