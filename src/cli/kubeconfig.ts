@@ -73,7 +73,7 @@ export async function kubeconfigFor(
   if (server === undefined) {
     const { connections } = await apiClient(env).request<ConnectionsView>('GET', '/api/v1/connections');
     const c = connections.find((x) => x.name === connection);
-    if (!c || c.type !== 'kubernetes') {
+    if (c?.type !== 'kubernetes') {
       const names = connections.filter((x) => x.type === 'kubernetes').map((x) => x.name);
       throw new AirlockError(
         'AIRLOCK_E_CONNECTION_UNKNOWN',

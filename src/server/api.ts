@@ -15,7 +15,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Principal } from '../core/action.ts';
-import type { ApprovalRequest, RequestFilter, RequestStatus } from '../core/approvals/request.ts';
+import type { ApprovalRequest, RequestFilter } from '../core/approvals/request.ts';
 import { REQUEST_STATUSES } from '../core/approvals/request.ts';
 import { type VerifyResult, verifyChain } from '../core/audit/verify.ts';
 import { AirlockError, isAirlockError } from '../core/errors.ts';

@@ -11,7 +11,11 @@ import type { Store } from '../core/store.ts';
 
 const PAGE = 500;
 
-export async function cancelOrphanedHolds(store: Store, approvals: Approvals, startedAt: number): Promise<number> {
+export async function cancelOrphanedHolds(
+  store: Store,
+  approvals: Approvals,
+  startedAt: number,
+): Promise<number> {
   let cancelled = 0;
   let beforeId: number | undefined;
   for (;;) {

@@ -79,7 +79,7 @@ export async function handleUpgrade(
     return;
   }
   const connection = route ? ctx.policy.connections.get(route.name) : undefined;
-  if (!route || route.prefix !== 'http' || connection?.type !== 'http') {
+  if (route?.prefix !== 'http' || connection?.type !== 'http') {
     answer(
       socket,
       404,
