@@ -5,6 +5,10 @@
  *
  * `--scale` runs bench/scale.ts instead (replicas on a PostgreSQL store).
  *
+ * Then, each in its own bounded section: review latency, audit speed, MySQL (when mariadb is
+ * installed) and SSH through Airlock vs straight to sshd (when sshd is installed; BENCH_SSH=0
+ * skips it, BENCH_SSH_RUNS / BENCH_SSH_MB size it, BENCH_SSH_SECONDS bounds it, default 300).
+ *
  * Environment: BENCH_SECONDS (per run, default 10), BENCH_SCALE (pgbench -s, default 10),
  * BENCH_CLIENTS (default 8), BENCH_ONLY (e.g. "direct,airlock"), BENCH_MODES (e.g. "select").
  * Every run is bounded: pgbench gets -T and is killed if it overstays; the whole run has a
@@ -26,11 +30,13 @@ import type { TestGateway } from '../test/support/gateway.ts';
 import { freePort } from '../test/support/ports.ts';
 import { findTool, type PrivatePostgres, startPostgres } from '../test/support/postgres.ts';
 import { type ManagedProcess, startProcess, stopAll } from '../test/support/processes.ts';
+import { SSHD } from '../test/support/sshd.ts';
 import { benchAudit, printAuditBench } from './audit.ts';
 import { benchIdle, type IdleResult } from './idle.ts';
 import { benchMysql, printMysqlBench } from './mysql.ts';
 import { benchNotifyLatency } from './notify-latency.ts';
 import { type Relay, startRelay } from './relay.ts';
+import type { SshBenchResult } from './ssh.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const SECONDS = positive('BENCH_SECONDS', 10);
@@ -41,6 +47,8 @@ const ONLY = listEnv('BENCH_ONLY');
 const ONLY_MODES = listEnv('BENCH_MODES');
 /** Idle connections opened through Airlock to measure gateway memory per connection (0: skip). */
 const IDLE = process.env.BENCH_IDLE === '0' ? 0 : Math.floor(positive('BENCH_IDLE', 150));
+/** The SSH section's time budget; past it the section is stopped and reported as such. */
+const SSH_SECONDS = process.env.BENCH_SSH === '0' ? 0 : positive('BENCH_SSH_SECONDS', 300);
 
 interface Mode {
   readonly id: string;
@@ -410,6 +418,8 @@ async function main(): Promise<void> {
   const audit = await benchAudit();
   // MySQL point reads: mysqlslap direct, through a bare relay and through Airlock.
   const mysql = await benchMysql({ clients: CLIENTS, log });
+  // SSH: connections and bulk output, through Airlock vs straight to sshd.
+  const ssh = await sshSection();
 
   console.log('');
   console.log(`pgbench, ${CLIENTS} clients / ${JOBS} threads, ${SECONDS} s per run, scale ${SCALE}`);
@@ -418,6 +428,8 @@ async function main(): Promise<void> {
   printAuditBench(audit);
   console.log('');
   printMysqlBench(mysql);
+  if ('skipped' in ssh) console.log(`\nssh: skipped: ${ssh.skipped}`);
+  if ('failed' in ssh) console.log(`\nssh: FAILED: ${ssh.failed}`);
   if (idle)
     console.log(
       `\nidle connections through Airlock: ${idle.connections}, gateway memory per connection ${fmt(idle.heapBytesPerConnection / 1024, 1)} KB (heap and buffers), ${fmt(idle.rssBytesPerConnection / 1024, 1)} KB (resident set)`,
@@ -439,6 +451,7 @@ async function main(): Promise<void> {
         review,
         audit,
         mysql,
+        ssh,
         idle,
       },
       null,
@@ -449,8 +462,46 @@ async function main(): Promise<void> {
   if (results.some((r) => !r.ok) || mysql.runs.some((r) => !r.ok)) process.exitCode = 1;
 }
 
+/**
+ * bench/ssh.ts in a bounded section: skipped when sshd is not installed; smaller than its
+ * stand-alone defaults unless sized by the environment; stopped at its time budget.
+ */
+async function sshSection(): Promise<
+  SshBenchResult | { readonly skipped: string } | { readonly failed: string }
+> {
+  if (SSH_SECONDS === 0) return { skipped: 'BENCH_SSH=0' };
+  if (!existsSync(SSHD)) {
+    log(`${SSHD} is not installed; skipping SSH (Debian: apt-get install openssh-server)`);
+    return { skipped: `${SSHD} not installed` };
+  }
+  process.env.BENCH_SSH_RUNS ??= '50';
+  process.env.BENCH_SSH_MB ??= '100';
+  const { benchSsh } = await import('./ssh.ts');
+  let timer: NodeJS.Timeout | undefined;
+  const overdue = new Promise<'overdue'>((resolve) => {
+    timer = setTimeout(() => resolve('overdue'), SSH_SECONDS * 1000);
+  });
+  const run = benchSsh();
+  try {
+    const r = await Promise.race([run, overdue]);
+    if (r !== 'overdue') return r;
+    log(`the SSH section exceeded its ${SSH_SECONDS} s budget; stopping it`);
+    // Stopping sshd makes the runs in flight fail, so benchSsh cleans up after itself.
+    await stopAll();
+    await run.catch(() => {});
+    return { skipped: `did not finish within ${SSH_SECONDS} s (BENCH_SSH_SECONDS)` };
+  } catch (err) {
+    const failed = (err as Error).message.split('\n')[0] ?? String(err);
+    log(`SSH section failed: ${failed}`);
+    process.exitCode = 1;
+    return { failed };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // The whole run stops by itself even if something hangs.
-const budgetMs = (MODES.length * 4 * (SECONDS + 60) + 900) * 1000;
+const budgetMs = (MODES.length * 4 * (SECONDS + 60) + 900 + SSH_SECONDS) * 1000;
 const watchdog = setTimeout(() => {
   log(`the benchmark exceeded its ${Math.round(budgetMs / 1000)} s budget; stopping`);
   void stopAll().finally(() => process.exit(2));
