@@ -159,6 +159,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const effective: { -readonly [K in keyof Policy]: Policy[K] } = { ...policy };
 
     const listeners: { [K in ListenProtocol]?: { host: string; port: number } } = {};
+    let sshHostKey: string | undefined;
     const api = await buildApi({
       policy: effective,
       store,
@@ -218,6 +219,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       request: (id) => approvals.get(id),
       createRequest: (r) => approvals.create(r),
       postgres: () => listeners.postgres,
+      ssh: () => (listeners.ssh && sshHostKey ? { ...listeners.ssh, hostKey: sshHostKey } : undefined),
+      http: () => listeners.http,
       recorder: recordings,
       limits,
       log: log.child({ protocol: 'mcp' }),
@@ -286,6 +289,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const sessions = (running as { sessions?: unknown }).sessions;
       if (typeof sessions === 'function') openSessions.push(() => Number(sessions.call(running)));
       listeners[listener.protocol] = { host: running.host, port: running.port };
+      // The own MCP tools log in to Airlock's SSH listener and pin the key it presents.
+      const hostKey = (running as { hostKey?: { line?: unknown } }).hostKey?.line;
+      if (listener.protocol === 'ssh' && typeof hostKey === 'string') sshHostKey = hostKey;
       log.info({ host: running.host, port: running.port }, `${listener.protocol} listener ready`);
     }
 

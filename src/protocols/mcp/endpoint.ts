@@ -19,6 +19,7 @@ import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import { FederatedSession } from './federation.ts';
+import type { OwnSshListener } from './own-exec.ts';
 import { OWN_TOOLS_ROUTE, OwnToolsSession } from './own-tools.ts';
 import { RelaySession } from './session.ts';
 import type { SqlClassifier } from './tool-action.ts';
@@ -46,6 +47,10 @@ export interface McpEndpointOptions {
   readonly request?: (id: number) => Promise<ApprovalRequest | undefined>;
   /** Where Airlock's PostgreSQL listener runs (for the own tools' query). */
   readonly postgres?: () => { readonly host: string; readonly port: number } | undefined;
+  /** Where Airlock's SSH listener runs and its host key (for the own tools' exec). */
+  readonly ssh?: () => OwnSshListener | undefined;
+  /** Where Airlock's HTTP listener runs (for the own tools' http_request). */
+  readonly http?: () => { readonly host: string; readonly port: number } | undefined;
   /** Largest JSON-RPC message a caller may send (default 4 MiB). */
   readonly bodyLimit?: number;
 }
@@ -239,6 +244,8 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
                 request: opts.request ?? (async () => undefined),
                 createRequest: opts.createRequest,
                 postgres: opts.postgres ?? (() => undefined),
+                ssh: opts.ssh,
+                http: opts.http,
               },
               register,
               unregister,

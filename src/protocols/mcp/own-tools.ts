@@ -7,6 +7,11 @@
  *   listener as the caller, with the caller's token, so it meets exactly the gate, holds,
  *   approvals, masking and audit a `psql` user would; "waiting for approval" notices become MCP
  *   progress.
+ * - `exec`: one command on an SSH connection, through Airlock's own SSH listener as the caller
+ *   (see own-exec.ts).
+ * - `http_request`: one request to an HTTP or Kubernetes connection, through Airlock's own HTTP
+ *   listener as the caller (see own-http.ts).
+ * - `request_access`: a just-in-time access request, with a reason.
  * - `request_status`: where one of the caller's approval requests stands.
  */
 import { randomUUID } from 'node:crypto';
@@ -24,6 +29,8 @@ import { isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { parseDuration } from '../../core/policy/review.ts';
+import { type OwnSshListener, runExec } from './own-exec.ts';
+import { type OwnHttpListener, runHttpRequest } from './own-http.ts';
 
 /** The route of the own tools; a connection of this name takes precedence. */
 export const OWN_TOOLS_ROUTE = 'airlock';
@@ -45,6 +52,10 @@ export interface OwnToolsContext {
   readonly createRequest?: ((request: NewRequest) => Promise<ApprovalRequest>) | undefined;
   /** Where Airlock's PostgreSQL listener runs, if it does. */
   readonly postgres: () => { readonly host: string; readonly port: number } | undefined;
+  /** Where Airlock's SSH listener runs and its host key, if it does (for exec). */
+  readonly ssh?: (() => OwnSshListener | undefined) | undefined;
+  /** Where Airlock's HTTP listener runs, if it does (for http_request). */
+  readonly http?: (() => OwnHttpListener | undefined) | undefined;
 }
 
 function text(t: string, isError = false): CallToolResult {
@@ -97,7 +108,7 @@ export class OwnToolsSession {
       { name: 'airlock', version: ctx.serverVersion },
       {
         instructions:
-          'Airlock guards databases, hosts and APIs. Use list_connections to see them and query to run SQL; a statement may wait for a person to approve it, and a refused one says why.',
+          'Airlock guards databases, hosts and APIs. Use list_connections to see them, query to run SQL, exec to run a command on a host and http_request to call an API; an action may wait for a person to approve it, and a refused one says why.',
       },
     );
     this.#register();
@@ -126,12 +137,7 @@ export class OwnToolsSession {
           type: c.type,
           description: c.description ?? null,
           unmatched: c.default,
-          use:
-            c.type === 'postgres'
-              ? `the query tool with connection "${c.name}"`
-              : c.type === 'mcp'
-                ? `the MCP endpoint /mcp/${c.name}`
-                : `Airlock's ${c.type} listener`,
+          use: howToUse(c.type, c.name),
         }));
         return text(JSON.stringify(list, null, 2));
       },
@@ -200,6 +206,11 @@ export class OwnToolsSession {
       },
     );
 
+    // A tool with no connection to reach is left out: it would only cost the model's context.
+    const types = new Set([...policy.connections.values()].map((c) => c.type));
+    if (types.has('ssh')) this.#registerExec();
+    if (types.has('http') || types.has('kubernetes')) this.#registerHttpRequest();
+
     this.#server.registerTool(
       'query',
       {
@@ -265,6 +276,83 @@ export class OwnToolsSession {
     );
   }
 
+  #registerExec(): void {
+    const { policy } = this.ctx;
+    this.#server.registerTool(
+      'exec',
+      {
+        description:
+          'Runs one command on an SSH connection behind Airlock, as you, and returns its exit status, stdout and stderr. Risky commands may wait for a person to approve them (progress says where), and a refused command returns the reason.',
+        inputSchema: { connection: z.string().min(1), command: z.string().min(1) },
+      },
+      async ({ connection, command }, extra) => {
+        if (policy.connections.get(connection)?.type !== 'ssh')
+          return this.#noConnection(connection, ['ssh']);
+        const listener = this.ctx.ssh?.();
+        if (!listener)
+          return text("Airlock's SSH listener is off, so exec cannot run; ask an Airlock admin", true);
+        this.#inFlight++;
+        try {
+          return await runExec(listener, connection, this.ctx.credential, command, extra);
+        } finally {
+          this.#inFlight--;
+        }
+      },
+    );
+  }
+
+  #registerHttpRequest(): void {
+    const { policy } = this.ctx;
+    this.#server.registerTool(
+      'http_request',
+      {
+        description:
+          'Sends one HTTP request to an HTTP (or Kubernetes API) connection behind Airlock, as you; Airlock adds the credential. path is appended to the connection (e.g. /v1/items?limit=5). Risky requests may wait for a person to approve them, and a refused one returns the reason.',
+        inputSchema: {
+          connection: z.string().min(1),
+          method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']),
+          path: z.string().min(1),
+          headers: z.record(z.string(), z.string()).optional(),
+          body: z.string().optional(),
+        },
+      },
+      async ({ connection, method, path, headers, body }, extra) => {
+        const type = policy.connections.get(connection)?.type;
+        if (type !== 'http' && type !== 'kubernetes')
+          return this.#noConnection(connection, ['http', 'kubernetes']);
+        const listener = this.ctx.http?.();
+        if (!listener)
+          return text(
+            "Airlock's HTTP listener is off, so http_request cannot run; ask an Airlock admin",
+            true,
+          );
+        this.#inFlight++;
+        try {
+          return await runHttpRequest(
+            listener,
+            type,
+            connection,
+            this.ctx.credential,
+            { method, path, headers, body },
+            extra,
+          );
+        } finally {
+          this.#inFlight--;
+        }
+      },
+    );
+  }
+
+  #noConnection(connection: string, types: readonly string[]): CallToolResult {
+    const names = [...this.ctx.policy.connections.values()]
+      .filter((x) => types.includes(x.type))
+      .map((x) => x.name);
+    return text(
+      `there is no ${types.join(' or ')} connection "${connection}"${names.length ? `; use one of: ${names.join(', ')}` : ''}`,
+      true,
+    );
+  }
+
   async close(reason: string): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -273,6 +361,23 @@ export class OwnToolsSession {
     await this.#server.close().catch(() => {});
     if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
     this.ctx.log?.info({ session: this.id, reason }, 'mcp airlock tools session closed');
+  }
+}
+
+/** Which own tool (or endpoint) reaches a connection of this type. */
+function howToUse(type: string, name: string): string {
+  switch (type) {
+    case 'postgres':
+      return `the query tool with connection "${name}"`;
+    case 'ssh':
+      return `the exec tool with connection "${name}"`;
+    case 'http':
+    case 'kubernetes':
+      return `the http_request tool with connection "${name}"`;
+    case 'mcp':
+      return `the MCP endpoint /mcp/${name}`;
+    default:
+      return `Airlock's ${type} listener`;
   }
 }
 

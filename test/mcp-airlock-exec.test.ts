@@ -1,0 +1,320 @@
+/**
+ * Airlock's own MCP tools `exec` and `http_request`, driven by the MCP SDK client as an agent:
+ * `exec` goes through Airlock's own SSH listener to a private sshd, `http_request` through
+ * Airlock's own HTTP listener to a real HTTP service, each as the caller and so under the same
+ * gate, holds, approvals and audit as `ssh` and `curl` users.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import Database from 'better-sqlite3';
+import { loadPolicyFile } from '../src/core/policy/load.ts';
+import type { requestJson } from '../src/server/api.ts';
+import { startGateway } from '../src/server/gateway.ts';
+import { PRINCIPALS, type PrincipalName } from './support/gateway.ts';
+import { type HttpUpstream, startHttpUpstream } from './support/http-upstream.ts';
+import { stopAll } from './support/processes.ts';
+import { type PrivateSshd, startSshd } from './support/sshd.ts';
+
+const TEST_TIMEOUT = 120_000;
+type RequestView = ReturnType<typeof requestJson>;
+type ToolResult = { content: { type: string; text?: string }[]; isError?: boolean };
+
+let sshd: PrivateSshd;
+let service: HttpUpstream;
+let dir: string;
+let gateway: Awaited<ReturnType<typeof startGateway>>;
+let apiUrl: string;
+let agent: Client;
+const tokens = {} as Record<PrincipalName, string>;
+
+before(async () => {
+  sshd = await startSshd();
+  service = await startHttpUpstream();
+  dir = mkdtempSync(join(tmpdir(), 'airlock-mcp-exec-'));
+  mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
+  const identities: string[] = [];
+  for (const [name, p] of Object.entries(PRINCIPALS) as [
+    PrincipalName,
+    (typeof PRINCIPALS)[PrincipalName],
+  ][]) {
+    tokens[name] = `alk_test_${name}_${randomBytes(24).toString('base64url')}`;
+    writeFileSync(join(dir, 'secrets', `${name}.token`), `${tokens[name]}\n`, { mode: 0o600 });
+    identities.push(
+      `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
+    );
+  }
+  writeFileSync(join(dir, 'secrets', 'host.key'), sshd.clientKey, { mode: 0o600 });
+  writeFileSync(join(dir, 'secrets', 'api.token'), 'upstream-api-secret\n', { mode: 0o600 });
+  const policyFile = join(dir, 'airlock.yaml');
+  writeFileSync(
+    policyFile,
+    `listen:
+  api: 127.0.0.1:0
+  postgres: false
+  ssh: 127.0.0.1:0
+  http: 127.0.0.1:0
+store: sqlite:./data/airlock.db
+
+identities:
+  tokens:
+${identities.join('\n')}
+
+connections:
+  web:
+    type: ssh
+    upstream:
+      host: ${sshd.host}
+      port: ${sshd.port}
+      user: ${sshd.user}
+      private_key: "\${file:./secrets/host.key}"
+      host_key: "${sshd.hostKeyFingerprint}"
+    default: review
+    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+  api:
+    type: http
+    upstream: { url: "${service.url}/svc" }
+    credential: { type: bearer, token: "\${file:./secrets/api.token}" }
+    default: review
+    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+
+rules:
+  - name: harmless commands
+    connections: [web]
+    commands: ["echo *", "sh -c *", "cat *"]
+    effect: allow
+  - name: no recursive deletes
+    commands: ["rm -rf *"]
+    effect: deny
+    reason: recursive deletes are not allowed on production hosts
+  - name: reads are free
+    connections: [api]
+    kinds: [read]
+    effect: allow
+`,
+  );
+  gateway = await startGateway({
+    policy: loadPolicyFile(policyFile),
+    listen: { api: '127.0.0.1:0', postgres: false },
+  });
+  apiUrl = gateway.api.url.replace(/\/$/, '');
+  agent = new Client({ name: 'coding-agent', version: '1.0.0' });
+  await agent.connect(
+    new StreamableHTTPClientTransport(new URL(`${apiUrl}/mcp/airlock`), {
+      requestInit: { headers: { authorization: `Bearer ${tokens.agent}` } },
+    }),
+  );
+});
+
+after(async () => {
+  await (agent?.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => {});
+  await agent?.close().catch(() => {});
+  try {
+    await gateway?.close();
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    await service?.close();
+    await sshd?.stop();
+    await stopAll();
+  }
+});
+
+function textOf(result: unknown): string {
+  return (result as ToolResult).content.map((c) => c.text ?? '').join('\n');
+}
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(apiUrl + path, {
+    method,
+    headers: {
+      authorization: `Bearer ${tokens.alice}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+async function pendingRequest(connection: string, text: string): Promise<RequestView> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const res = await api<{ requests: RequestView[] }>('GET', '/api/v1/requests?status=pending');
+    const found = res.body.requests.find(
+      (r) => r.principal.name === 'agent' && r.connection === connection && r.summary.includes(text),
+    );
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no pending request for ${text}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('exec over MCP', () => {
+  test('the tools are listed, and list_connections says which tool reaches each connection', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const names = (await agent.listTools()).tools.map((t) => t.name);
+    for (const n of ['exec', 'http_request', 'query', 'list_connections'])
+      assert.ok(names.includes(n), names.join(', '));
+    const list = JSON.parse(textOf(await agent.callTool({ name: 'list_connections', arguments: {} }))) as {
+      name: string;
+      use: string;
+    }[];
+    assert.match(list.find((c) => c.name === 'web')?.use ?? '', /exec tool/);
+    assert.match(list.find((c) => c.name === 'api')?.use ?? '', /http_request tool/);
+  });
+
+  test('an allowed command returns its stdout, stderr and exit status', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const ok = await agent.callTool({
+      name: 'exec',
+      arguments: { connection: 'web', command: 'echo hello' },
+    });
+    assert.notEqual((ok as ToolResult).isError, true, textOf(ok));
+    assert.deepEqual(JSON.parse(textOf(ok)), { exitStatus: 0, stdout: 'hello\n', stderr: '' });
+
+    const failing = await agent.callTool({
+      name: 'exec',
+      arguments: { connection: 'web', command: "sh -c 'printf out; printf err >&2; exit 3'" },
+    });
+    assert.equal((failing as ToolResult).isError, true);
+    assert.deepEqual(JSON.parse(textOf(failing)), { exitStatus: 3, stdout: 'out', stderr: 'err' });
+  });
+
+  test('a held command reports progress and runs once approved through the API', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const marker = join(sshd.dir, `touched-${randomBytes(4).toString('hex')}`);
+    const progress: string[] = [];
+    const call = agent.callTool(
+      { name: 'exec', arguments: { connection: 'web', command: `touch ${marker}` } },
+      undefined,
+      { onprogress: (p) => progress.push(p.message ?? ''), resetTimeoutOnProgress: true },
+    );
+    const request = await pendingRequest('web', 'touch');
+    assert.equal(request.protocol, 'ssh');
+    const approved = await api('POST', `/api/v1/requests/${request.id}/approve`, {});
+    assert.equal(approved.status, 200);
+    const result = await call;
+    assert.notEqual((result as ToolResult).isError, true, textOf(result));
+    const body = JSON.parse(textOf(result)) as { exitStatus: number; airlock: string[] };
+    assert.equal(body.exitStatus, 0);
+    assert.ok(
+      progress.some((p) => p.includes(`waiting for approval: request ${request.id}`)),
+      progress.join(' | '),
+    );
+    const check = await agent.callTool({
+      name: 'exec',
+      arguments: { connection: 'web', command: `cat ${marker}` },
+    });
+    assert.notEqual((check as ToolResult).isError, true, textOf(check));
+  });
+
+  test('a denied command returns the reason as a tool error', { timeout: TEST_TIMEOUT }, async () => {
+    const result = await agent.callTool({
+      name: 'exec',
+      arguments: { connection: 'web', command: 'rm -rf /srv/app' },
+    });
+    assert.equal((result as ToolResult).isError, true);
+    assert.match(textOf(result), /recursive deletes are not allowed on production hosts/);
+  });
+
+  test('the exec is audited as the agent on the SSH connection', { timeout: TEST_TIMEOUT }, async () => {
+    const db = new Database(join(dir, 'data', 'airlock.db'), { readonly: true });
+    try {
+      const rows = db.prepare("SELECT type, data FROM audit WHERE data LIKE '%echo hello%'").all() as {
+        type: string;
+        data: string;
+      }[];
+      assert.ok(rows.length > 0, 'an audit event names the command');
+      const data = JSON.parse(rows[0]!.data) as { protocol: string; principal: { name: string } };
+      assert.equal(data.protocol, 'ssh');
+      assert.equal(data.principal.name, 'agent');
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a connection that is not SSH is refused with the ones to use', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const result = await agent.callTool({
+      name: 'exec',
+      arguments: { connection: 'api', command: 'echo hi' },
+    });
+    assert.equal((result as ToolResult).isError, true);
+    assert.match(textOf(result), /no ssh connection "api"; use one of: web/);
+  });
+});
+
+describe('http_request over MCP', () => {
+  test('a GET is allowed and returns the service answer; the service sees the held credential', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const result = await agent.callTool({
+      name: 'http_request',
+      arguments: { connection: 'api', method: 'GET', path: '/orders?limit=2' },
+    });
+    assert.notEqual((result as ToolResult).isError, true, textOf(result));
+    const text = textOf(result);
+    assert.match(text, /^HTTP 200/);
+    assert.match(text, /"url":"\/svc\/orders\?limit=2"/);
+    const seen = service.seen.at(-1);
+    assert.equal(seen?.headers.authorization, 'Bearer upstream-api-secret');
+    assert.doesNotMatch(text, /upstream-api-secret/);
+  });
+
+  test('a DELETE is held and reaches the service once approved through the API', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const seenBefore = service.seen.length;
+    const call = agent.callTool({
+      name: 'http_request',
+      arguments: { connection: 'api', method: 'DELETE', path: '/orders/7' },
+    });
+    const request = await pendingRequest('api', '/orders/7');
+    assert.equal(request.protocol, 'http');
+    assert.equal(service.seen.length, seenBefore, 'nothing reaches the service while held');
+    const approved = await api('POST', `/api/v1/requests/${request.id}/approve`, {});
+    assert.equal(approved.status, 200);
+    const result = await call;
+    assert.notEqual((result as ToolResult).isError, true, textOf(result));
+    assert.match(textOf(result), /^HTTP 200/);
+    assert.equal(service.seen.at(-1)?.method, 'DELETE');
+    assert.equal(service.seen.at(-1)?.url, '/svc/orders/7');
+  });
+
+  test('a denied DELETE returns the reason; a path cannot leave its connection', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const call = agent.callTool({
+      name: 'http_request',
+      arguments: { connection: 'api', method: 'DELETE', path: '/orders/8' },
+    });
+    const request = await pendingRequest('api', '/orders/8');
+    const denied = await api('POST', `/api/v1/requests/${request.id}/deny`, { reason: 'order 8 is audited' });
+    assert.equal(denied.status, 200);
+    const result = await call;
+    assert.equal((result as ToolResult).isError, true);
+    assert.match(textOf(result), /order 8 is audited/);
+
+    const leaving = await agent.callTool({
+      name: 'http_request',
+      arguments: { connection: 'api', method: 'GET', path: '/../../kubernetes/other/api' },
+    });
+    assert.equal((leaving as ToolResult).isError, true);
+    assert.match(textOf(leaving), /leaves connection "api"/);
+    const header = await agent.callTool({
+      name: 'http_request',
+      arguments: { connection: 'api', method: 'GET', path: '/x', headers: { Authorization: 'Bearer x' } },
+    });
+    assert.equal((header as ToolResult).isError, true);
+  });
+});
