@@ -291,3 +291,64 @@ describe('hostile input on the SSH listener', { timeout: 300_000 }, () => {
     }
   });
 });
+
+describe('failed SSH sign-ins are throttled per claimed user', { timeout: 120_000 }, () => {
+  let sshd: PrivateSshd;
+  let gw: SshTestGateway;
+
+  before(async () => {
+    sshd = await startSshd();
+    gw = await startSshTestGateway(sshd, {
+      rules: RULES,
+      extra: 'limits:\n  auth_failures: { max: 3, window: 1m, block: 1m }\n',
+    });
+  });
+
+  after(async () => {
+    await gw?.close();
+    await sshd?.stop();
+    await stopAll();
+  });
+
+  /** Signs in from a given loopback address, so source throttling does not mask the user's. */
+  const login = (from: string, user: string, token: string) =>
+    new Promise<ssh2.Client>((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.once('ready', () => resolve(c));
+      c.once('error', reject);
+      c.connect({
+        host: '127.0.0.1',
+        port: gw.ssh.port,
+        localAddress: from,
+        username: user,
+        password: token,
+        hostVerifier: () => true,
+        readyTimeout: 30_000,
+      });
+    });
+
+  test('wrong tokens for one user block that user from any address, not the others', async () => {
+    // Each guess from a different address: only the claimed user is the same.
+    for (let i = 0; i < 4; i++)
+      await assert.rejects(
+        login(`127.0.0.${10 + i}`, 'mallory@web', `alk_wrong_${i}_${randomBytes(8).toString('hex')}`),
+      );
+    // The right token for that user is refused during the block, from a fresh address...
+    await assert.rejects(login('127.0.0.20', 'mallory@web', gw.tokens.agent));
+    // ...while another user name with the same token, from that address, gets in.
+    const ok = await login('127.0.0.20', 'web', gw.tokens.agent);
+    ok.end();
+    const db = new Database(join(gw.dir, 'data', 'airlock.db'), { readonly: true });
+    try {
+      const rows = db.prepare("SELECT data FROM audit WHERE type = 'limit.auth_block_started'").all() as {
+        data: string;
+      }[];
+      assert.ok(
+        rows.some((r) => r.data.includes('"identity":"mallory@web"') && r.data.includes('"protocol":"ssh"')),
+        `no block for the claimed user: ${rows.map((r) => r.data).join('\n')}`,
+      );
+    } finally {
+      db.close();
+    }
+  });
+});
