@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { loadPolicyFile } from '../src/core/policy/load.ts';
 import type { requestJson } from '../src/server/api.ts';
 import { startGateway } from '../src/server/gateway.ts';
@@ -45,6 +46,7 @@ before(async () => {
   mkdirSync(join(files, 'notes'));
   writeFileSync(join(files, 'notes', 'todo.txt'), 'ship the release\n');
   writeFileSync(join(files, 'protected', 'keys.txt'), 'do not touch\n');
+  writeFileSync(join(dir, 'outside.txt'), 'not for the agent\n');
   mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
   const identities: string[] = [];
   for (const [name, p] of Object.entries(PRINCIPALS) as [
@@ -127,8 +129,15 @@ after(async () => {
   }
 });
 
-async function agentClient(who: PrincipalName = 'agent'): Promise<Client> {
-  const client = new Client({ name: 'coding-agent', version: '1.0.0' });
+async function agentClient(who: PrincipalName = 'agent', roots?: string[]): Promise<Client> {
+  const client = new Client(
+    { name: 'coding-agent', version: '1.0.0' },
+    roots ? { capabilities: { roots: { listChanged: true } } } : {},
+  );
+  if (roots)
+    client.setRequestHandler(ListRootsRequestSchema, async () => ({
+      roots: roots.map((r) => ({ uri: `file://${r}`, name: r })),
+    }));
   await client.connect(
     new StreamableHTTPClientTransport(new URL(`${apiUrl}/mcp/files`), {
       requestInit: { headers: { authorization: `Bearer ${tokens[who]}` } },
@@ -234,5 +243,26 @@ describe('the reference filesystem server behind Airlock', () => {
       progress.some((p) => p.includes(`request ${request.id}`)),
       progress.join(' | '),
     );
+  });
+
+  test("the caller's roots do not widen the directories the administrator gave the server", {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    // The filesystem server replaces its directories with a client's roots; behind Airlock the
+    // caller's roots never reach it, so "/" does not open the rest of the machine.
+    const agent = await agentClient('agent', ['/']);
+    await agent.sendRootsListChanged();
+    await new Promise((r) => setTimeout(r, 300));
+    const outside = await agent.callTool({
+      name: 'read_text_file',
+      arguments: { path: join(dir, 'outside.txt') },
+    });
+    assert.equal((outside as ToolResult).isError, true, textOf(outside));
+    assert.doesNotMatch(textOf(outside), /not for the agent/);
+    const inside = await agent.callTool({
+      name: 'read_text_file',
+      arguments: { path: join(files, 'notes', 'todo.txt') },
+    });
+    assert.equal(textOf(inside), 'ship the release\n');
   });
 });

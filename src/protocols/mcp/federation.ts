@@ -35,6 +35,7 @@ import type { Recorder } from '../../core/recording/types.ts';
 import { failClosedText, judgeToolCall } from './judge.ts';
 import { maskToolResult } from './mask.ts';
 import { SessionRecording } from './record.ts';
+import { initializeForUpstream, refuseRoots } from './roots.ts';
 import { MCP_ERRORS } from './session.ts';
 import { possibleKinds, type SqlClassifier, type ToolInfo, toolCallAction } from './tool-action.ts';
 import { openUpstream, type UpstreamTransport } from './upstream.ts';
@@ -252,7 +253,11 @@ export class FederatedSession {
         );
       this.#links.set(connection.name, link);
       await up.transport.start();
-      const answer = await this.#request(link, 'initialize', init.params ?? {});
+      const answer = await this.#request(
+        link,
+        'initialize',
+        initializeForUpstream(init.params ?? {}) as never,
+      );
       const version = (answer as { protocolVersion?: unknown }).protocolVersion;
       if (typeof version === 'string') up.setProtocolVersion(version);
       link.ok = true;
@@ -446,8 +451,13 @@ export class FederatedSession {
         }
       return;
     }
-    // A request of the tool server's own (sampling, elicitation, roots), under a fresh id.
     const request = msg as JSONRPCRequest;
+    const refused = refuseRoots(request);
+    if (refused) {
+      this.#send(link, refused);
+      return;
+    }
+    // A request of the tool server's own (sampling, elicitation), under a fresh id.
     const id = `${this.#idPrefix}${++this.#nextId}`;
     this.#relayed.set(id, { link, id: request.id });
     let related: RequestId | undefined;

@@ -38,6 +38,7 @@ import type { Recorder } from '../../core/recording/types.ts';
 import { failClosedText, judgeToolCall } from './judge.ts';
 import { maskResourceResult, maskToolResult } from './mask.ts';
 import { SessionRecording } from './record.ts';
+import { initializeForUpstream, refuseRoots } from './roots.ts';
 import {
   canonicalJson,
   methodAction,
@@ -227,7 +228,7 @@ export class RelaySession {
       void this.close('the audit log could not be written');
       return;
     }
-    this.#initParams = msg.params;
+    this.#initParams = initializeForUpstream(msg.params);
     this.#clientCanElicit =
       (msg.params as { capabilities?: { elicitation?: unknown } } | undefined)?.capabilities?.elicitation !==
       undefined;
@@ -248,7 +249,7 @@ export class RelaySession {
       return;
     }
     this.#setReady(true);
-    await this.#forward(msg, pending);
+    await this.#forward({ ...msg, params: this.#initParams } as JSONRPCMessage, pending);
   }
 
   async #openUpstream(): Promise<void> {
@@ -526,8 +527,13 @@ export class RelaySession {
       this.#toClient(msg, token === undefined ? undefined : this.#requestWithToken(token));
       return;
     }
-    // A request of the tool server's own (sampling, elicitation, roots): it belongs with a
-    // call in flight, whose response stream the caller is reading.
+    const refused = refuseRoots(msg as JSONRPCRequest);
+    if (refused) {
+      void this.#upstream?.transport.send(refused).catch(() => {});
+      return;
+    }
+    // A request of the tool server's own (sampling, elicitation): it belongs with a call in
+    // flight, whose response stream the caller is reading.
     this.#toClient(msg, this.#latestForwarded());
   }
 
