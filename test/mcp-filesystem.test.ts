@@ -215,6 +215,14 @@ describe('the reference filesystem server behind Airlock', () => {
     assert.equal((result as ToolResult).isError, true, textOf(result));
     assert.match(textOf(result), /files under protected\/ are managed by the release pipeline/);
     assert.equal(readFileSync(target, 'utf8'), 'do not touch\n');
+    // The same file by a detour through another folder is the same file to the rules.
+    const detour = await agent.callTool({
+      name: 'write_file',
+      arguments: { path: `${files}/notes/..//protected/./keys.txt`, content: 'overwritten' },
+    });
+    assert.equal((detour as ToolResult).isError, true, textOf(detour));
+    assert.match(textOf(detour), /files under protected\/ are managed by the release pipeline/);
+    assert.equal(readFileSync(target, 'utf8'), 'do not touch\n');
   });
 
   test('a write elsewhere waits for a reviewer, reports progress, and lands once approved', {

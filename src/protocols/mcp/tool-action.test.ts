@@ -189,6 +189,14 @@ describe('tools/call as an Action', () => {
     assert.equal(a.kind, 'unknown');
   });
 
+  it('an absolute path argument is matched as the path it names', () => {
+    assert.deepEqual(argumentFields({ path: '/srv/notes/../protected//key', mode: '../x', n: '/a/b' }), {
+      'argument.path': ['/srv/protected/key'],
+      'argument.mode': ['../x'],
+      'argument.n': ['/a/b'],
+    });
+  });
+
   it('argument fields and canonical JSON hold for any JSON arguments', () => {
     fc.assert(
       fc.property(fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 4 })), (args) => {

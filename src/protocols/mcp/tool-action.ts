@@ -6,6 +6,7 @@
  *
  * https://modelcontextprotocol.io/specification/2025-06-18/server/tools#calling-tools
  */
+import { posix } from 'node:path';
 import {
   type Action,
   type ActionKind,
@@ -104,12 +105,22 @@ export function argumentFields(
       if (entries.length === 0) return add(path, '');
       return entries.every(([k, v]) => walk(`${path}.${k}`, v, depth + 1));
     }
-    if (typeof value === 'string') return add(path, value);
+    if (typeof value === 'string') return add(path, matchedPath(value));
     if (typeof value === 'number' || typeof value === 'boolean') return add(path, String(value));
     return add(path, String(value));
   };
   for (const [k, v] of Object.entries(args)) if (!walk(k, v, 0)) return undefined;
   return fields;
+}
+
+/**
+ * An absolute path with `.`/`..` segments or doubled slashes is matched as the path it names:
+ * otherwise `/srv/notes/../protected/key` would meet a rule for `/srv/notes/*` and miss one for
+ * `/srv/protected/*`. Only the value rules see is normalized; the call is forwarded unchanged.
+ */
+function matchedPath(value: string): string {
+  if (!value.startsWith('/') || !/(^|\/)\.{1,2}(\/|$)|\/\//.test(value)) return value;
+  return posix.normalize(value);
 }
 
 /** JSON with object keys sorted, so two calls that mean the same have the same identity. */
