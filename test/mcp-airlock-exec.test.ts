@@ -275,13 +275,20 @@ describe('http_request over MCP', () => {
     timeout: TEST_TIMEOUT,
   }, async () => {
     const seenBefore = service.seen.length;
-    const call = agent.callTool({
-      name: 'http_request',
-      arguments: { connection: 'api', method: 'DELETE', path: '/orders/7' },
-    });
+    const progress: string[] = [];
+    const call = agent.callTool(
+      { name: 'http_request', arguments: { connection: 'api', method: 'DELETE', path: '/orders/7' } },
+      undefined,
+      { onprogress: (p) => progress.push(p.message ?? ''), resetTimeoutOnProgress: true },
+    );
     const request = await pendingRequest('api', '/orders/7');
     assert.equal(request.protocol, 'http');
     assert.equal(service.seen.length, seenBefore, 'nothing reaches the service while held');
+    const deadline = Date.now() + 30_000;
+    while (!progress.some((p) => p.includes(`waiting for approval: request ${request.id}`))) {
+      assert.ok(Date.now() < deadline, `no progress names request ${request.id}: ${progress.join(' | ')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const approved = await api('POST', `/api/v1/requests/${request.id}/approve`, {});
     assert.equal(approved.status, 200);
     const result = await call;

@@ -10,7 +10,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Principal } from '../../core/action.ts';
-import type { ApprovalRequest, NewRequest } from '../../core/approvals/request.ts';
+import type { ApprovalRequest, NewRequest, RequestFilter } from '../../core/approvals/request.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
@@ -51,6 +51,8 @@ export interface McpEndpointOptions {
   readonly ssh?: () => OwnSshListener | undefined;
   /** Where Airlock's HTTP listener runs (for the own tools' http_request). */
   readonly http?: () => { readonly host: string; readonly port: number } | undefined;
+  /** Lists approval requests (for the own tools' http_request progress). */
+  readonly listRequests?: (filter: RequestFilter) => Promise<ApprovalRequest[]>;
   /** Largest JSON-RPC message a caller may send (default 4 MiB). */
   readonly bodyLimit?: number;
 }
@@ -246,6 +248,7 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
                 postgres: opts.postgres ?? (() => undefined),
                 ssh: opts.ssh,
                 http: opts.http,
+                listRequests: opts.listRequests,
               },
               register,
               unregister,

@@ -24,13 +24,14 @@ import { z } from 'zod';
 import type { Principal } from '../../core/action.ts';
 import { ACTION_KINDS } from '../../core/action.ts';
 import { accessRequest } from '../../core/approvals/access.ts';
-import type { ApprovalRequest, NewRequest } from '../../core/approvals/request.ts';
+import type { ApprovalRequest, NewRequest, RequestFilter } from '../../core/approvals/request.ts';
 import { isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { parseDuration } from '../../core/policy/review.ts';
 import { type OwnSshListener, runExec } from './own-exec.ts';
 import { type OwnHttpListener, runHttpRequest } from './own-http.ts';
+import { progressReporter, type ToolExtra } from './own-progress.ts';
 
 /** The route of the own tools; a connection of this name takes precedence. */
 export const OWN_TOOLS_ROUTE = 'airlock';
@@ -56,6 +57,11 @@ export interface OwnToolsContext {
   readonly ssh?: (() => OwnSshListener | undefined) | undefined;
   /** Where Airlock's HTTP listener runs, if it does (for http_request). */
   readonly http?: (() => OwnHttpListener | undefined) | undefined;
+  /**
+   * Lists approval requests: HTTP tells a held caller nothing while it waits, so http_request
+   * finds its request here to report it as progress.
+   */
+  readonly listRequests?: ((filter: RequestFilter) => Promise<ApprovalRequest[]>) | undefined;
 }
 
 function text(t: string, isError = false): CallToolResult {
@@ -327,6 +333,7 @@ export class OwnToolsSession {
             true,
           );
         this.#inFlight++;
+        const stopWatching = this.#watchHold(type, connection, extra);
         try {
           return await runHttpRequest(
             listener,
@@ -337,10 +344,60 @@ export class OwnToolsSession {
             extra,
           );
         } finally {
+          stopWatching();
           this.#inFlight--;
         }
       },
     );
+  }
+
+  /**
+   * While a request of the caller's on this connection is pending, says so as progress, the way
+   * the SSH and PostgreSQL listeners do on their own wire: polls until one appears, then repeats
+   * the line every 10 s. Only informs; the HTTP listener alone decides and waits.
+   */
+  #watchHold(protocol: string, connection: string, extra: ToolExtra): () => void {
+    const list = this.ctx.listRequests;
+    if (!list || extra._meta?.progressToken === undefined) return () => {};
+    const progress = progressReporter(extra);
+    const since = Date.now() - 1000;
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const poll = async () => {
+      if (stopped) return;
+      const found = await list({
+        status: ['pending'],
+        connection,
+        protocol,
+        principal: this.ctx.principal.name,
+        since,
+        limit: 1,
+      }).catch(() => []);
+      if (stopped) return;
+      const r = found[0];
+      if (!r) {
+        timer = setTimeout(() => void poll(), 250);
+        return;
+      }
+      const url = `${this.ctx.policy.publicUrl.replace(/\/+$/, '')}/requests/${r.id}`;
+      const started = Date.now();
+      progress(`waiting for approval: request ${r.id}, ${url}`);
+      const again = () => {
+        timer = setTimeout(() => {
+          if (stopped) return;
+          progress(
+            `still waiting for approval: request ${r.id}, ${url} (${Math.round((Date.now() - started) / 1000)}s so far)`,
+          );
+          again();
+        }, 10_000);
+      };
+      again();
+    };
+    timer = setTimeout(() => void poll(), 100);
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
   }
 
   #noConnection(connection: string, types: readonly string[]): CallToolResult {
