@@ -221,6 +221,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       postgres: () => listeners.postgres,
       ssh: () => (listeners.ssh && sshHostKey ? { ...listeners.ssh, hostKey: sshHostKey } : undefined),
       http: () => listeners.http,
+      mysql: () => listeners.mysql,
       listRequests: (filter) => store.listRequests(filter),
       recorder: recordings,
       limits,

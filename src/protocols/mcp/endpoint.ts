@@ -49,6 +49,8 @@ export interface McpEndpointOptions {
   readonly postgres?: () => { readonly host: string; readonly port: number } | undefined;
   /** Where Airlock's SSH listener runs and its host key (for the own tools' exec). */
   readonly ssh?: () => OwnSshListener | undefined;
+  /** Where Airlock's MySQL listener runs (for the own tools' query on MySQL connections). */
+  readonly mysql?: () => { readonly host: string; readonly port: number } | undefined;
   /** Where Airlock's HTTP listener runs (for the own tools' http_request). */
   readonly http?: () => { readonly host: string; readonly port: number } | undefined;
   /** Lists approval requests (for the own tools' http_request progress). */
@@ -248,6 +250,7 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
                 postgres: opts.postgres ?? (() => undefined),
                 ssh: opts.ssh,
                 http: opts.http,
+                mysql: opts.mysql,
                 listRequests: opts.listRequests,
               },
               register,

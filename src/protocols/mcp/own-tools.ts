@@ -3,7 +3,7 @@
  * Airlock without holding any credential of theirs.
  *
  * - `list_connections`: the connections configured, and how to reach each.
- * - `query`: SQL on a PostgreSQL connection. It is sent through Airlock's own PostgreSQL
+ * - `query`: SQL on a PostgreSQL connection (MySQL connections: see own-mysql.ts). It is sent through Airlock's own PostgreSQL
  *   listener as the caller, with the caller's token, so it meets exactly the gate, holds,
  *   approvals, masking and audit a `psql` user would; "waiting for approval" notices become MCP
  *   progress.
@@ -31,6 +31,7 @@ import type { Policy } from '../../core/policy/policy.ts';
 import { parseDuration } from '../../core/policy/review.ts';
 import { type OwnSshListener, runExec } from './own-exec.ts';
 import { type OwnHttpListener, runHttpRequest } from './own-http.ts';
+import { type OwnMysqlListener, runMysqlQuery } from './own-mysql.ts';
 import { progressReporter, type ToolExtra } from './own-progress.ts';
 
 /** The route of the own tools; a connection of this name takes precedence. */
@@ -55,6 +56,8 @@ export interface OwnToolsContext {
   readonly postgres: () => { readonly host: string; readonly port: number } | undefined;
   /** Where Airlock's SSH listener runs and its host key, if it does (for exec). */
   readonly ssh?: (() => OwnSshListener | undefined) | undefined;
+  /** Where Airlock's MySQL listener runs, if it does (for query on MySQL connections). */
+  readonly mysql?: (() => OwnMysqlListener | undefined) | undefined;
   /** Where Airlock's HTTP listener runs, if it does (for http_request). */
   readonly http?: (() => OwnHttpListener | undefined) | undefined;
   /**
@@ -221,17 +224,18 @@ export class OwnToolsSession {
       'query',
       {
         description:
-          'Runs SQL on a PostgreSQL connection behind Airlock, as you. Reads are usually allowed; writes may wait for a person to approve them (progress says where), and a refused statement returns the reason.',
+          'Runs SQL on a PostgreSQL or MySQL connection behind Airlock, as you. Reads are usually allowed; writes may wait for a person to approve them (progress says where), and a refused statement returns the reason.',
         inputSchema: { connection: z.string().min(1), sql: z.string().min(1) },
       },
       async ({ connection, sql }, extra) => {
         const c = policy.connections.get(connection);
+        if (c?.type === 'mysql') return this.#mysqlQuery(connection, sql, extra);
         if (c?.type !== 'postgres') {
           const names = [...policy.connections.values()]
-            .filter((x) => x.type === 'postgres')
+            .filter((x) => x.type === 'postgres' || x.type === 'mysql')
             .map((x) => x.name);
           return text(
-            `there is no PostgreSQL connection "${connection}"${names.length ? `; use one of: ${names.join(', ')}` : ''}`,
+            `there is no PostgreSQL${names.length > 0 && [...policy.connections.values()].some((x) => x.type === 'mysql') ? ' or MySQL' : ''} connection "${connection}"${names.length ? `; use one of: ${names.join(', ')}` : ''}`,
             true,
           );
         }
@@ -400,6 +404,28 @@ export class OwnToolsSession {
     };
   }
 
+  async #mysqlQuery(connection: string, sql: string, extra: ToolExtra): Promise<CallToolResult> {
+    const listener = this.ctx.mysql?.();
+    if (!listener)
+      return text("Airlock's MySQL listener is off, so query cannot run; ask an Airlock admin", true);
+    this.#inFlight++;
+    // The MySQL protocol has no notice to carry "waiting for approval": found in the store instead.
+    const stopWatching = this.#watchHold('mysql', connection, extra);
+    try {
+      return await runMysqlQuery(
+        listener,
+        connection,
+        this.ctx.principal.name,
+        this.ctx.credential,
+        sql,
+        extra,
+      );
+    } finally {
+      stopWatching();
+      this.#inFlight--;
+    }
+  }
+
   #noConnection(connection: string, types: readonly string[]): CallToolResult {
     const names = [...this.ctx.policy.connections.values()]
       .filter((x) => types.includes(x.type))
@@ -425,6 +451,7 @@ export class OwnToolsSession {
 function howToUse(type: string, name: string): string {
   switch (type) {
     case 'postgres':
+    case 'mysql':
       return `the query tool with connection "${name}"`;
     case 'ssh':
       return `the exec tool with connection "${name}"`;
