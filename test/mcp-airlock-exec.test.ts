@@ -18,6 +18,7 @@ import type { requestJson } from '../src/server/api.ts';
 import { startGateway } from '../src/server/gateway.ts';
 import { PRINCIPALS, type PrincipalName } from './support/gateway.ts';
 import { type HttpUpstream, startHttpUpstream } from './support/http-upstream.ts';
+import { type KubeApiServer, startKubeApiServer } from './support/kube-apiserver.ts';
 import { stopAll } from './support/processes.ts';
 import { type PrivateSshd, startSshd } from './support/sshd.ts';
 
@@ -27,6 +28,7 @@ type ToolResult = { content: { type: string; text?: string }[]; isError?: boolea
 
 let sshd: PrivateSshd;
 let service: HttpUpstream;
+let cluster: KubeApiServer;
 let dir: string;
 let gateway: Awaited<ReturnType<typeof startGateway>>;
 let apiUrl: string;
@@ -36,6 +38,8 @@ const tokens = {} as Record<PrincipalName, string>;
 before(async () => {
   sshd = await startSshd();
   service = await startHttpUpstream();
+  cluster = await startKubeApiServer('cluster-secret-token');
+  cluster.addPod('prod', 'web-1');
   dir = mkdtempSync(join(tmpdir(), 'airlock-mcp-exec-'));
   mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
   const identities: string[] = [];
@@ -51,6 +55,7 @@ before(async () => {
   }
   writeFileSync(join(dir, 'secrets', 'host.key'), sshd.clientKey, { mode: 0o600 });
   writeFileSync(join(dir, 'secrets', 'api.token'), 'upstream-api-secret\n', { mode: 0o600 });
+  writeFileSync(join(dir, 'secrets', 'cluster.token'), 'cluster-secret-token\n', { mode: 0o600 });
   const policyFile = join(dir, 'airlock.yaml');
   writeFileSync(
     policyFile,
@@ -82,8 +87,23 @@ connections:
     credential: { type: bearer, token: "\${file:./secrets/api.token}" }
     default: review
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+  cluster:
+    type: kubernetes
+    upstream: { url: "${cluster.url}" }
+    credential: { type: bearer, token: "\${file:./secrets/cluster.token}" }
+    default: review
 
 rules:
+  - name: cluster reads are free
+    connections: [cluster]
+    kinds: [read]
+    effect: allow
+  - name: nothing is deleted in prod
+    connections: [cluster]
+    verbs: [delete]
+    namespaces: [prod]
+    effect: deny
+    reason: prod workloads are changed through the deploy pipeline
   - name: harmless commands
     connections: [web]
     commands: ["echo *", "sh -c *", "cat *"]
@@ -119,6 +139,7 @@ after(async () => {
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
     await service?.close();
+    await cluster?.close();
     await sshd?.stop();
     await stopAll();
   }
@@ -323,5 +344,27 @@ describe('http_request over MCP', () => {
       arguments: { connection: 'api', method: 'GET', path: '/x', headers: { Authorization: 'Bearer x' } },
     });
     assert.equal((header as ToolResult).isError, true);
+  });
+});
+
+describe('http_request on a Kubernetes connection', () => {
+  test('a pod list passes with the cluster credential added; a delete in prod is refused with the reason', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const list = await agent.callTool({
+      name: 'http_request',
+      arguments: { connection: 'cluster', method: 'GET', path: '/api/v1/namespaces/prod/pods' },
+    });
+    assert.notEqual((list as ToolResult).isError, true, textOf(list));
+    assert.match(textOf(list), /"web-1"/);
+    assert.equal(cluster.seen.at(-1)?.authorized, true);
+    const seen = cluster.seen.length;
+    const remove = await agent.callTool({
+      name: 'http_request',
+      arguments: { connection: 'cluster', method: 'DELETE', path: '/api/v1/namespaces/prod/pods/web-1' },
+    });
+    assert.equal((remove as ToolResult).isError, true);
+    assert.match(textOf(remove), /prod workloads are changed through the deploy pipeline/);
+    assert.equal(cluster.seen.length, seen, 'the refused delete never reached the cluster');
   });
 });
