@@ -207,6 +207,13 @@ describe('exec over MCP', () => {
     });
     assert.equal((failing as ToolResult).isError, true);
     assert.deepEqual(JSON.parse(textOf(failing)), { exitStatus: 3, stdout: 'out', stderr: 'err' });
+
+    // stderr alone, without a newline, is the command's own output, byte for byte.
+    const stderrOnly = await agent.callTool({
+      name: 'exec',
+      arguments: { connection: 'web', command: 'sh -c \'printf "a\\r\\nb" >&2; exit 2\'' },
+    });
+    assert.deepEqual(JSON.parse(textOf(stderrOnly)), { exitStatus: 2, stdout: '', stderr: 'a\r\nb' });
   });
 
   test('a held command reports progress and runs once approved through the API', {

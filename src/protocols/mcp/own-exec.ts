@@ -21,6 +21,7 @@ export interface OwnSshListener {
 const MAX_OUTPUT = 256 * 1024;
 /** The prefix Airlock's SSH listener puts on its own stderr lines. */
 const AIRLOCK_LINE = /^airlock: (.*)$/;
+const AIRLOCK_PREFIX = Buffer.from('airlock: ');
 
 export async function runExec(
   listener: OwnSshListener,
@@ -35,22 +36,36 @@ export async function runExec(
   const stdout = new Capped();
   const stderr = new Capped();
   const notes: string[] = [];
-  let partial = '';
-  // Airlock's own lines come before the command runs; afterwards stderr is the command's.
+  let partial = Buffer.alloc(0);
+  // Airlock's own lines come before the command runs; afterwards stderr is the command's, kept
+  // byte for byte.
   let started = false;
   const onStderr = (d: Buffer) => {
     if (started) return stderr.add(d);
-    partial += d.toString('utf8');
-    for (let nl = partial.indexOf('\n'); nl >= 0; nl = partial.indexOf('\n')) {
-      const line = partial.slice(0, nl).replace(/\r$/, '');
-      partial = partial.slice(nl + 1);
-      const m = AIRLOCK_LINE.exec(line);
-      if (!m) {
-        started = true;
-        stderr.add(Buffer.from(`${line}\n${partial}`));
-        partial = '';
+    partial = Buffer.concat([partial, d]);
+    for (;;) {
+      if (started) {
+        if (partial.length > 0) stderr.add(partial);
+        partial = Buffer.alloc(0);
         return;
       }
+      const nl = partial.indexOf(0x0a);
+      if (nl < 0) {
+        // Not (the start of) an Airlock line: the command is writing.
+        const head = partial.subarray(0, AIRLOCK_PREFIX.length);
+        const ours = AIRLOCK_PREFIX.subarray(0, head.length).equals(head) && partial.length < 4096;
+        if (partial.length > 0 && !ours) {
+          started = true;
+          continue;
+        }
+        return;
+      }
+      const m = AIRLOCK_LINE.exec(partial.subarray(0, nl).toString('utf8').replace(/\r$/, ''));
+      if (!m) {
+        started = true;
+        continue;
+      }
+      partial = partial.subarray(nl + 1);
       notes.push(m[1]!);
       progress(m[1]!);
       if (m[1]!.startsWith('approved:')) started = true;
@@ -91,7 +106,11 @@ export async function runExec(
         });
       },
     );
-    if (!started && partial) notes.push(partial.trim());
+    if (partial.length > 0) {
+      const m = AIRLOCK_LINE.exec(partial.toString('utf8').trim());
+      if (m) notes.push(m[1]!);
+      else stderr.add(partial);
+    }
     const failed = exit.code !== 0;
     const out = {
       exitStatus: exit.code,
