@@ -27,7 +27,7 @@ export function hostKeyPath(policy: Pick<Policy, 'store' | 'baseDir'>): string {
 /** Reads the key at `path`, or generates an Ed25519 key there (mode 0600) on first start. */
 export function loadOrCreateHostKey(path: string): { key: string; created: boolean } {
   if (existsSync(path)) return { key: readFileSync(path, 'utf8'), created: false };
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'airlock' });
+  const pair = generateHostKey();
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   // Write then rename, so a crash never leaves half a key that the next start would reject.
   const tmp = `${path}.${process.pid}.tmp`;
@@ -36,6 +36,18 @@ export function loadOrCreateHostKey(path: string): { key: string; created: boole
   renameSync(tmp, path);
   writeFileSync(`${path}.pub`, `${pair.public}\n`, { mode: 0o644 });
   return { key: pair.private, created: true };
+}
+
+/**
+ * A new Ed25519 key that ssh2 can read back: a few in a thousand keys ssh2 generates come out
+ * as "Malformed OpenSSH private key" to its own parser, and a kept key that cannot be read
+ * would stop the listener from ever starting.
+ */
+function generateHostKey(): { private: string; public: string } {
+  for (let attempt = 0; ; attempt++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'airlock' });
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error) || attempt >= 20) return pair;
+  }
 }
 
 /** The public half of a private key, as `type base64`, and its fingerprint. */
