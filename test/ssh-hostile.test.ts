@@ -134,6 +134,15 @@ function exchange(port: number, chunks: readonly Buffer[], waitMs: number): Prom
   });
 }
 
+/** Audit events are appended in batches: waits (bounded) until `check` finds what it wants. */
+async function eventually(what: string, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, `${what} did not happen`);
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+}
+
 /** An ssh2 client signed in with `token` as the SSH password. */
 function sshLogin(port: number, user: string, token: string): Promise<ssh2.Client> {
   return new Promise((resolve, reject) => {
@@ -270,10 +279,10 @@ describe('hostile input on the SSH listener', { timeout: 300_000 }, () => {
         /airlock: carol already has 2 open connections \(the limit per principal is 2\)/,
       );
       assert.match(extra.stderr(), /close idle connections/);
-      const events = auditRows('limit.connections');
-      assert.ok(
-        events.some((d) => d.includes('"principal":"carol"') && d.includes('"protocol":"ssh"')),
-        `no limit.connections event: ${events.join('\n')}`,
+      await eventually('a limit.connections audit event for carol over SSH', () =>
+        auditRows('limit.connections').some(
+          (d) => d.includes('"principal":"carol"') && d.includes('"protocol":"ssh"'),
+        ),
       );
       // Another principal is not affected.
       await witnessWorks();
@@ -338,17 +347,20 @@ describe('failed SSH sign-ins are throttled per claimed user', { timeout: 120_00
     // ...while another user name with the same token, from that address, gets in.
     const ok = await login('127.0.0.20', 'web', gw.tokens.agent);
     ok.end();
-    const db = new Database(join(gw.dir, 'data', 'airlock.db'), { readonly: true });
-    try {
-      const rows = db.prepare("SELECT data FROM audit WHERE type = 'limit.auth_block_started'").all() as {
-        data: string;
-      }[];
-      assert.ok(
-        rows.some((r) => r.data.includes('"identity":"mallory@web"') && r.data.includes('"protocol":"ssh"')),
-        `no block for the claimed user: ${rows.map((r) => r.data).join('\n')}`,
-      );
-    } finally {
-      db.close();
-    }
+    const blocks = () => {
+      const db = new Database(join(gw.dir, 'data', 'airlock.db'), { readonly: true });
+      try {
+        return db.prepare("SELECT data FROM audit WHERE type = 'limit.auth_block_started'").all() as {
+          data: string;
+        }[];
+      } finally {
+        db.close();
+      }
+    };
+    await eventually('a limit.auth_block_started audit event for the claimed user', () =>
+      blocks().some(
+        (r) => r.data.includes('"identity":"mallory@web"') && r.data.includes('"protocol":"ssh"'),
+      ),
+    );
   });
 });
