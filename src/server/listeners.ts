@@ -121,6 +121,7 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         tokens: ctx.tokens,
         tls: ctx.tls,
         recorder: ctx.recordings,
+        limits: ctx.limits,
         log: ctx.log,
       }),
   },

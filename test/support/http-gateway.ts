@@ -43,6 +43,8 @@ export async function startHttpTestGateway(opts: {
   secrets?: Record<string, string>;
   /** Give the gateway a self-signed certificate for 127.0.0.1 (tls/cert.pem is its own CA). */
   tls?: boolean;
+  /** Extra top-level YAML (e.g. a `limits:` block). */
+  extra?: string;
 }): Promise<HttpTestGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-httpgw-'));
   mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
@@ -100,6 +102,7 @@ ${identities.join('\n')}
 connections:
 ${opts.connections}
 ${opts.rules}
+${opts.extra ?? ''}
 `,
   );
   const policy = loadPolicyFile(policyFile);

@@ -7,6 +7,7 @@ import { createServer as createNetServer, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import type { ProxyAdapter } from './adapter.ts';
@@ -31,6 +32,8 @@ export interface HttpListenerOptions {
    * bearer token only over TLS.
    */
   readonly tls?: { readonly cert: string; readonly key: string } | undefined;
+  /** Timeouts shared with the other protocols: `startupTimeoutMs` bounds idle and slow callers. */
+  readonly limits?: Limits | undefined;
 }
 
 export interface HttpListener {
@@ -53,16 +56,30 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
     recorder: o.recorder,
   });
   const sockets = new Set<Socket>();
-  const server: Server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
-    void proxy.handle(req, res);
-  });
+  const startupMs = o.limits?.config.startupTimeoutMs ?? 15_000;
+  const startup = new WeakMap<object, NodeJS.Timeout>();
+  const arrived = (socket: object) => {
+    clearTimeout(startup.get(socket));
+    startup.delete(socket);
+  };
+  const server: Server = createServer(
+    // Request headers must arrive within the startup timeout (slow-loris); node checks every
+    // `connectionsCheckingInterval`, so check often enough for the timeout to mean something.
+    { keepAliveTimeout: 30_000, connectionsCheckingInterval: Math.max(100, Math.min(1000, startupMs / 2)) },
+    (req, res) => {
+      arrived(req.socket);
+      void proxy.handle(req, res);
+    },
+  );
   // A held request may wait for minutes with its body already received.
   server.requestTimeout = 0;
+  server.headersTimeout = startupMs;
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
   server.on('upgrade', (req, socket: Socket, head: Buffer) => {
+    arrived(socket);
     handleUpgrade(
       {
         policy: o.policy,
@@ -88,6 +105,11 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
   // node:http's own server disables Nagle; this front server hands it sockets, so it must too.
   const front = createNetServer({ noDelay: true }, (socket: Socket) => {
     socket.setNoDelay(true);
+    // Until its first request's headers are complete, a caller has the startup timeout: one that
+    // connects and says nothing, or sends its headers a byte at a time, is cut off.
+    const timer = setTimeout(() => socket.destroy(), startupMs);
+    startup.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
     socket.once('data', (first: Buffer) => {
       socket.pause();
       socket.unshift(first);
@@ -99,6 +121,7 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
           ALPNProtocols: ['http/1.1'],
         });
         tlsSocket.on('error', () => tlsSocket.destroy());
+        startup.set(tlsSocket, timer);
         server.emit('connection', tlsSocket);
       } else {
         server.emit('connection', socket);
