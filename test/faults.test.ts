@@ -51,6 +51,9 @@ describe('faults', { timeout: 300_000 }, () => {
 
       const open: pg.Client = await pgThrough(gw.target('agent'));
       open.on('error', () => {});
+      // The test server runs with synchronous_commit off: flush what it has acknowledged (the
+      // sample schema) before killing it, or the crash may take it back.
+      await upstream.psql('CHECKPOINT', { db: 'app' });
       await upstream.pause({ crash: true });
       await assert.rejects(open.query('SELECT 1'));
       const down = psqlCommand(gw.target('agent'), 'SELECT 1');
