@@ -5,7 +5,7 @@
  * https://www.rfc-editor.org/rfc/rfc4254#section-6.10
  */
 import type { ClientChannel, ServerChannel } from 'ssh2';
-import type { TerminalRecording } from './recording.ts';
+import type { TerminalRecording } from '../../core/recording/terminal.ts';
 
 export type ExitInfo =
   | { readonly code: number }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { SessionMasker } from '../../core/masking/masker.ts';
-import { AsciicastWriter, parseAsciicast } from '../../core/recording/asciicast.ts';
-import type { RecordingMeta, RecordingWriter } from '../../core/recording/types.ts';
-import { TerminalRecording } from './recording.ts';
+import { SessionMasker } from '../masking/masker.ts';
+import { AsciicastWriter, parseAsciicast } from './asciicast.ts';
+import { TerminalRecording } from './terminal.ts';
+import type { RecordingMeta, RecordingWriter } from './types.ts';
 
 function memoryWriter(): RecordingWriter & { text(): string } {
   let text = '';

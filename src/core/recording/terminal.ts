@@ -1,13 +1,13 @@
 /**
- * What an SSH channel's recording receives: output (and, for shells, keystrokes) as asciicast v2
+ * What a terminal's recording receives (an SSH channel, a kubectl exec): output (and, for shells, keystrokes) as asciicast v2
  * events, with the policy's masking detectors applied to recorded output — the caller's live
  * stream is never changed. A value the detectors look for could be split across two chunks, so
  * output is masked a line at a time (a partial line waits for its newline, for the next
  * keystroke, or for 8 KiB). Past a byte bound, output is counted instead of kept.
  */
 import { TextDecoder } from 'node:util';
-import type { AsciicastWriter } from '../../core/recording/asciicast.ts';
-import type { RecordingMeta } from '../../core/recording/types.ts';
+import type { AsciicastWriter } from './asciicast.ts';
+import type { RecordingMeta } from './types.ts';
 
 export const MAX_RECORDED_BYTES = 16 * 1024 * 1024;
 /** A partial line longer than this is masked and recorded without waiting for its end. */
