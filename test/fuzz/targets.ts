@@ -19,6 +19,10 @@ import {
   SftpProtocolError,
   SftpType,
 } from '../../src/protocols/ssh/sftp.ts';
+import { ASCIICAST_TARGETS } from './asciicast.ts';
+import { GIT_TARGETS } from './git.ts';
+import { KUBERNETES_TARGETS } from './kubernetes.ts';
+import { MYSQL_TARGETS } from './mysql.ts';
 
 export interface FuzzTarget {
   readonly name: string;
@@ -135,7 +139,7 @@ function loadPolicyText(text: string): void {
 
 const registry = new TokenRegistry([]);
 
-const ACTION_KINDS = new Set([
+export const ACTION_KINDS: ReadonlySet<string> = new Set([
   'read',
   'write',
   'schema',
@@ -423,4 +427,9 @@ export const TARGETS: readonly FuzzTarget[] = [
         },
       ),
   },
+  // Targets of other parsers, one file each; they take splitAt and mutated from here.
+  ...MYSQL_TARGETS,
+  ...GIT_TARGETS,
+  ...ASCIICAST_TARGETS,
+  ...KUBERNETES_TARGETS,
 ];
