@@ -26,6 +26,13 @@ export const kubernetesConnectionSchema = z.strictObject({
     .default(8 * 1024 * 1024),
   /** Replace the values of Secrets (`data`, `stringData`) in responses. */
   mask_secrets: z.boolean().default(true),
+  /**
+   * `kubectl exec`/`attach`/`port-forward` over SPDY (kubectl before 1.30, or with WebSocket
+   * turned off): Airlock cannot decode those streams. `refuse` tells the caller to use a kubectl
+   * that speaks WebSocket; `unrecorded` judges the request as usual and, once allowed, passes the
+   * stream through without recording what is typed or printed in it.
+   */
+  spdy: z.enum(['refuse', 'unrecorded']).default('refuse'),
   ...connectionCommon,
 });
 
@@ -35,6 +42,7 @@ export interface KubernetesConnection extends ConnectionBase {
   readonly credential?: HttpCredential | undefined;
   readonly maxBody: number;
   readonly maskSecrets: boolean;
+  readonly spdy: 'refuse' | 'unrecorded';
 }
 
 export function resolveKubernetesConnection(
@@ -48,5 +56,6 @@ export function resolveKubernetesConnection(
     credential: resolveHttpCredential(c.credential, ctx),
     maxBody: c.max_body,
     maskSecrets: c.mask_secrets,
+    spdy: c.spdy,
   };
 }

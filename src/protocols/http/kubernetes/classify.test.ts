@@ -28,6 +28,8 @@ describe('Kubernetes request info', () => {
     ['DELETE', '/api/v1/namespaces/prod/pods/web-1', { verb: 'delete', name: 'web-1' }],
     ['DELETE', '/api/v1/namespaces/prod/pods', { verb: 'deletecollection' }],
     ['POST', '/api/v1/namespaces/prod/pods/web-1/exec?command=ls', { verb: 'create', subresource: 'exec' }],
+    ['GET', '/api/v1/namespaces/prod/pods/web-1/exec?command=ls', { verb: 'create', subresource: 'exec' }],
+    ['GET', '/api/v1/namespaces/prod/pods/web-1/portforward', { verb: 'create', subresource: 'portforward' }],
     ['GET', '/api/v1/namespaces/prod/pods/web-1/log?follow=true', { verb: 'get', subresource: 'log' }],
     [
       'PATCH',

@@ -46,6 +46,9 @@ const ADMIN_RESOURCES = new Set([
 /** Subresources that open a stream into a workload. */
 const SESSION_SUBRESOURCES = new Set(['attach', 'portforward']);
 
+/** Subresources that open a stream (exec included). */
+const STREAM_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
+
 /** Namespace subresources: `/api/v1/namespaces/NAME/status` is the namespace itself. */
 const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);
 
@@ -124,6 +127,10 @@ export function kubeRequestInfo(
     if (verb === 'get') verb = isWatch(query) ? 'watch' : 'list';
     else if (verb === 'delete') verb = 'deletecollection';
   } else if (verb === 'get' && isWatch(query)) verb = 'watch';
+  // kubectl 1.30+ opens these streams with a WebSocket GET where older ones POSTed an SPDY
+  // upgrade: the same stream into the pod, so the same verb for the rules.
+  else if (verb === 'get' && subresource !== undefined && STREAM_SUBRESOURCES.has(subresource))
+    verb = 'create';
 
   return {
     resourceRequest: true,
