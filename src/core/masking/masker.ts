@@ -7,6 +7,7 @@
 import type { Principal } from '../action.ts';
 import { globMatch } from '../policy/evaluate.ts';
 import { type DetectorName, detect } from './detectors.ts';
+import { type JsonPath, jsonPathMatches, parseJsonPath, type ValuePath } from './json-path.ts';
 import type { MaskingRule } from './schema.ts';
 import { type MaskSpec, maskText, STRATEGY_RANK } from './strategy.ts';
 
@@ -40,6 +41,7 @@ function matches(p: readonly string[], ref: ColumnRef): boolean {
 
 export class SessionMasker {
   readonly #columns: ColumnPattern[] = [];
+  readonly #jsonPaths: { readonly path: JsonPath; readonly spec: MaskSpec }[] = [];
   readonly #detectors = new Map<DetectorName, MaskSpec>();
   readonly #detectorSet: ReadonlySet<DetectorName>;
   readonly #cache = new Map<string, MaskSpec | null>();
@@ -49,6 +51,11 @@ export class SessionMasker {
       const salt = r.strategy === 'hash' ? r.salt?.reveal() : undefined;
       for (const c of r.columns)
         this.#columns.push({ parts: c.split('.'), spec: { strategy: r.strategy, salt, label: 'value' } });
+      for (const p of r.jsonPaths ?? [])
+        this.#jsonPaths.push({
+          path: parseJsonPath(p),
+          spec: { strategy: r.strategy, salt, label: 'value' },
+        });
       for (const d of r.detectors)
         this.#detectors.set(d, stricter(this.#detectors.get(d), { strategy: r.strategy, salt, label: d }));
     }
@@ -73,6 +80,17 @@ export class SessionMasker {
     for (const c of this.#columns) if (matches(c.parts, ref)) spec = stricter(spec, c.spec);
     if (this.#cache.size > 10_000) this.#cache.clear();
     this.#cache.set(key, spec ?? null);
+    return spec;
+  }
+
+  get hasJsonPaths(): boolean {
+    return this.#jsonPaths.length > 0;
+  }
+
+  /** The mask for the value at `path` in a JSON document, when a rule's json_paths names it. */
+  jsonPath(path: ValuePath): MaskSpec | undefined {
+    let spec: MaskSpec | undefined;
+    for (const p of this.#jsonPaths) if (jsonPathMatches(p.path, path)) spec = stricter(spec, p.spec);
     return spec;
   }
 

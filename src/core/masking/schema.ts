@@ -6,6 +6,7 @@
  *     - connections: [prod-db]
  *       columns: ["*.email", "public.customers.card_number"]
  *       detectors: [email, credit_card]
+ *       json_paths: ["$.customer.ssn", "$.items[*].card", "$..iban"]   # JSON response bodies
  *       strategy: partial            # redact (alias: full) | partial | hash
  *       salt: "${env:MASK_SALT}"     # required for hash
  *       exempt: { groups: [dpo] }
@@ -13,6 +14,7 @@
 import { z } from 'zod';
 import { Secret } from '../policy/secret.ts';
 import { DETECTOR_ALIASES, DETECTORS, type DetectorName } from './detectors.ts';
+import { parseJsonPath } from './json-path.ts';
 import type { MaskStrategy } from './strategy.ts';
 
 const COLUMN_PATTERN = /^[^.\s]+(\.[^.\s]+){0,2}$/;
@@ -42,6 +44,22 @@ export const maskingRuleSchema = z
           .regex(COLUMN_PATTERN, 'a column pattern such as "*.email" or "public.customers.card_number"'),
       )
       .default([]),
+    /**
+     * Places in JSON bodies (HTTP responses) whose values are replaced whole: `$.a.b`,
+     * `$.items[*].email`, `$..iban` (at any depth), `*` globs in names. A field name alone is
+     * also matched through `columns`, as it is for tool results.
+     */
+    json_paths: z
+      .array(
+        z.string().superRefine((text, ctx) => {
+          try {
+            parseJsonPath(text);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          }
+        }),
+      )
+      .default([]),
     /** Content detectors applied to every value, whatever column it is in. */
     detectors: z.array(detectorName).default([]),
     strategy: z
@@ -59,8 +77,12 @@ export const maskingRuleSchema = z
       .optional(),
   })
   .superRefine((r, ctx) => {
-    if (r.columns.length === 0 && r.detectors.length === 0)
-      ctx.addIssue({ code: 'custom', path: ['columns'], message: 'name columns, detectors, or both' });
+    if (r.columns.length === 0 && r.detectors.length === 0 && r.json_paths.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['columns'],
+        message: 'name columns, detectors, json_paths, or a mix of them',
+      });
     if (r.strategy === 'hash' && !r.salt)
       ctx.addIssue({
         code: 'custom',
@@ -77,6 +99,7 @@ export interface MaskingRule {
   readonly name?: string | undefined;
   readonly connections?: readonly string[] | undefined;
   readonly columns: readonly string[];
+  readonly jsonPaths?: readonly string[] | undefined;
   readonly detectors: readonly DetectorName[];
   readonly strategy: MaskStrategy;
   readonly salt?: Secret | undefined;
@@ -89,6 +112,7 @@ export function resolveMaskingRule(r: MaskingRuleConfig, index: number, baseDir:
     name: r.name,
     connections: r.connections,
     columns: r.columns,
+    jsonPaths: r.json_paths,
     detectors: [...new Set(r.detectors)],
     strategy: r.strategy,
     salt: r.salt === undefined ? undefined : Secret.parse(r.salt, baseDir),

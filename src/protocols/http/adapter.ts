@@ -4,8 +4,9 @@
  * own protocol (a JSON error, a Kubernetes Status, a git report-status line).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ActionKind, ActionPart } from '../../core/action.ts';
+import type { ActionKind, ActionPart, Principal } from '../../core/action.ts';
 import type { AirlockError } from '../../core/errors.ts';
+import type { MaskingRule } from '../../core/masking/schema.ts';
 import type { PolicyConnection } from '../../core/policy/policy.ts';
 
 export interface Exchange {
@@ -34,6 +35,15 @@ export interface ResponseFilter {
   readonly mode: 'whole' | 'lines';
   /** Rewrites one body (or one line); throws if it cannot, and the response is refused. */
   apply(body: Buffer): Buffer;
+  /** Responses that are not JSON: refused (the default) or passed unchanged. */
+  readonly otherTypes?: 'refuse' | 'pass' | undefined;
+  /** Largest body (decoded) buffered to be rewritten. */
+  readonly maxBody?: number | undefined;
+  /**
+   * A JSON body larger than `maxBody`, or in an encoding Airlock cannot undo: refused (the
+   * default) or passed unchanged.
+   */
+  readonly unmaskable?: 'refuse' | 'pass' | undefined;
 }
 
 export interface HoldInfo {
@@ -61,7 +71,12 @@ export interface ProxyAdapter<C extends PolicyConnection = PolicyConnection> {
    * `whole`: the body is buffered (bounded) and rewritten at once; `lines`: each line of a
    * stream (a watch) is rewritten on its own.
    */
-  responseFilter?(ex: Exchange, connection: C, classified: Classified): ResponseFilter | undefined;
+  responseFilter?(
+    ex: Exchange,
+    connection: C,
+    classified: Classified,
+    caller: { readonly principal: Principal; readonly masking: readonly MaskingRule[] | undefined },
+  ): ResponseFilter | undefined;
   /** Authentication failed or missing. */
   unauthorized(ex: Exchange, error: AirlockError): void;
 }

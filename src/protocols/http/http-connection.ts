@@ -1,4 +1,9 @@
-/** `type: http` connections on the proxy: JSON errors, 202 with a request id for `retry` holds. */
+/**
+ * `type: http` connections on the proxy: JSON errors, 202 with a request id for `retry` holds,
+ * JSON responses masked.
+ */
+import { maskJsonBody } from '../../core/masking/json.ts';
+import { maskerFor } from '../../core/masking/masker.ts';
 import type { HttpConnection } from '../../core/policy/connections/http.ts';
 import { type Exchange, type HoldInfo, type ProxyAdapter, sendJson } from './adapter.ts';
 import { classifyHttp } from './classify.ts';
@@ -33,6 +38,18 @@ export const httpAdapter: ProxyAdapter<HttpConnection> = {
       },
       { 'retry-after': String(RETRY_AFTER_S), 'x-airlock-request': String(hold.requestId) },
     );
+  },
+  // JSON responses are masked per the policy's masking rules for this caller; other types pass.
+  responseFilter(_ex, c, _classified, caller) {
+    const masker = maskerFor(caller.masking, c.name, caller.principal);
+    if (!masker) return undefined;
+    return {
+      mode: 'whole',
+      apply: (body) => maskJsonBody(masker, body),
+      otherTypes: 'pass',
+      maxBody: c.maskMaxBody,
+      unmaskable: c.maskUnmaskable,
+    };
   },
   unauthorized(ex, error) {
     sendJson(ex.res, 401, error.toJSON(), { 'www-authenticate': 'Bearer realm="airlock"' });

@@ -6,8 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import type { Action, Principal } from '../../core/action.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
@@ -41,6 +42,56 @@ export interface ProxyOptions {
 const MAX_FILTERED_BODY = 64 * 1024 * 1024;
 /** Longest line of a rewritten stream (one watch event). */
 const MAX_FILTERED_LINE = 16 * 1024 * 1024;
+
+/** Headers that describe the body as the upstream sent it, not as it is once rewritten. */
+const REWRITTEN_BODY_HEADERS = [
+  'content-length',
+  'content-encoding',
+  'content-md5',
+  'digest',
+  'content-digest',
+  'repr-digest',
+];
+
+/** Content codings a body to mask may come in (RFC 9110 §8.4.1), decoded with a bound on the output. */
+const DECODERS: Readonly<Record<string, (body: Buffer, limit: number) => Buffer>> = {
+  identity: (b) => b,
+  gzip: (b, limit) => gunzipSync(b, { maxOutputLength: limit }),
+  'x-gzip': (b, limit) => gunzipSync(b, { maxOutputLength: limit }),
+  deflate: (b, limit) => inflateSync(b, { maxOutputLength: limit }),
+  br: (b, limit) => brotliDecompressSync(b, { maxOutputLength: limit }),
+};
+
+/** Reads a body until it ends or passes `limit` bytes; past the limit the stream is left paused. */
+function readUpTo(body: Readable, limit: number): Promise<{ chunks: Buffer[]; over: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (over: boolean) => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      resolve({ chunks, over });
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > limit) {
+        body.pause();
+        done(true);
+      }
+    };
+    const onEnd = () => done(false);
+    const onError = (err: Error) => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      reject(err);
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+  });
+}
 
 /** Applies a filter to each newline-terminated line of a stream. */
 class LineFilter extends Transform {
@@ -324,7 +375,10 @@ export class HttpProxy {
         return;
       }
     }
-    const filter = adapter.responseFilter?.(ex, connection as never, classified);
+    const filter = adapter.responseFilter?.(ex, connection as never, classified, {
+      principal,
+      masking: this.#o.policy.masking,
+    });
     const status = await this.#forward(ex, connection, adapter, signal, filter);
     record('allow', {
       ...(outcome.verdict === 'hold' ? { request: outcome.request.id } : {}),
@@ -346,10 +400,11 @@ export class HttpProxy {
     const upstream = this.#pools.get(connection.name, connection.upstream);
     let response: Awaited<ReturnType<typeof upstream.pool.request>>;
     const headers = upstreamHeaders(ex.req.headers, connection.credential, ex.body?.length);
-    // A body Airlock rewrites must arrive uncompressed and as JSON.
+    // A body Airlock rewrites should arrive uncompressed (one that still comes compressed is
+    // decoded), and as JSON where only JSON can be passed on.
     if (filter) {
       headers['accept-encoding'] = 'identity';
-      headers.accept = 'application/json';
+      if (filter.otherTypes !== 'pass') headers.accept = 'application/json';
     }
     try {
       response = await upstream.pool.request({
@@ -405,7 +460,7 @@ export class HttpProxy {
     return response.statusCode;
   }
 
-  /** Sends a response rewritten by `filter`; a body that cannot be rewritten is not sent at all. */
+  /** Sends a response rewritten by `filter`; a body that cannot be rewritten is not sent as is. */
   async #filtered(
     ex: Exchange,
     name: string,
@@ -413,13 +468,16 @@ export class HttpProxy {
     response: {
       statusCode: number;
       headers: Record<string, string | string[] | undefined>;
-      body: NodeJS.ReadableStream & { dump(): Promise<void> };
+      body: Readable & { dump(): Promise<void> };
     },
     filter: ResponseFilter,
   ): Promise<void> {
     const headers = callerHeaders(response.headers);
     const type = String(response.headers['content-type'] ?? '');
-    const encoding = String(response.headers['content-encoding'] ?? 'identity');
+    const encoding = String(response.headers['content-encoding'] ?? 'identity')
+      .trim()
+      .toLowerCase();
+    const limit = Math.min(filter.maxBody ?? MAX_FILTERED_BODY, MAX_FILTERED_BODY);
     const refuse = (why: string) =>
       adapter.refuse(
         ex,
@@ -432,13 +490,40 @@ export class HttpProxy {
           },
         ),
       );
-    if (!/json/i.test(type) || encoding !== 'identity') {
+    const passAsIs = async (buffered: readonly Buffer[]) => {
+      ex.res.writeHead(response.statusCode, headers);
+      for (const b of buffered) ex.res.write(b);
+      try {
+        await pipeline(response.body, ex.res);
+      } catch {
+        ex.res.destroy();
+      }
+    };
+    // No body to rewrite: HEAD, 204, 304 (RFC 9110 §6.4.1).
+    if (ex.method === 'HEAD' || response.statusCode === 204 || response.statusCode === 304) {
+      await response.body.dump().catch(() => {});
+      ex.res.writeHead(response.statusCode, headers);
+      ex.res.end();
+      return;
+    }
+    if (!/json/i.test(type)) {
+      if (filter.otherTypes === 'pass') return passAsIs([]);
       await response.body.dump().catch(() => {});
       refuse(`it is ${type || 'untyped'} (${encoding})`);
       return;
     }
-    delete headers['content-length'];
-    if (filter.mode === 'lines') {
+    const unmaskable = async (why: string, buffered: readonly Buffer[]) => {
+      if (filter.unmaskable === 'pass') return passAsIs(buffered);
+      response.body.on('error', () => {});
+      response.body.destroy();
+      refuse(why);
+    };
+    const decoder = DECODERS[encoding];
+    if (!decoder) return unmaskable(`its content encoding is ${encoding}`, []);
+    for (const h of REWRITTEN_BODY_HEADERS) delete headers[h];
+    // Line-delimited JSON (and Kubernetes watches) is rewritten a line at a time, unbuffered.
+    if (filter.mode === 'lines' || /ndjson|jsonl|json-seq/i.test(type)) {
+      if (encoding !== 'identity') return unmaskable(`a ${encoding} stream is not masked`, []);
       ex.res.writeHead(response.statusCode, headers);
       ex.res.flushHeaders();
       try {
@@ -448,20 +533,19 @@ export class HttpProxy {
       }
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > MAX_FILTERED_BODY) {
-        await response.body.dump().catch(() => {});
-        refuse(`it is larger than ${MAX_FILTERED_BODY} bytes`);
-        return;
-      }
-      chunks.push(chunk);
+    const read = await readUpTo(response.body, limit);
+    if (read.over) return unmaskable(`it is larger than ${limit} bytes`, read.chunks);
+    let plain: Buffer;
+    try {
+      plain = decoder(Buffer.concat(read.chunks), limit);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError)
+        return unmaskable(`it is larger than ${limit} bytes once decoded`, read.chunks);
+      return unmaskable(`its ${encoding} encoding could not be decoded`, read.chunks);
     }
     let out: Buffer;
     try {
-      out = filter.apply(Buffer.concat(chunks));
+      out = filter.apply(plain);
     } catch (err) {
       refuse((err as Error).message);
       return;

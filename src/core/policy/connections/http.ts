@@ -24,6 +24,8 @@ export const httpCredentialSchema = z.discriminatedUnion('type', [
 
 /** Request bodies kept for review and fingerprinting are capped; larger ones are refused. */
 const DEFAULT_MAX_BODY = 16 * 1024 * 1024;
+/** JSON response bodies are buffered up to this to be masked. */
+const DEFAULT_MASK_MAX_BODY = 16 * 1024 * 1024;
 
 export const httpConnectionSchema = z.strictObject({
   type: z.literal('http'),
@@ -33,6 +35,13 @@ export const httpConnectionSchema = z.strictObject({
   read_methods: z.array(z.string().min(1)).default(['GET', 'HEAD', 'OPTIONS']),
   /** Largest request body (bytes) Airlock buffers to judge; larger bodies get 413. */
   max_body: z.number().int().min(0).default(DEFAULT_MAX_BODY),
+  /**
+   * When the policy's masking rules apply to the caller: the largest JSON response (bytes,
+   * decoded) Airlock buffers to mask, and what happens to a JSON response it cannot mask (larger
+   * than that, or in an encoding it cannot undo): `refuse` (502) or `pass` it unmasked.
+   */
+  mask_max_body: z.number().int().min(1).default(DEFAULT_MASK_MAX_BODY),
+  mask_unmaskable: z.enum(['refuse', 'pass']).default('refuse'),
   ...connectionCommon,
 });
 
@@ -53,6 +62,8 @@ export interface HttpConnection extends ConnectionBase {
   readonly credential?: HttpCredential | undefined;
   readonly readMethods: readonly string[];
   readonly maxBody: number;
+  readonly maskMaxBody: number;
+  readonly maskUnmaskable: 'refuse' | 'pass';
 }
 
 export function resolveHttpUpstream(
@@ -92,5 +103,7 @@ export function resolveHttpConnection(
     credential: resolveHttpCredential(c.credential, ctx),
     readMethods: c.read_methods.map((m) => m.toUpperCase()),
     maxBody: c.max_body,
+    maskMaxBody: c.mask_max_body,
+    maskUnmaskable: c.mask_unmaskable,
   };
 }
