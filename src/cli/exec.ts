@@ -1,11 +1,13 @@
 /**
  * `airlock exec CONNECTION -- "SQL"`: runs SQL through the gateway's PostgreSQL listener with
  * the caller's token as the password, so it is judged exactly like any other client. Notices
- * (such as "waiting for approval: request N ...") are shown on stderr as they arrive.
+ * (such as "waiting for approval: request N ...") are shown on stderr as they arrive. MySQL
+ * connections go through the MySQL listener instead (exec-mysql.ts).
  */
 import pg from 'pg';
 import { AirlockError } from '../core/errors.ts';
 import type { ApiClient } from './client.ts';
+import { runMysqlExec } from './exec-mysql.ts';
 import { formatTable } from './table.ts';
 
 export interface ExecOptions {
@@ -20,20 +22,36 @@ export interface ExecOptions {
   readonly err: (text: string) => void;
 }
 
+interface Listener {
+  host: string;
+  port: number;
+  database: string;
+}
+
 interface ConnectionsResponse {
-  connections: { name: string; postgres?: { host: string; port: number; database: string } }[];
+  connections: { name: string; type?: string; postgres?: Listener; mysql?: Listener }[];
+}
+
+interface Target {
+  protocol: 'postgres' | 'mysql';
+  host: string;
+  port: number;
+  user: string;
 }
 
 /** Where the gateway's listener is and who we are, from the API unless given on the command line. */
-async function target(opts: ExecOptions): Promise<{ host: string; port: number; user: string }> {
+async function target(opts: ExecOptions): Promise<Target> {
   let user = 'airlock';
-  if (opts.host !== undefined && opts.port !== undefined) {
+  if (opts.host !== undefined) {
+    let protocol: Target['protocol'] = 'postgres';
     try {
       user = (await opts.client.request<{ name: string }>('GET', '/api/v1/whoami')).name;
+      const list = await opts.client.request<ConnectionsResponse>('GET', '/api/v1/connections');
+      if (list.connections.find((x) => x.name === opts.connection)?.type === 'mysql') protocol = 'mysql';
     } catch {
       // The user name is only recorded by the gateway; identity comes from the token.
     }
-    return { host: opts.host, port: opts.port, user };
+    return { protocol, host: opts.host, port: opts.port ?? (protocol === 'mysql' ? 13306 : 15432), user };
   }
   const [who, list] = await Promise.all([
     opts.client.request<{ name: string }>('GET', '/api/v1/whoami'),
@@ -49,6 +67,15 @@ async function target(opts: ExecOptions): Promise<{ host: string; port: number; 
         hint: `known connections: ${list.connections.map((x) => x.name).join(', ') || '(none)'}`,
       },
     );
+  if (c.type === 'mysql') {
+    if (!c.mysql)
+      throw new AirlockError(
+        'AIRLOCK_E_UPSTREAM_UNAVAILABLE',
+        `the gateway's MySQL listener is off, so "${opts.connection}" cannot be reached`,
+        { hint: 'enable listen.mysql in the policy, or pass --host and --port' },
+      );
+    return { protocol: 'mysql', host: opts.host ?? c.mysql.host, port: opts.port ?? c.mysql.port, user };
+  }
   if (!c.postgres)
     throw new AirlockError(
       'AIRLOCK_E_UPSTREAM_UNAVAILABLE',
@@ -57,7 +84,12 @@ async function target(opts: ExecOptions): Promise<{ host: string; port: number; 
         hint: 'enable listen.postgres in the policy, or pass --host and --port',
       },
     );
-  return { host: opts.host ?? c.postgres.host, port: opts.port ?? c.postgres.port, user };
+  return {
+    protocol: 'postgres',
+    host: opts.host ?? c.postgres.host,
+    port: opts.port ?? c.postgres.port,
+    user,
+  };
 }
 
 export async function runExec(opts: ExecOptions): Promise<void> {
@@ -66,6 +98,8 @@ export async function runExec(opts: ExecOptions): Promise<void> {
       hint: 'export AIRLOCK_TOKEN=<your Airlock token>; it is sent as the database password',
     });
   const where = await target(opts);
+  if (where.protocol === 'mysql')
+    return runMysqlExec({ ...opts, host: where.host, port: where.port, user: where.user, token: opts.token });
   const client = new pg.Client({
     host: where.host,
     port: where.port,

@@ -252,8 +252,13 @@ export function buildProgram(): Command {
     .argument('<connection>', 'connection name')
     .argument('<sql...>', 'the SQL, after --')
     .option('--json', 'print rows as a JSON array')
-    .option('--host <host>', 'gateway PostgreSQL host (default: asked from the API)')
-    .addOption(new Option('--port <port>', 'gateway PostgreSQL port').argParser(port))
+    .option('--host <host>', 'gateway PostgreSQL or MySQL listener host (default: asked from the API)')
+    .addOption(
+      new Option(
+        '--port <port>',
+        'its port (default with --host: 15432, or 13306 on a MySQL connection)',
+      ).argParser(port),
+    )
     .action(
       async (connection: string, sql: string[], o: { json?: boolean; host?: string; port?: number }) => {
         await runExec({
@@ -261,7 +266,7 @@ export function buildProgram(): Command {
           sql: sql.join(' '),
           json: o.json === true,
           host: o.host,
-          port: o.port ?? (o.host ? 15432 : undefined),
+          port: o.port,
           token: process.env.AIRLOCK_TOKEN,
           client: apiClient(),
           out,

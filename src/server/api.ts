@@ -250,8 +250,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.get('/api/v1/requests', async (request) => {
-    await requireReviewer(request);
     const q = parse(listQuery, request.query, 'query');
+    // A requester may list its own requests (principal=<itself>), as it may read each of them:
+    // `airlock exec` finds the request its held statement made this way.
+    const me = await authenticate(request);
+    if (q.principal !== me.name) await requireReviewer(request);
     const filter: RequestFilter = {
       ...(q.status === 'all'
         ? {}
@@ -320,6 +323,15 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         description: c.description ?? null,
         ...(c.type === 'postgres' && pg
           ? { postgres: { host: pg.host, port: pg.port, database: c.name } }
+          : {}),
+        ...(c.type === 'mysql' && opts.listeners().mysql
+          ? {
+              mysql: {
+                host: opts.listeners().mysql!.host,
+                port: opts.listeners().mysql!.port,
+                database: c.name,
+              },
+            }
           : {}),
         ...((c.type === 'http' || c.type === 'kubernetes' || c.type === 'git') && opts.listeners().http
           ? {

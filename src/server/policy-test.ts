@@ -1,6 +1,7 @@
 /**
  * `policy test`: what the policy decides for some SQL or, on an SSH connection, a shell command
- * line, without running it (CLI and API). Each is classified the way its listener does.
+ * line, without running it (CLI and API). Each is classified the way its listener does: SQL on a
+ * MySQL connection by the MySQL classifier, other SQL by the PostgreSQL one.
  */
 import type { Action, ActionPart, Principal } from '../core/action.ts';
 import { kindOfParts } from '../core/action.ts';
@@ -8,6 +9,8 @@ import { AirlockError } from '../core/errors.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import { evaluate } from '../core/policy/evaluate.ts';
 import type { Policy } from '../core/policy/policy.ts';
+import { classifySql as classifyMysql } from '../protocols/mysql/classify.ts';
+import { LOCAL_INFILE_OFF, localInfileRefusal } from '../protocols/mysql/infile.ts';
 import { classifySql } from '../protocols/postgres/classify.ts';
 import { classifyCommand } from '../protocols/ssh/command.ts';
 import { isScpUpload, UPLOADS_NEED_A_RULE, uploadRefusal } from '../protocols/ssh/uploads.ts';
@@ -63,13 +66,20 @@ export function policyTest(
       hint:
         connection.type === 'ssh' ? 'pass `command` (or `sql`) with the shell command line' : 'pass `sql`',
     });
-  const classified: { parts: readonly ActionPart[]; normalized: string; error?: string | undefined } =
+  const classified: {
+    parts: readonly (ActionPart & { localInfile?: boolean | undefined })[];
+    normalized: string;
+    error?: string | undefined;
+  } =
     connection.type === 'ssh'
       ? // As the SSH listener judges an `exec` request (src/protocols/ssh/session.ts).
         { parts: classifyCommand(text), normalized: `exec:${text}` }
-      : classifySql(text);
+      : connection.type === 'mysql'
+        ? // As the MySQL listener judges COM_QUERY (src/protocols/mysql/session.ts).
+          classifyMysql(text, { database: connection.upstream.database })
+        : classifySql(text);
   const action: Action = {
-    protocol: connection.type === 'ssh' ? 'ssh' : 'postgres',
+    protocol: connection.type === 'ssh' ? 'ssh' : connection.type === 'mysql' ? 'mysql' : 'postgres',
     connection: input.connection,
     principal,
     sessionId: 'policy-test',
@@ -77,29 +87,47 @@ export function policyTest(
     summary: text,
     normalized: classified.normalized,
     parts: classified.parts,
-    attributes: connection.type === 'ssh' ? { host: connection.upstream.host } : {},
+    attributes:
+      connection.type === 'ssh'
+        ? { host: connection.upstream.host }
+        : connection.type === 'mysql'
+          ? { database: connection.upstream.database }
+          : {},
   };
-  // A legacy scp upload no rule covers is refused before the Gate is asked.
+  // Refused before the Gate is asked: a legacy scp upload no rule covers, LOAD DATA LOCAL INFILE
+  // on a connection that does not take local files.
+  const refused = (rule: string, why: string, reason: string): PolicyTestResult => ({
+    connection: input.connection,
+    principal,
+    effect: 'deny',
+    rule: { name: rule, index: -1 },
+    why,
+    reason,
+    kind: action.kind,
+    parts: classified.parts.map((part) => ({
+      text: part.text,
+      kind: part.kind,
+      statement: part.statement ?? null,
+      effect: 'deny',
+      rule,
+      why: part.why ?? '',
+    })),
+  });
   const refusal =
     connection.type === 'ssh' && isScpUpload(classified.parts) ? uploadRefusal(policy, action) : undefined;
   if (refusal !== undefined)
-    return {
-      connection: input.connection,
-      principal,
-      effect: 'deny',
-      rule: { name: UPLOADS_NEED_A_RULE, index: -1 },
-      why: 'file uploads and changes need a rule that allows or reviews them; the connection default does not apply',
-      reason: refusal,
-      kind: action.kind,
-      parts: classified.parts.map((part) => ({
-        text: part.text,
-        kind: part.kind,
-        statement: part.statement ?? null,
-        effect: 'deny',
-        rule: UPLOADS_NEED_A_RULE,
-        why: part.why ?? '',
-      })),
-    };
+    return refused(
+      UPLOADS_NEED_A_RULE,
+      'file uploads and changes need a rule that allows or reviews them; the connection default does not apply',
+      refusal,
+    );
+  const infile = connection.type === 'mysql' ? localInfileRefusal(connection, classified.parts) : undefined;
+  if (infile !== undefined)
+    return refused(
+      LOCAL_INFILE_OFF,
+      'LOAD DATA LOCAL INFILE needs local_infile: true on the connection; no rule applies without it',
+      `denied by Airlock: ${infile}`,
+    );
   const decision = evaluate(policy, action);
   const parts = classified.parts.map((part) => {
     const d = evaluate(policy, { ...action, kind: part.kind, parts: [part] });
