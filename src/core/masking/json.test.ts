@@ -34,7 +34,7 @@ test('JSON paths: members, elements, wildcards, descendants', () => {
   assert.ok(m('$.*.token_*', ['x', 'token_a']));
   assert.ok(m("$['odd name'].x", ['odd name', 'x']));
   for (const bad of ['a.b', '$', '$.a[?(@.x)]', '$.a[1:2]', '$.a[', '$.a b'])
-    assert.throws(() => parseJsonPath(bad), undefined, bad);
+    assert.throws(() => parseJsonPath(bad), Error, bad);
 });
 
 test('policy: json_paths alone make a rule; a bad path is reported when the policy loads', () => {
