@@ -18,6 +18,18 @@ function estimatedRowsOf(r: ApprovalRequest): number | null {
   return typeof rows === 'number' && Number.isFinite(rows) && rows >= 0 ? rows : null;
 }
 
+function dryRunOf(
+  r: ApprovalRequest,
+): { rows: number | null; note: string | null; skipped: string | null } | null {
+  const { dryRunRows: rows, dryRunNote: note, dryRunSkipped: skipped } = r.attributes;
+  if (rows === undefined && skipped === undefined) return null;
+  return {
+    rows: typeof rows === 'number' && Number.isFinite(rows) && rows >= 0 ? rows : null,
+    note: typeof note === 'string' ? note : null,
+    skipped: typeof skipped === 'string' ? skipped : null,
+  };
+}
+
 /**
  * The request as webhook receivers get it; the same shape as GET /api/v1/requests/:id, except
  * that adapter attributes (bound parameter values, target details) stay inside Airlock unless
@@ -45,6 +57,8 @@ export function requestPayload(publicUrl: string, r: ApprovalRequest, opts: { at
     attributes: opts.attributes ? r.attributes : {},
     /** Rows a write is estimated to touch, where the adapter can tell; null otherwise. */
     estimatedRows: estimatedRowsOf(r),
+    /** Exact rows from a dry run that was rolled back (connections that opt in), and its caveats. */
+    dryRun: dryRunOf(r),
     rule: { name: r.rule.name, index: r.rule.index },
     why: r.why,
     review: {

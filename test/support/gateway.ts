@@ -105,6 +105,8 @@ export interface StartTestGatewayOptions {
   extra?: string;
   /** Connection default for unmatched actions. */
   connectionDefault?: 'allow' | 'review' | 'deny';
+  /** Extra YAML inside the \`app\` connection (indented four spaces), e.g. \`dry_run: true\`. */
+  connection?: string;
   /** Extra YAML inside `identities:` (indented two spaces), e.g. an `oidc:` list. */
   identities?: string;
 }
@@ -152,6 +154,7 @@ connections:
       user: ${upstream.app.user}
       password: "\${file:./secrets/upstream.password}"
     default: ${opts.connectionDefault ?? 'review'}
+${opts.connection ?? ''}
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
 ${opts.rules ?? DEFAULT_RULES}
 ${opts.extra ?? ''}

@@ -57,6 +57,12 @@ export interface AirlockRequest {
   readonly attributes?: Readonly<Record<string, unknown>>;
   /** Rows a write is estimated to touch, where the adapter can tell. */
   readonly estimatedRows?: number | null;
+  /** Exact rows from a rolled-back dry run (connections that opt in), or why it was not done. */
+  readonly dryRun?: {
+    readonly rows: number | null;
+    readonly note: string | null;
+    readonly skipped: string | null;
+  } | null;
 }
 
 export interface Me {

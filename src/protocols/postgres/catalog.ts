@@ -13,8 +13,10 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import pg from 'pg';
+import type { ActionPart } from '../../core/action.ts';
 import type { PolicyConnection } from '../../core/policy/policy.ts';
 import { rowsFromPlan } from './blast-radius.ts';
+import { type DryRun, dryRun } from './dry-run.ts';
 
 export interface TableColumns {
   readonly schema: string;
@@ -179,6 +181,34 @@ export class Catalog {
    * a connection of its own so a failing plan never disturbs catalog lookups; one at a time.
    */
   estimateRows(statements: readonly string[]): Promise<number | undefined> {
+    return this.#onReviewClient(async (client) => {
+      let total = 0;
+      await client.query('BEGIN READ ONLY');
+      try {
+        await client.query("SET LOCAL statement_timeout = '2s'");
+        for (const sql of statements) {
+          const r = await client.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${sql}`);
+          const rows = rowsFromPlan(r.rows[0]?.['QUERY PLAN']);
+          if (rows === undefined) return undefined;
+          total += rows;
+        }
+      } finally {
+        await client.query('ROLLBACK');
+      }
+      return total;
+    });
+  }
+
+  /** Exact rows from a run that is always rolled back (dry-run.ts says when it is attempted). */
+  dryRun(parts: readonly ActionPart[], functions: readonly string[]): Promise<DryRun | undefined> {
+    return this.#onReviewClient((client) => dryRun(client, parts, functions, (n) => this.volatility(n)));
+  }
+
+  /**
+   * Runs `fn` on the side connection for reviewer facts, one at a time. Any failure gives no
+   * answer (none beats a wrong one) and the next call opens a fresh connection.
+   */
+  #onReviewClient<T>(fn: (client: pg.Client) => Promise<T | undefined>): Promise<T | undefined> {
     const run = this.#explaining.then(async () => {
       if (this.#closed) return undefined;
       this.#explainClient ??= new pg.Client(this.#clientConfig('airlock blast radius'));
@@ -189,22 +219,8 @@ export class Catalog {
           await client.connect();
           this.#explainConnected = true;
         }
-        let total = 0;
-        await client.query('BEGIN READ ONLY');
-        try {
-          await client.query("SET LOCAL statement_timeout = '2s'");
-          for (const sql of statements) {
-            const r = await client.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${sql}`);
-            const rows = rowsFromPlan(r.rows[0]?.['QUERY PLAN']);
-            if (rows === undefined) return undefined;
-            total += rows;
-          }
-        } finally {
-          await client.query('ROLLBACK');
-        }
-        return total;
+        return await fn(client);
       } catch {
-        // No estimate beats a wrong one; the next call opens a fresh connection.
         this.#explainClient = undefined;
         this.#explainConnected = false;
         void client.end().catch(() => {});

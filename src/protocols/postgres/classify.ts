@@ -1208,3 +1208,8 @@ function classifyStatement(stmt: Obj, text: string): SqlPart {
     whyWithoutUnknownFunctions: whyWithout,
   };
 }
+
+/** A function (as written, `name` or `schema.name`) known to be a harmless built-in. */
+export function knownHarmless(name: string): boolean {
+  return functionEffect(name.split('.')) === undefined;
+}

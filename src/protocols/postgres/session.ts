@@ -39,6 +39,7 @@ import {
   MessageReader,
   PgProtocolError,
 } from './codec.ts';
+import { dryRunnable } from './dry-run.ts';
 import { MaskingRelay } from './masking-relay.ts';
 import {
   authenticationRequest,
@@ -1012,12 +1013,25 @@ export class PgSession {
     return this.#action(st.text, normalized, parts, attributes);
   }
 
-  /** For a write about to be held: the planner's estimate of the rows it would touch. */
+  /**
+   * For a write about to be held: the planner's estimate of its rows and, where the connection
+   * opts in, the exact count from a dry run that is rolled back.
+   */
   async #blastRadius(action: Action): Promise<Record<string, unknown> | undefined> {
+    if (!this.#catalog) return undefined;
+    const facts: Record<string, unknown> = {};
+    if (this.#connection?.dryRun) {
+      const can = dryRunnable(action.parts);
+      const d = 'skipped' in can ? can : await this.#catalog.dryRun(can.parts, can.functions);
+      if (d && 'rows' in d) {
+        facts.dryRunRows = d.rows;
+        if (d.note) facts.dryRunNote = d.note;
+      } else if (d) facts.dryRunSkipped = d.skipped;
+    }
     const parts = estimable(action.parts);
-    if (!parts || !this.#catalog) return undefined;
-    const rows = await this.#catalog.estimateRows(parts.map((p) => p.text));
-    return rows === undefined ? undefined : { estimatedRows: rows };
+    const rows = parts ? await this.#catalog.estimateRows(parts.map((p) => p.text)) : undefined;
+    if (rows !== undefined) facts.estimatedRows = rows;
+    return Object.keys(facts).length > 0 ? facts : undefined;
   }
 
   /**

@@ -93,6 +93,11 @@ export function RequestCard(props: {
           {typeof r.estimatedRows === 'number'
             ? ` · ~${r.estimatedRows.toLocaleString()} row${r.estimatedRows === 1 ? '' : 's'} (planner estimate)`
             : ''}
+          {typeof r.dryRun?.rows === 'number'
+            ? ` · ${r.dryRun.rows.toLocaleString()} row${r.dryRun.rows === 1 ? '' : 's'} (dry run)`
+            : ''}
+          {r.dryRun?.note ? <span class="muted"> — {r.dryRun.note}</span> : null}
+          {r.dryRun?.skipped ? <span class="muted"> · no dry run: {r.dryRun.skipped}</span> : null}
         </Fact>
         <Fact label="Time">
           <Clocks r={r} now={now} />

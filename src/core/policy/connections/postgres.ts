@@ -17,6 +17,11 @@ export const postgresConnectionSchema = z.strictObject({
     /** PEM file with the CA that signed the target's certificate (default: system CAs). */
     ca: z.string().optional(),
   }),
+  /**
+   * Held DML is also run on a side connection inside a transaction that is always rolled back,
+   * so reviewers see the exact rows it would touch (see src/protocols/postgres/dry-run.ts).
+   */
+  dry_run: z.boolean().default(false),
   ...connectionCommon,
 });
 
@@ -31,6 +36,8 @@ export interface PostgresConnection extends ConnectionBase {
     readonly tls: 'off' | 'verify-full';
     readonly ca?: string | undefined;
   };
+  /** Held DML gets an exact row count from a rolled-back run. */
+  readonly dryRun?: boolean | undefined;
 }
 
 export function resolvePostgresConnection(
@@ -49,5 +56,6 @@ export function resolvePostgresConnection(
       tls: c.upstream.tls,
       ca: c.upstream.ca === undefined ? undefined : ctx.path(c.upstream.ca),
     },
+    dryRun: c.dry_run,
   };
 }
