@@ -85,6 +85,7 @@ export const PROTOCOL_LISTENERS: readonly ProtocolListener[] = [
         policy: ctx.policy,
         gate: ctx.gate,
         tokens: ctx.tokens,
+        audit: ctx.audit,
         ...(ctx.tls ? { tls: ctx.tls } : {}),
         limits: ctx.limits,
         recorder: ctx.recordings,

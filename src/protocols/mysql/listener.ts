@@ -10,7 +10,7 @@ import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import { generateRsaKeys } from './auth.ts';
-import { type Logger, MysqlSession } from './session.ts';
+import { type AuditSink, type Logger, MysqlSession } from './session.ts';
 
 export interface MysqlListenerOptions {
   host: string;
@@ -19,6 +19,8 @@ export interface MysqlListenerOptions {
   policy: Policy;
   gate: GatePort;
   tokens: Authenticator;
+  /** Where refusals made before the Gate is asked are audited. */
+  audit?: AuditSink | undefined;
   /** PEM strings; when absent the handshake does not offer TLS. */
   tls?: { cert: string; key: string };
   log?: Logger;
@@ -46,6 +48,7 @@ export async function startMysqlListener(o: MysqlListenerOptions): Promise<Mysql
     policy: o.policy,
     gate: o.gate,
     tokens: o.tokens,
+    audit: o.audit,
     tls,
     rsa,
     log: o.log,

@@ -19,7 +19,13 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
-import { type Action, type ActionPart, kindOfParts, type Principal } from '../../core/action.ts';
+import {
+  type Action,
+  type ActionPart,
+  fingerprintOf,
+  kindOfParts,
+  type Principal,
+} from '../../core/action.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
@@ -42,6 +48,7 @@ import {
   Status,
   UTF8MB4_GENERAL_CI,
 } from './constants.ts';
+import { LOCAL_INFILE_OFF, localInfileRefusal } from './infile.ts';
 import { RowMasker } from './masking.ts';
 import {
   authMoreData,
@@ -73,9 +80,16 @@ export interface Logger {
   error(o: object, msg?: string): void;
 }
 
+/** What the session needs from the audit log for refusals the Gate never sees. */
+export interface AuditSink {
+  append(type: string, data: Readonly<Record<string, unknown>>): Promise<unknown>;
+}
+
 export interface SessionContext {
   readonly policy: Policy;
   readonly gate: GatePort;
+  /** Refusals made here, before the Gate is asked, are audited through it. */
+  readonly audit?: AuditSink | undefined;
   readonly tokens: Authenticator;
   readonly tls?: SecureContext | undefined;
   readonly rsa: RsaKeys;
@@ -751,13 +765,15 @@ export class MysqlSession {
     if (c.empty) return this.#forward(p, 'result');
     const { parts, resolved } = this.#resolveDynamic(c.parts);
     const infile = parts.some((x) => x.localInfile);
-    if (infile && !this.#connection!.localInfile)
-      return this.#deny(p, {
-        ...ErrorCode.DENIED,
-        message: `denied by Airlock: LOAD DATA LOCAL INFILE is off for connection "${this.#connection!.name}" (local_infile: true turns it on)`,
-      });
     const normalized =
       resolved.length > 0 ? `${c.normalized}\n-- executes: ${JSON.stringify(resolved)}` : c.normalized;
+    const refusal = localInfileRefusal(this.#connection!, parts);
+    if (refusal !== undefined)
+      return this.#refuse(p, this.#action(sql, normalized, parts, {}), {
+        rule: LOCAL_INFILE_OFF,
+        why: 'LOAD DATA LOCAL INFILE needs local_infile: true on the connection; no rule applies without it',
+        reason: refusal,
+      });
     const verdict = await this.#judge(this.#action(sql, normalized, parts, {}));
     if (verdict !== true) return this.#deny(p, verdict);
     const defines = parts.filter((x) => x.prepares || x.deallocates);
@@ -906,6 +922,43 @@ export class MysqlSession {
     } catch (err) {
       return this.#failClosed(err);
     }
+  }
+
+  /**
+   * Refused here, before the Gate is asked (no rule could let it through): audited as the Gate
+   * audits a denial, recorded, and answered with the reason.
+   */
+  async #refuse(p: Packet, action: Action, r: { rule: string; why: string; reason: string }): Promise<void> {
+    const principal = action.principal;
+    try {
+      await this.#ctx.audit?.append('action.denied', {
+        principal: { name: principal.name, kind: principal.kind, groups: [...principal.groups] },
+        connection: action.connection,
+        protocol: action.protocol,
+        sessionId: action.sessionId,
+        ...(action.source === undefined ? {} : { source: action.source }),
+        kind: action.kind,
+        summary: action.summary,
+        fingerprint: fingerprintOf(action),
+        rule: r.rule,
+        decision: 'deny',
+        why: r.why,
+        reason: r.reason,
+      });
+    } catch (err) {
+      // Refused all the same; the log says the record is missing.
+      this.#ctx.log?.error(
+        { session: this.id, err: (err as Error)?.message },
+        'mysql refusal could not be audited',
+      );
+    }
+    this.#record('statement', {
+      text: this.#masker ? this.#masker.scan(action.summary) : action.summary,
+      kind: action.kind,
+      decision: 'deny',
+      rule: r.rule,
+    });
+    this.#deny(p, { ...ErrorCode.DENIED, message: `denied by Airlock: ${r.reason}` });
   }
 
   #record(type: string, fields: Record<string, unknown>): void {
