@@ -97,6 +97,26 @@ export function parsePolicy(text: string, file = '<policy>', baseDir = dirname(r
     }
   }
 
+  // One host name reaches one connection.
+  const hostOwner = new Map<string, string>();
+  for (const c of connections.values())
+    if (c.type === 'http')
+      for (const h of c.hosts) {
+        const other = hostOwner.get(h);
+        if (other !== undefined) {
+          const path = ['connections', c.name, 'hosts'];
+          throw new PolicyError([
+            {
+              file,
+              ...locate(doc, lineCounter, path),
+              path: path.join('.'),
+              message: `host "${h}" is already routed to connection "${other}"`,
+            },
+          ]);
+        }
+        hostOwner.set(h, c.name);
+      }
+
   const rules: PolicyRule[] = p.rules.map((r, index) => ({ ...r, index }));
   const tokens = p.identities.tokens.map((t) => {
     const secret = Secret.parse(t.token, baseDir);

@@ -20,6 +20,7 @@ import type { Exchange, ProxyAdapter, ResponseFilter } from './adapter.ts';
 import { sendJson } from './adapter.ts';
 import { hasBody, readBody } from './body.ts';
 import { callerHeaders, callerToken, upstreamHeaders } from './headers.ts';
+import { hostRoutes, routeByHost } from './host-route.ts';
 import { UpstreamPools } from './upstream.ts';
 
 export interface Logger {
@@ -177,9 +178,11 @@ export class HttpProxy {
   readonly #adapters: Map<string, ProxyAdapter>;
   readonly #sessions = new WeakMap<Socket, SocketSessions>();
   readonly #open = new Set<AbortController>();
+  readonly #hosts: ReadonlyMap<string, string>;
 
   constructor(o: ProxyOptions) {
     this.#o = o;
+    this.#hosts = hostRoutes(o.policy);
     this.#adapters = new Map(o.adapters.map((a) => [a.protocol, a as unknown as ProxyAdapter]));
   }
 
@@ -204,7 +207,7 @@ export class HttpProxy {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
-    const route = parseRoute(req.url ?? '/');
+    const route = routeByHost(req, this.#hosts) ?? parseRoute(req.url ?? '/');
     const adapter = route ? this.#adapters.get(route.prefix) : undefined;
     if (!route || !adapter) {
       const types = [...this.#adapters.keys()].map((t) => `/${t}/NAME/...`).join(', ');

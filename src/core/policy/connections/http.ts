@@ -22,6 +22,14 @@ export const httpCredentialSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('header'), name: z.string().min(1), value: z.string().min(1) }),
 ]);
 
+const hostName = z
+  .string()
+  .regex(
+    /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/,
+    'a host name such as api.example.test',
+  )
+  .transform((h) => h.toLowerCase().replace(/\.$/, ''));
+
 /** Request bodies kept for review and fingerprinting are capped; larger ones are refused. */
 const DEFAULT_MAX_BODY = 16 * 1024 * 1024;
 /** JSON response bodies are buffered up to this to be masked. */
@@ -31,6 +39,12 @@ export const httpConnectionSchema = z.strictObject({
   type: z.literal('http'),
   upstream: httpUpstreamSchema,
   credential: httpCredentialSchema.optional(),
+  /**
+   * Host names that reach this connection without the `/http/NAME` prefix: a request whose Host
+   * header is one of them goes here with its path as sent.
+   */
+  host: hostName.optional(),
+  hosts: z.array(hostName).default([]),
   /** Methods classified as `read`; every other method is a `write`. */
   read_methods: z.array(z.string().min(1)).default(['GET', 'HEAD', 'OPTIONS']),
   /** Largest request body (bytes) Airlock buffers to judge; larger bodies get 413. */
@@ -61,6 +75,8 @@ export interface HttpConnection extends ConnectionBase {
   readonly upstream: HttpUpstream;
   readonly credential?: HttpCredential | undefined;
   readonly readMethods: readonly string[];
+  /** Host names (lower case) routed to this connection. */
+  readonly hosts: readonly string[];
   readonly maxBody: number;
   readonly maskMaxBody: number;
   readonly maskUnmaskable: 'refuse' | 'pass';
@@ -102,6 +118,7 @@ export function resolveHttpConnection(
     upstream: resolveHttpUpstream(c.upstream, ctx),
     credential: resolveHttpCredential(c.credential, ctx),
     readMethods: c.read_methods.map((m) => m.toUpperCase()),
+    hosts: [...new Set([...(c.host === undefined ? [] : [c.host]), ...c.hosts])],
     maxBody: c.max_body,
     maskMaxBody: c.mask_max_body,
     maskUnmaskable: c.mask_unmaskable,
