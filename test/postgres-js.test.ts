@@ -39,7 +39,7 @@ describe('postgres.js through Airlock', { timeout: 180_000 }, () => {
       password: t.token,
       max: 1,
       connect_timeout: 15,
-      onnotice: (n) => notices.push(n.message),
+      onnotice: (n) => notices.push(String(n.message)),
     });
   });
 
