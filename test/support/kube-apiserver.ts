@@ -4,9 +4,17 @@
  * get, create, delete, watch), Table responses for `kubectl get`, and `Status` errors. It checks
  * the bearer token Airlock injects, like a real API server would.
  * https://kubernetes.io/docs/reference/using-api/api-concepts/
+ *
+ * `exec` and `attach` speak the WebSocket channel protocol kubectl 1.30+ uses
+ * (`v5.channel.k8s.io`, `v4.channel.k8s.io`): the command runs here as a local process (attach
+ * runs `cat`, standing in for the container's main process), stdin/stdout/stderr on channels
+ * 0/1/2, the exit as a `Status` on channel 3, resizes on 4, v5 close signals on 255. SPDY
+ * upgrades are answered as a server without SPDY support would.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { type WebSocket, WebSocketServer } from 'ws';
 
 interface Pod {
   apiVersion: 'v1';
@@ -26,6 +34,18 @@ export interface KubeApiServer {
   readonly url: string;
   /** Every request: method, URL and whether the expected token was presented. */
   readonly seen: { method: string; url: string; authorized: boolean }[];
+  /** Every upgrade request (exec, attach, port-forward), in order. */
+  readonly upgrades: {
+    method: string;
+    url: string;
+    upgrade: string;
+    protocol: string;
+    authorized: boolean;
+  }[];
+  /** Commands that were started by exec, in order. */
+  readonly execs: { pod: string; command: string[] }[];
+  /** Terminal sizes received on the resize channel. */
+  readonly resizes: { width: number; height: number }[];
   addPod(namespace: string, name: string): void;
   addSecret(namespace: string, name: string, data: Record<string, string>): void;
   pods(namespace: string): string[];
@@ -60,6 +80,7 @@ const RESOURCES = [
   },
 ];
 
+/** `token` is the bearer token it requires; '' lets every request in (kubectl talking to it directly). */
 export async function startKubeApiServer(token: string): Promise<KubeApiServer> {
   const store = new Map<string, Map<string, Pod>>();
   let rv = 100;
@@ -127,7 +148,7 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
 
   const handle = (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    const authorized = req.headers.authorization === `Bearer ${token}`;
+    const authorized = token === '' || req.headers.authorization === `Bearer ${token}`;
     seen.push({ method: req.method ?? '', url: req.url ?? '', authorized });
     if (!authorized) return status(res, 401, 'Unauthorized', 'Unauthorized');
     const p = url.pathname;
@@ -209,11 +230,122 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
       }
     });
   });
+  const upgrades: KubeApiServer['upgrades'] = [];
+  const execs: KubeApiServer['execs'] = [];
+  const resizes: KubeApiServer['resizes'] = [];
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered) =>
+      ['v5.channel.k8s.io', 'v4.channel.k8s.io'].find((p) => offered.has(p)) ?? false,
+  });
+  const refuse = (socket: Socket, code: number, reason: string, message: string) => {
+    const text = JSON.stringify({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason,
+      code,
+    });
+    socket.end(
+      `HTTP/1.1 ${code} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    );
+  };
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://x');
+    const authorized = token === '' || req.headers.authorization === `Bearer ${token}`;
+    const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
+    upgrades.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      upgrade,
+      protocol: String(
+        req.headers['sec-websocket-protocol'] ?? req.headers['x-stream-protocol-version'] ?? '',
+      ),
+      authorized,
+    });
+    if (!authorized) return refuse(socket, 401, 'Unauthorized', 'Unauthorized');
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach)$/.exec(url.pathname);
+    if (!m)
+      return refuse(
+        socket,
+        404,
+        'NotFound',
+        `the server could not find the requested resource (${url.pathname})`,
+      );
+    if (!store.get(m[1]!)?.has(m[2]!)) return refuse(socket, 404, 'NotFound', `pods "${m[2]}" not found`);
+    if (upgrade !== 'websocket')
+      return refuse(socket, 400, 'BadRequest', 'this stand-in speaks only WebSocket streams');
+    const command = m[3] === 'attach' ? ['cat'] : url.searchParams.getAll('command');
+    wss.handleUpgrade(req, socket, head, (ws) =>
+      runStream(ws, m[2]!, command, url.searchParams, m[3] === 'exec'),
+    );
+  });
+  const runStream = (ws: WebSocket, pod: string, command: string[], q: URLSearchParams, isExec: boolean) => {
+    const v5 = ws.protocol === 'v5.channel.k8s.io';
+    const tty = q.get('tty') === 'true';
+    if (isExec) execs.push({ pod, command });
+    const send = (channel: number, data: Buffer | string) => {
+      if (ws.readyState === ws.OPEN) ws.send(Buffer.concat([Buffer.of(channel), Buffer.from(data)]));
+    };
+    let finished = false;
+    const finish = (status: Record<string, unknown>) => {
+      if (finished) return;
+      finished = true;
+      send(3, JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, ...status }));
+      ws.close(1000);
+    };
+    if (command.length === 0)
+      return finish({
+        status: 'Failure',
+        reason: 'BadRequest',
+        message: 'you must specify at least 1 command',
+      });
+    const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin.on('error', () => {});
+    if (q.get('stdin') !== 'true') child.stdin.end();
+    child.stdout.on('data', (d: Buffer) => send(1, d));
+    child.stderr.on('data', (d: Buffer) => send(tty ? 1 : 2, d));
+    ws.on('message', (data: Buffer) => {
+      if (data[0] === 0) child.stdin.write(data.subarray(1));
+      else if (data[0] === 4) {
+        for (const text of data
+          .subarray(1)
+          .toString()
+          .split(/(?<=})/)) {
+          if (text.trim() === '') continue;
+          const r = JSON.parse(text) as { Width: number; Height: number };
+          resizes.push({ width: r.Width, height: r.Height });
+        }
+      } else if (v5 && data[0] === 255 && data[1] === 0) child.stdin.end();
+    });
+    ws.on('close', () => {
+      if (child.exitCode === null) child.kill();
+    });
+    child.on('error', (err) =>
+      finish({ status: 'Failure', reason: 'InternalError', message: `exec failed: ${err.message}` }),
+    );
+    child.on('close', (code) => {
+      if (code === null) return;
+      if (code === 0) return finish({ status: 'Success' });
+      finish({
+        status: 'Failure',
+        reason: 'NonZeroExitCode',
+        message: `command terminated with non-zero exit code: error executing command [${command.join(' ')}], exit code ${code}`,
+        details: { causes: [{ reason: 'ExitCode', message: String(code) }] },
+      });
+    });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     seen,
+    upgrades,
+    execs,
+    resizes,
     addPod: (namespace, name) => void addPod(namespace, name),
     addSecret(namespace, name, data) {
       const encoded = Object.fromEntries(
@@ -242,6 +374,7 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
     pods: (namespace) => [...(store.get(namespace)?.keys() ?? [])],
     close: () =>
       new Promise<void>((resolve) => {
+        for (const ws of wss.clients) ws.terminate();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

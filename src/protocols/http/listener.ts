@@ -85,6 +85,8 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
         policy: o.policy,
         gate: o.gate,
         tokens: o.tokens,
+        recorder: o.recorder,
+        log: o.log,
         session: (sock, protocol, connection, principal, source) =>
           proxy.sessionFor(sock, protocol, connection, principal, source),
       },

@@ -3,8 +3,8 @@
  * `session`, judged like any request (held until approved, or refused with the reason). Once
  * allowed, the upgrade request goes upstream with the held credential and the two sockets are
  * joined; the frames are passed through, not decoded, and the session's recording notes the
- * upgrade. Kubernetes exec/attach channels are not joined this way: they are refused, because
- * Airlock would pass a shell through without seeing its commands.
+ * upgrade. Kubernetes exec/attach streams are not joined this way: kubernetes/stream.ts decodes
+ * and records them.
  * https://www.rfc-editor.org/rfc/rfc6455#section-4
  */
 
@@ -17,20 +17,25 @@ import { isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { HttpConnection } from '../../core/policy/connections/http.ts';
-import type { Policy } from '../../core/policy/policy.ts';
+import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
+import type { Recorder } from '../../core/recording/types.ts';
 import { decodedPath } from './classify.ts';
 import { callerToken, upstreamHeaders } from './headers.ts';
-import { normalizeTarget, parseRoute } from './proxy.ts';
+import { handleKubernetesUpgrade } from './kubernetes/stream.ts';
+import { type Logger, normalizeTarget, parseRoute } from './proxy.ts';
 
 export interface UpgradeContext {
   readonly policy: Policy;
   readonly gate: GatePort;
   readonly tokens: Authenticator;
+  /** Terminal recordings of kubectl exec/attach. */
+  readonly recorder?: Recorder | undefined;
+  readonly log?: Logger | undefined;
   /** Opens (or finds) the caller's session; returns its id and a recorder of events. */
   session(
     socket: Socket,
     protocol: string,
-    connection: HttpConnection,
+    connection: PolicyConnection,
     principal: Principal,
     source: string,
   ): Promise<{ id: string; record(type: string, fields: Record<string, unknown>): void }>;
@@ -49,9 +54,6 @@ function answer(
   );
 }
 
-const REFUSED =
-  'airlock: interactive channels (kubectl exec, attach, port-forward) are not proxied by Airlock — run the command through a reviewed path instead';
-
 export async function handleUpgrade(
   ctx: UpgradeContext,
   req: IncomingMessage,
@@ -61,21 +63,7 @@ export async function handleUpgrade(
   socket.on('error', () => socket.destroy());
   const route = parseRoute(req.url ?? '/');
   if (route?.prefix === 'kubernetes') {
-    answer(
-      socket,
-      403,
-      'Forbidden',
-      JSON.stringify({
-        kind: 'Status',
-        apiVersion: 'v1',
-        metadata: {},
-        status: 'Failure',
-        message: REFUSED,
-        reason: 'Forbidden',
-        code: 403,
-      }),
-      'application/json',
-    );
+    await handleKubernetesUpgrade(ctx, req, socket, head, route);
     return;
   }
   const connection = route ? ctx.policy.connections.get(route.name) : undefined;
@@ -178,8 +166,9 @@ export async function handleUpgrade(
   join(connection, req, socket, head, target, session.record, upgrade);
 }
 
-function join(
-  connection: HttpConnection,
+/** Joins the caller's socket to the upstream's once the upgrade is allowed; nothing is decoded. */
+export function join(
+  connection: Pick<HttpConnection, 'name' | 'upstream' | 'credential'>,
   req: IncomingMessage,
   socket: Socket,
   head: Buffer,
@@ -204,7 +193,7 @@ function join(
   headers.connection = 'Upgrade';
   headers.upgrade = String(req.headers.upgrade ?? '');
   headers.host = url.host;
-  const lines = [`GET ${url.pathname.replace(/\/+$/, '')}${target} HTTP/1.1`];
+  const lines = [`${req.method ?? 'GET'} ${url.pathname.replace(/\/+$/, '')}${target} HTTP/1.1`];
   for (const [k, v] of Object.entries(headers))
     for (const value of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${value}`);
   const started = Date.now();
