@@ -21,6 +21,7 @@ import {
 } from '../../src/protocols/ssh/sftp.ts';
 import { ASCIICAST_TARGETS } from './asciicast.ts';
 import { GIT_TARGETS } from './git.ts';
+import { KUBE_CHANNEL_TARGETS } from './kube-channels.ts';
 import { KUBERNETES_TARGETS } from './kubernetes.ts';
 import { MYSQL_TARGETS } from './mysql.ts';
 
@@ -432,4 +433,5 @@ export const TARGETS: readonly FuzzTarget[] = [
   ...GIT_TARGETS,
   ...ASCIICAST_TARGETS,
   ...KUBERNETES_TARGETS,
+  ...KUBE_CHANNEL_TARGETS,
 ];
