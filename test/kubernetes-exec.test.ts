@@ -42,7 +42,13 @@ describe('kubectl exec and attach through Airlock', { timeout: 600_000 }, () => 
     upstream: { url: "${apiserver.url}" }
     credential: { type: bearer, token: "\${file:./secrets/cluster.token}" }
     default: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }`,
+    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+  legacy:
+    type: kubernetes
+    upstream: { url: "${apiserver.url}" }
+    credential: { type: bearer, token: "\${file:./secrets/cluster.token}" }
+    spdy: unrecorded
+    default: deny`,
       rules: `rules:
   - name: reads are free
     connections: [cluster]
@@ -51,6 +57,10 @@ describe('kubectl exec and attach through Airlock', { timeout: 600_000 }, () => 
   - name: harmless commands
     connections: [cluster]
     commands: ["echo *", "sh -c *", "cat"]
+    effect: allow
+  - name: legacy clients may echo
+    connections: [legacy]
+    commands: ["echo *"]
     effect: allow
   - name: attach to web pods
     connections: [cluster]
@@ -255,6 +265,27 @@ current-context: direct
     assert.equal(status.kind, 'Status');
     assert.match(status.message, /SPDY.*WebSocket.*kubectl 1\.30 or newer/);
     assert.equal(apiserver.upgrades.length, before);
+  });
+
+  it('with spdy: unrecorded an SPDY exec is judged, then passed through to the API server', async () => {
+    const denied = await rawUpgrade(
+      '/kubernetes/legacy/api/v1/namespaces/default/pods/web-1/exec?command=ls&stdout=true',
+      { upgrade: 'SPDY/3.1', 'x-stream-protocol-version': 'v4.channel.k8s.io' },
+    );
+    assert.equal(denied.status, 403);
+    const before = apiserver.upgrades.length;
+    const r = await rawUpgrade(
+      '/kubernetes/legacy/api/v1/namespaces/default/pods/web-1/exec?command=echo&command=hi&stdout=true',
+      { upgrade: 'SPDY/3.1', 'x-stream-protocol-version': 'v4.channel.k8s.io' },
+    );
+    // The stand-in speaks no SPDY: its own refusal comes back, so the request reached it.
+    assert.equal(r.status, 400);
+    assert.match(r.body, /only WebSocket/);
+    const up = apiserver.upgrades.at(-1)!;
+    assert.equal(apiserver.upgrades.length, before + 1);
+    assert.equal(up.upgrade, 'spdy/3.1');
+    assert.equal(up.method, 'POST');
+    assert.ok(up.authorized, "Airlock's credential, not the caller's");
   });
 
   it('kubectl port-forward is refused with the reason', async () => {
