@@ -18,7 +18,7 @@ import { mutated, splitAt } from './fuzz/targets.ts';
 import type { ManagedProcess } from './support/processes.ts';
 import { stopAll } from './support/processes.ts';
 import { type SshTestGateway, startSshTestGateway } from './support/ssh-gateway.ts';
-import { type PrivateSshd, startSshd } from './support/sshd.ts';
+import { generateKey, type PrivateSshd, startSshd } from './support/sshd.ts';
 
 const STARTUP_TIMEOUT_MS = 1000;
 const WRITE_TIMEOUT_MS = 2000;
@@ -304,11 +304,16 @@ describe('hostile input on the SSH listener', { timeout: 300_000 }, () => {
 describe('failed SSH sign-ins are throttled per claimed user', { timeout: 120_000 }, () => {
   let sshd: PrivateSshd;
   let gw: SshTestGateway;
+  let aliceKey: ReturnType<typeof generateKey>;
+  let strangerKey: ReturnType<typeof generateKey>;
 
   before(async () => {
     sshd = await startSshd();
+    aliceKey = generateKey(sshd.dir, 'alice_key');
+    strangerKey = generateKey(sshd.dir, 'stranger_key');
     gw = await startSshTestGateway(sshd, {
       rules: RULES,
+      webExtra: `    caller_keys:\n      alice: ["${aliceKey.publicKey}"]`,
       extra: 'limits:\n  auth_failures: { max: 3, window: 1m, block: 1m }\n',
     });
   });
@@ -362,5 +367,66 @@ describe('failed SSH sign-ins are throttled per claimed user', { timeout: 120_00
         (r) => r.data.includes('"identity":"mallory@web"') && r.data.includes('"protocol":"ssh"'),
       ),
     );
+  });
+
+  /** OpenSSH `ssh` offering only this key, from a given loopback address, as `user`. */
+  const withKey = (from: string, user: string, key: string, command: string) =>
+    gw.sshClient(
+      'nobody',
+      user,
+      [command],
+      [
+        '-b',
+        from,
+        '-o',
+        'PreferredAuthentications=publickey',
+        '-o',
+        'PubkeyAuthentication=yes',
+        '-o',
+        'IdentitiesOnly=yes',
+        '-i',
+        key,
+      ],
+    );
+
+  test('unknown keys count as failed sign-ins: the source and the claimed user are then refused even a registered key', async () => {
+    // Four unregistered keys from one address, as one claimed user: the limit is three.
+    for (let i = 0; i < 4; i++) {
+      const p = withKey('127.0.0.30', 'eve@web', strangerKey.file, 'echo should-not-run');
+      assert.equal((await p.waitForExit(60_000)).code, 255, p.output());
+      assert.match(p.stderr(), /Permission denied/);
+    }
+    // Alice's registered key: refused from that address (another user name)...
+    const fromBlockedSource = withKey('127.0.0.30', 'web', aliceKey.file, 'echo blocked-source');
+    assert.equal((await fromBlockedSource.waitForExit(60_000)).code, 255, fromBlockedSource.output());
+    assert.equal(fromBlockedSource.stdout(), '');
+    // ...and as that claimed user from a fresh address...
+    const asBlockedUser = withKey('127.0.0.31', 'eve@web', aliceKey.file, 'echo blocked-user');
+    assert.equal((await asBlockedUser.waitForExit(60_000)).code, 255, asBlockedUser.output());
+    assert.equal(asBlockedUser.stdout(), '');
+    // ...while the same key from a fresh address as another user gets in.
+    const fine = withKey('127.0.0.32', 'web', aliceKey.file, 'echo key-ok');
+    assert.equal((await fine.waitForExit(60_000)).code, 0, fine.output());
+    assert.equal(fine.stdout(), 'key-ok\n');
+    const events = () => {
+      const db = new Database(join(gw.dir, 'data', 'airlock.db'), { readonly: true });
+      try {
+        return db
+          .prepare("SELECT type, data FROM audit WHERE type IN ('limit.auth_block_started', 'auth.failed')")
+          .all() as {
+          type: string;
+          data: string;
+        }[];
+      } finally {
+        db.close();
+      }
+    };
+    await eventually('a block for the claimed user and refusals of the registered key while blocked', () => {
+      const all = events();
+      return (
+        all.some((r) => r.type === 'limit.auth_block_started' && r.data.includes('"identity":"eve@web"')) &&
+        all.some((r) => r.type === 'auth.failed' && r.data.includes('AIRLOCK_E_RATE_LIMITED'))
+      );
+    });
   });
 });

@@ -164,12 +164,37 @@ export class SshCallerSession {
     }
   }
 
-  /** A public key registered to a principal on this connection (`caller_keys`). */
+  /**
+   * A public key registered to a principal on this connection (`caller_keys`). Keys meet the
+   * same failed sign-in limits as tokens (core/limits): a blocked source or claimed user is
+   * refused whatever key it offers, and an unknown key or a bad signature counts as a failure.
+   */
   #verifyKey(a: PublicKeyAuthContext, connectionName: string): void {
+    const limits = this.#ctx.limits;
+    const attempt = { protocol: 'ssh', source: this.#source, identity: a.username };
+    try {
+      limits?.beforeAuth(attempt);
+    } catch (err) {
+      const reason = isAirlockError(err) ? err.code : 'AIRLOCK_E_RATE_LIMITED';
+      this.#ctx.gate.authFailed({
+        protocol: 'ssh',
+        source: this.#source,
+        connection: connectionName,
+        reason,
+        key: fingerprint(a.key.data),
+      });
+      this.#ctx.log?.warn(
+        { session: this.id, source: this.#source, connection: connectionName, reason },
+        'ssh key login refused',
+      );
+      a.reject(METHODS);
+      return;
+    }
     const connection = this.#ctx.policy.connections.get(connectionName);
     const found = connection?.type === 'ssh' ? findCallerKey(connection, a.key.algo, a.key.data) : undefined;
     if (!found || !connection || connection.type !== 'ssh') {
       this.#rejectedKey = fingerprint(a.key.data);
+      limits?.authFailed(attempt);
       a.reject(METHODS);
       return;
     }
@@ -180,6 +205,7 @@ export class SshCallerSession {
     }
     const principal = this.#ctx.tokens.principal(found.principal);
     if (found.key.verify(a.blob, a.signature, a.hashAlgo) !== true || !principal) {
+      limits?.authFailed(attempt);
       this.#ctx.gate.authFailed({
         protocol: 'ssh',
         source: this.#source,
