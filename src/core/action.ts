@@ -2,7 +2,7 @@
  * Action: the protocol-neutral description of what a caller is about to do. Every adapter turns
  * wire traffic into Actions and asks the Gate about them; nothing in core knows a wire format.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export const ACTION_KINDS = [
   'read',
@@ -100,13 +100,9 @@ export interface Action {
  * command again from a new connection.
  */
 export function fingerprintOf(action: Pick<Action, 'connection' | 'principal' | 'normalized'>): string {
-  return createHash('sha256')
-    .update(action.connection)
-    .update('\0')
-    .update(action.principal.name)
-    .update('\0')
-    .update(action.normalized)
-    .digest('hex');
+  // One-shot hash of the joined text: the same bytes as three updates (the NUL separators keep
+  // surrogate halves from pairing across the joins), at a fraction of a Hash object's cost.
+  return hash('sha256', `${action.connection}\0${action.principal.name}\0${action.normalized}`, 'hex');
 }
 
 export function kindOfParts(parts: readonly ActionPart[]): ActionKind {

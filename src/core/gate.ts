@@ -7,6 +7,7 @@ import { type Action, fingerprintOf, type Principal } from './action.ts';
 import { accessFingerprint } from './approvals/access.ts';
 import type { ApprovalRequest } from './approvals/request.ts';
 import { type Approvals, formatDuration } from './approvals/service.ts';
+import { actionRecord } from './audit/action-record.ts';
 import type { AuditLog } from './audit/log.ts';
 import { AirlockError, isAirlockError } from './errors.ts';
 import type { DecideHooks, GateOutcome, GatePort, SessionInfo, Settlement } from './gate-types.ts';
@@ -55,19 +56,7 @@ export function scrub(value: unknown, depth = 0): unknown {
 
 /** What the audit log records about an action: who, where, what — never credentials. */
 function actionData(action: Action, fingerprint: string, decision: Decision): Record<string, unknown> {
-  return {
-    principal: principalData(action.principal),
-    connection: action.connection,
-    protocol: action.protocol,
-    sessionId: action.sessionId,
-    ...(action.source === undefined ? {} : { source: action.source }),
-    kind: action.kind,
-    summary: action.summary,
-    fingerprint,
-    rule: decision.rule.name,
-    decision: decision.effect,
-    why: decision.why,
-  };
+  return actionRecord(action, fingerprint, decision).data;
 }
 
 /** How long a beforeHold hook may delay creating the request. */
@@ -148,11 +137,11 @@ export class Gate implements GatePort {
     const fingerprint = fingerprintOf(action);
 
     if (decision.effect === 'allow') {
-      const data = actionData(action, fingerprint, decision);
+      const { data, json } = actionRecord(action, fingerprint, decision);
       // A read can go out before its record is committed, but only while the log is healthy:
       // once writes fail, reads are recorded durably too, and so refused until it recovers.
-      if (action.kind === 'read' && this.audit.healthy) this.audit.appendLater('action.allowed', data);
-      else await this.audit.append('action.allowed', data);
+      if (action.kind === 'read' && this.audit.healthy) this.audit.appendLater('action.allowed', data, json);
+      else await this.audit.append('action.allowed', data, json);
       return { verdict: 'allow', decision, via: 'rule' };
     }
 

@@ -32,6 +32,7 @@ import type {
   Store,
 } from '../core/store.ts';
 import { migrateToLatest } from './migrations.ts';
+import { SqliteAuditWriter } from './sqlite-audit-writer.ts';
 
 export interface RequestsTable {
   id: Generated<number>;
@@ -302,6 +303,8 @@ export class SqliteStore implements Store, RawAuditReader {
   readonly db: Kysely<StoreSchema>;
   private readonly sqlite: Database.Database;
   private rawAuditStmt: Database.Statement<[number, number], unknown[]> | undefined;
+  /** Audit batches commit on their own thread (file databases only; see sqlite-audit-writer.ts). */
+  private readonly auditWriter: SqliteAuditWriter | undefined;
   private closed = false;
 
   constructor(options: SqliteStoreOptions) {
@@ -325,6 +328,7 @@ export class SqliteStore implements Store, RawAuditReader {
       );
     }
     this.db = new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: this.sqlite }) });
+    this.auditWriter = memory ? undefined : new SqliteAuditWriter(options.filename);
   }
 
   async migrate(): Promise<void> {
@@ -334,6 +338,7 @@ export class SqliteStore implements Store, RawAuditReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.auditWriter?.close();
     // Kysely's destroy closes the better-sqlite3 handle.
     await this.db.destroy();
   }
@@ -465,6 +470,10 @@ export class SqliteStore implements Store, RawAuditReader {
 
   async appendAudit(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
+    if (this.auditWriter) {
+      await this.auditWriter.append(records);
+      return;
+    }
     const rows = records.map((r) => ({
       seq: r.seq,
       at: r.at,

@@ -166,10 +166,10 @@ export class AuditLog {
    * by then, so concurrent writers (eight pgbench clients, say) share one transaction and one
    * fsync instead of waiting for each other's.
    */
-  append(type: string, data: Readonly<Record<string, unknown>>): Promise<AuditRecord> {
+  append(type: string, data: Readonly<Record<string, unknown>>, dataJson?: string): Promise<AuditRecord> {
     let prepared: Queued;
     try {
-      prepared = this.prepare(type, data);
+      prepared = this.prepare(type, data, dataJson);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -180,8 +180,9 @@ export class AuditLog {
     return done;
   }
 
-  appendLater(type: string, data: Readonly<Record<string, unknown>>): void {
-    const item = this.prepare(type, data);
+  /** `dataJson`, when given, must be `canonical(data)` (see action-record.ts). */
+  appendLater(type: string, data: Readonly<Record<string, unknown>>, dataJson?: string): void {
+    const item = this.prepare(type, data, dataJson);
     if (this.queued.length >= this.maxQueued) {
       // The store has been failing for a while; keep the buffer bounded and say so through
       // `healthy`, which makes the Gate record reads durably (and so refuse them) until it heals.
@@ -217,7 +218,7 @@ export class AuditLog {
     this.closed = true;
   }
 
-  private prepare(type: string, data: Readonly<Record<string, unknown>>): Queued {
+  private prepare(type: string, data: Readonly<Record<string, unknown>>, json?: string): Queued {
     if (this.closed) throw unavailable('the audit log is closed');
     if (this.head === undefined)
       throw new AirlockError('AIRLOCK_E_INTERNAL', 'AuditLog.init() was not called');
@@ -225,7 +226,7 @@ export class AuditLog {
     // surface at the caller, not poison a batch later.
     // The canonical text is the snapshot that is hashed and stored; the caller's object is only
     // handed back on the returned record.
-    const dataJson = canonical(data);
+    const dataJson = json ?? canonical(data);
     return { at: this.now(), type, data, dataJson };
   }
 

@@ -30,7 +30,14 @@ export class EventStreamWriter {
   /** One event. `fields` must be JSON-serialisable; `t` and `type` are set here. */
   event(type: string, fields: Readonly<Record<string, unknown>> = {}): boolean {
     const t = Number((Math.max(0, this.now() - this.start) / 1000).toFixed(6));
-    return this.writer.write(`${JSON.stringify({ ...fields, t, type })}\n`);
+    // Every statement of a recorded session passes here twice: the line is the fields' own JSON
+    // with t and type appended, the same text `{...fields, t, type}` gives, without copying the
+    // object (unless the fields carry t or type themselves, which the spread would overwrite).
+    if ('t' in fields || 'type' in fields)
+      return this.writer.write(`${JSON.stringify({ ...fields, t, type })}\n`);
+    const body = JSON.stringify(fields);
+    const tail = `"t":${t},"type":${JSON.stringify(type)}}\n`;
+    return this.writer.write(body.length > 2 ? `${body.slice(0, -1)},${tail}` : `{${tail}`);
   }
 
   close(): Promise<RecordingMeta> {

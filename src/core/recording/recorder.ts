@@ -160,6 +160,8 @@ class FileRecordingWriter implements RecordingWriter {
   private meta: RecordingMeta;
   private queue: Buffer[] = [];
   private queuedBytes = 0;
+  /** Text written since the last flush, not yet encoded (see write). */
+  private text = '';
   private bytes = 0;
   private dropped = 0;
   private error: string | undefined;
@@ -214,20 +216,29 @@ class FileRecordingWriter implements RecordingWriter {
   }
 
   write(chunk: string | Uint8Array): boolean {
-    // Copy: callers reuse their buffers.
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk);
-    if (buf.length === 0) return this.queuedBytes < this.highWater;
-    if (this.closing || this.error !== undefined || this.queuedBytes + buf.length > this.maxBuffered) {
-      this.dropped += buf.length;
+    if (chunk.length === 0) return this.queuedBytes + this.text.length < this.highWater;
+    if (
+      this.closing ||
+      this.error !== undefined ||
+      this.queuedBytes + this.text.length + chunk.length > this.maxBuffered
+    ) {
+      this.dropped += typeof chunk === 'string' ? Buffer.byteLength(chunk, 'utf8') : chunk.length;
       return false;
     }
-    this.hash.update(buf);
-    this.bytes += buf.length;
-    this.queue.push(buf);
-    this.queuedBytes += buf.length;
-    // Small writes (one event per statement) are coalesced: a file write per event costs a
-    // thread-pool round trip each and halved the throughput of recorded database sessions.
-    if (this.queuedBytes >= FLUSH_BYTES) {
+    if (typeof chunk === 'string') {
+      // Text (every event of an event stream, every asciicast line) is gathered as a string and
+      // encoded and hashed once per flush, not once per event: a statement's two events would
+      // otherwise cost two buffers and two hash updates on the data path.
+      this.text += chunk;
+    } else {
+      this.takeText();
+      const buf = Buffer.from(chunk);
+      this.hash.update(buf);
+      this.bytes += buf.length;
+      this.queue.push(buf);
+      this.queuedBytes += buf.length;
+    }
+    if (this.queuedBytes + this.text.length >= FLUSH_BYTES) {
       clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
       this.pump();
@@ -237,11 +248,23 @@ class FileRecordingWriter implements RecordingWriter {
         this.pump();
       }, FLUSH_MS);
     }
-    return this.queuedBytes < this.highWater;
+    return this.queuedBytes + this.text.length < this.highWater;
+  }
+
+  /** Moves gathered text into the byte queue (and the hash), keeping the order of writes. */
+  private takeText(): void {
+    if (this.text.length === 0) return;
+    const buf = Buffer.from(this.text, 'utf8');
+    this.text = '';
+    this.hash.update(buf);
+    this.bytes += buf.length;
+    this.queue.push(buf);
+    this.queuedBytes += buf.length;
   }
 
   drained(): Promise<void> {
-    if (this.queuedBytes < this.highWater || this.error !== undefined) return Promise.resolve();
+    if (this.queuedBytes + this.text.length < this.highWater || this.error !== undefined)
+      return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -251,10 +274,11 @@ class FileRecordingWriter implements RecordingWriter {
   }
 
   private pump(): void {
+    this.takeText();
     if (this.pumping) return;
     this.pumping = this.drainQueue().finally(() => {
       this.pumping = undefined;
-      if (this.queue.length > 0 && this.error === undefined) this.pump();
+      if ((this.queue.length > 0 || this.text.length > 0) && this.error === undefined) this.pump();
     });
   }
 
@@ -302,6 +326,7 @@ class FileRecordingWriter implements RecordingWriter {
     // Queued bytes will never reach the file; drop them from the count of queued work.
     this.queue = [];
     this.queuedBytes = 0;
+    this.text = '';
     this.releaseWaiters();
     this.opts.onError?.(err, this.id);
   }
@@ -309,7 +334,7 @@ class FileRecordingWriter implements RecordingWriter {
   private async seal(): Promise<RecordingMeta> {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    if (this.queue.length > 0) this.pump();
+    if (this.queue.length > 0 || this.text.length > 0) this.pump();
     while (this.pumping) await this.pumping;
     let path = this.meta.path;
     const sha256 = this.hash.digest('hex');
