@@ -41,6 +41,8 @@ export interface ProxyOptions {
 
 /** Largest response body buffered to be rewritten (masked). */
 const MAX_FILTERED_BODY = 64 * 1024 * 1024;
+/** First TCP keep-alive probe on the socket of a request held in `wait` mode. */
+const HELD_KEEPALIVE_MS = 30_000;
 /** Longest line of a rewritten stream (one watch event). */
 const MAX_FILTERED_LINE = 16 * 1024 * 1024;
 
@@ -344,6 +346,10 @@ export class HttpProxy {
         adapter.retry(ex, hold);
         return;
       }
+      // Probes keep NAT and firewall state for a connection that is quiet while it waits. No
+      // `102 Processing` is sent: clients that do not expect an interim response may take it as
+      // the final one (see docs/http.md).
+      req.socket.setKeepAlive(true, HELD_KEEPALIVE_MS);
       const stopWaiting = adapter.waiting?.(ex, hold);
       let settled: Awaited<ReturnType<GatePort['settled']>>;
       try {
