@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -185,14 +185,43 @@ describe('hostile input on the SSH listener', { timeout: 300_000 }, () => {
     }
   };
 
+  /** A service behind the host that sends without end to whoever connects. */
+  let flood: Server;
+  let floodPort: number;
+  let floodOpen = 0;
+
   before(async () => {
+    flood = createServer((s) => {
+      floodOpen++;
+      s.once('close', () => floodOpen--);
+      s.on('error', () => {});
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const pump = () => {
+        while (!s.destroyed && s.write(chunk));
+      };
+      s.on('drain', pump);
+      pump();
+    });
+    await new Promise<void>((ok) => flood.listen(0, '127.0.0.1', () => ok()));
+    floodPort = (flood.address() as AddressInfo).port;
     sshd = await startSshd();
-    gw = await startSshTestGateway(sshd, { rules: RULES, extra: LIMITS });
+    gw = await startSshTestGateway(sshd, {
+      rules: `${RULES}
+  - name: the flood service may be reached
+    connections: [web]
+    kinds: [transfer]
+    paths: ["127.0.0.1:${floodPort}"]
+    effect: allow
+`,
+      webExtra: `    forwarding: ["127.0.0.1:${floodPort}"]`,
+      extra: LIMITS,
+    });
     witness = gw.sshClient('agent', 'web', ['cat']);
     await witnessWorks();
   });
 
   after(async () => {
+    flood?.close();
     await witness?.stop().catch(() => {});
     await gw?.close();
     await sshd?.stop();
@@ -264,6 +293,29 @@ describe('hostile input on the SSH listener', { timeout: 300_000 }, () => {
       assert.ok(Date.now() < deadline, `still running on the host: ${p.output()}`);
       await new Promise((ok) => setTimeout(ok, 300));
     }
+  });
+
+  test('a caller that never reads a forwarded connection is cut off at the write timeout, and the forward ends', async () => {
+    const client = await sshLogin(gw.ssh.port, 'web', gw.tokens.eve);
+    client.on('error', () => {});
+    const closed = new Promise<void>((ok) => client.once('close', () => ok()));
+    const opened = floodOpen;
+    client.forwardOut('127.0.0.1', 0, '127.0.0.1', floodPort, (err, stream) => {
+      assert.ifError(err);
+      stream.pause();
+    });
+    const gone = await Promise.race([
+      closed.then(() => true),
+      new Promise<boolean>((ok) => setTimeout(() => ok(false), WRITE_TIMEOUT_MS + 60_000)),
+    ]);
+    client.destroy();
+    assert.ok(gone, 'the caller that never reads its forward was not cut off');
+    await eventually('the cut-off on record with its reason', () =>
+      auditRows('session.closed').some((d) => d.includes('did not read its output')),
+    );
+    await witnessWorks();
+    // The host dropped its end of the forward too: the service has no connection left open.
+    await eventually('the forwarded connection closed on the host side', () => floodOpen <= opened);
   });
 
   test('connection slots per principal: the extra connection is refused with a clear message and audited', async () => {

@@ -419,11 +419,7 @@ export class SshCallerSession {
       return false;
     }
     if (this.#connection) {
-      const ms = this.#ctx.limits?.config.writeTimeoutMs;
-      if (ms)
-        watchStall(channel, ms, () =>
-          this.#cutOff(`the caller did not read its output for ${Math.round(ms / 1000)}s`),
-        );
+      this.#watchReads(channel);
       return this.#audited;
     }
     const names = [...this.#ctx.policy.connections.values()]
@@ -437,6 +433,18 @@ export class SshCallerSession {
       EXIT_DENIED,
     );
     return false;
+  }
+
+  /**
+   * A channel whose caller stops reading holds what the host sends (up to the stream's buffer,
+   * after which the host is paused); past the write timeout the caller is cut off.
+   */
+  #watchReads(channel: ServerChannel): void {
+    const ms = this.#ctx.limits?.config.writeTimeoutMs;
+    if (ms)
+      watchStall(channel, ms, () =>
+        this.#cutOff(`the caller did not read its output for ${Math.round(ms / 1000)}s`),
+      );
   }
 
   #fail(channel: ServerChannel, message: string, status: number): void {
@@ -757,6 +765,8 @@ export class SshCallerSession {
         ),
       );
       const channel = accept();
+      // A forward that is never read is held and cut off like a command's output.
+      this.#watchReads(channel);
       channel.pipe(host).pipe(channel);
       channel.on('close', () => host.close());
       host.on('close', () => channel.close());
