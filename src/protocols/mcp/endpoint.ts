@@ -19,6 +19,7 @@ import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import { FederatedSession } from './federation.ts';
+import { mcpBodyErrorHandler } from './http-errors.ts';
 import type { OwnSshListener } from './own-exec.ts';
 import { OWN_TOOLS_ROUTE, OwnToolsSession } from './own-tools.ts';
 import { RelaySession } from './session.ts';
@@ -298,7 +299,12 @@ export function registerMcpRoutes(app: FastifyInstance, opts: McpEndpointOptions
     }
   };
 
-  const route = { method: ['GET', 'POST', 'DELETE'], bodyLimit: opts.bodyLimit ?? 4 * 1024 * 1024 } as const;
+  const bodyLimit = opts.bodyLimit ?? 4 * 1024 * 1024;
+  const route = {
+    method: ['GET', 'POST', 'DELETE'],
+    bodyLimit,
+    errorHandler: mcpBodyErrorHandler(bodyLimit, log),
+  } as const;
   app.route({
     ...route,
     method: [...route.method],
