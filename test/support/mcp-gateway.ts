@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import pino from 'pino';
 import { loadPolicyFile } from '../../src/core/policy/load.ts';
 import { startGateway } from '../../src/server/gateway.ts';
 import { PRINCIPALS, type PrincipalName } from './gateway.ts';
 import type { HttpToolServer } from './mcp-http-server.ts';
+import { findLeaks, leaksIn } from './secret-scan.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -20,6 +22,8 @@ export interface McpTestGateway {
   readonly apiUrl: string;
   readonly tokens: Record<PrincipalName, string>;
   readonly gateway: Awaited<ReturnType<typeof startGateway>>;
+  /** Every credential the gateway holds, by label: scanned for in its files at close. */
+  readonly secrets: Readonly<Record<string, string>>;
   /** An SDK client connected to /mcp/CONNECTION (or to /mcp for '') as `who` (or with a raw token). */
   client(connection: string, who: PrincipalName | { token: string }, opts?: ClientOptions): Promise<Client>;
   api<T = unknown>(
@@ -100,18 +104,29 @@ ${rules}
   const policy = loadPolicyFile(policyFile);
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
-    gateway = await startGateway({ policy, listen: { api: '127.0.0.1:0', postgres: false } });
+    // Everything the gateway logs, at debug level, is scanned for secrets when the test closes it.
+    gateway = await startGateway({
+      policy,
+      listen: { api: '127.0.0.1:0', postgres: false },
+      logger: pino({ level: 'debug' }, pino.destination({ dest: join(dir, 'gateway.log'), sync: true })),
+    });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   const apiUrl = gateway.api.url.replace(/\/$/, '');
   const clients: Client[] = [];
+  const secrets: Record<string, string> = {
+    ...Object.fromEntries(Object.entries(tokens).map(([n, t]) => [`${n}'s token`, t])),
+    "the tool server's token": http.token,
+    'the stdio secret': 'stdio-secret-value',
+  };
 
   return {
     apiUrl,
     tokens,
     gateway,
+    secrets,
     async client(connection, who, opts = {}) {
       const token = typeof who === 'string' ? tokens[who] : who.token;
       const client = new Client(
@@ -160,6 +175,9 @@ ${rules}
         signal: AbortSignal.timeout(30_000),
       });
       const text = await res.text();
+      const leaked = leaksIn(text, secrets);
+      if (leaked.length > 0)
+        throw new Error(`${method} ${path} answered with a secret in it: ${leaked.join(', ')}`);
       let parsed: unknown = text;
       try {
         parsed = text ? JSON.parse(text) : undefined;
@@ -181,6 +199,11 @@ ${rules}
       );
       try {
         await gateway.close();
+        const leaks = findLeaks(dir, secrets, (path) => path === join(dir, 'secrets') || path === policyFile);
+        if (leaks.length > 0)
+          throw new Error(
+            `secrets leaked into the gateway's files: ${leaks.map((l) => `${l.secret} in ${l.where}`).join('; ')}`,
+          );
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
