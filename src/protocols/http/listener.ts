@@ -54,6 +54,7 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
     ],
     log: o.log,
     recorder: o.recorder,
+    limits: o.limits,
   });
   const sockets = new Set<Socket>();
   const startupMs = o.limits?.config.startupTimeoutMs ?? 15_000;

@@ -13,6 +13,7 @@ import type { Action, Principal } from '../../core/action.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
@@ -37,6 +38,8 @@ export interface ProxyOptions {
   readonly log?: Logger | undefined;
   /** Each caller session's exchanges are recorded as an event stream when given. */
   readonly recorder?: Recorder | undefined;
+  /** Connection slots (total and per principal) shared with the other protocols. */
+  readonly limits?: Limits | undefined;
 }
 
 /** Largest response body buffered to be rewritten (masked). */
@@ -142,6 +145,11 @@ interface SocketSessions {
   readonly ids: Map<string, ProxySession>;
 }
 
+/** Connection slots a caller's socket holds, one per principal that has used it. */
+interface SocketSlots {
+  readonly byPrincipal: Map<string, () => void>;
+}
+
 /** Request headers kept in recordings: anything that may carry a credential is left out. */
 const UNRECORDED_HEADER = /auth|cookie|token|secret|key|password|signature|session/i;
 
@@ -179,6 +187,7 @@ export class HttpProxy {
   readonly #pools = new UpstreamPools();
   readonly #adapters: Map<string, ProxyAdapter>;
   readonly #sessions = new WeakMap<Socket, SocketSessions>();
+  readonly #slots = new WeakMap<Socket, SocketSlots>();
   readonly #open = new Set<AbortController>();
   readonly #hosts: ReadonlyMap<string, string>;
 
@@ -278,6 +287,14 @@ export class HttpProxy {
         });
       req.resume();
       adapter.unauthorized(base, e);
+      return;
+    }
+
+    const refused = this.#takeSlot(req.socket, principal, adapter.protocol, source);
+    if (refused) {
+      req.resume();
+      res.shouldKeepAlive = false;
+      adapter.refuse(base, refused, { reason: refused.message });
       return;
     }
 
@@ -395,6 +412,46 @@ export class HttpProxy {
       ms: Date.now() - started,
       ...(filter ? { masked: true } : {}),
     });
+  }
+
+  /**
+   * A connection slot for `principal` on this caller socket, held until the socket closes (a
+   * keep-alive connection is one connection however many requests it carries). Returns the
+   * refusal when the gateway (503) or the principal (429) is at its limit.
+   */
+  #takeSlot(
+    socket: Socket,
+    principal: Principal,
+    protocol: string,
+    source: string,
+  ): AirlockError | undefined {
+    const limits = this.#o.limits;
+    if (!limits) return undefined;
+    let slots = this.#slots.get(socket);
+    if (slots?.byPrincipal.has(principal.name)) return undefined;
+    let release: () => void;
+    try {
+      release = limits.openConnection(principal, protocol, source);
+    } catch (err) {
+      if (!isAirlockError(err)) throw err;
+      const full = limits.openConnections >= limits.config.maxConnections;
+      return new AirlockError(err.code, err.message, {
+        ...(err.hint === undefined ? {} : { hint: err.hint }),
+        status: full ? 503 : 429,
+      });
+    }
+    if (!slots) {
+      const created: SocketSlots = { byPrincipal: new Map() };
+      slots = created;
+      this.#slots.set(socket, created);
+      socket.once('close', () => {
+        for (const r of created.byPrincipal.values()) r();
+        created.byPrincipal.clear();
+      });
+    }
+    slots.byPrincipal.set(principal.name, release);
+    if (socket.destroyed) release();
+    return undefined;
   }
 
   async #forward(
