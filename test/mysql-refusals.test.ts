@@ -1,10 +1,11 @@
 /**
- * What the MySQL listener refuses on its own, before the Gate is asked, against a private
- * MariaDB with the real `mariadb` client: LOAD DATA LOCAL INFILE on a connection without
- * `local_infile: true` (audited like any denial).
+ * What the MySQL listener refuses or rewrites on its own, before the Gate is asked, against a
+ * private MariaDB with the real `mariadb` client: LOAD DATA LOCAL INFILE on a connection without
+ * `local_infile: true` (audited like any denial), and USE naming a connection rather than a schema.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import mysql from 'mysql2/promise';
 import {
   MYSQL_CONNECTION,
   type MysqlPrincipal,
@@ -25,7 +26,19 @@ let gw: MysqlTestGateway;
 before(async () => {
   if (skip) return;
   target = await startMariadb();
-  gw = await startMysqlTestGateway(target);
+  // A second MySQL connection, so `USE warehouse` names a connection and not a schema.
+  gw = await startMysqlTestGateway(target, {
+    connectionExtra: `  warehouse:
+    type: mysql
+    upstream:
+      host: 127.0.0.1
+      port: ${target.port}
+      database: app
+      user: app_rw
+      password: "\${file:./secrets/upstream.password}"
+    default: deny
+`,
+  });
 });
 
 after(async () => {
@@ -76,6 +89,39 @@ async function eventually<T>(
   }
 }
 
+interface RequestView {
+  id: number;
+  connection: string;
+  summary: string;
+  kind: string;
+  principal: { name: string };
+}
+
+function pendingRequest(text: string): Promise<RequestView> {
+  return eventually(`a pending request for ${text}`, async () => {
+    const res = await gw.api<{ requests: RequestView[] }>(
+      'GET',
+      '/api/v1/requests?status=pending',
+      undefined,
+      'alice',
+    );
+    return res.body.requests.find((r) => r.summary.includes(text));
+  });
+}
+
+async function connectAgent(): Promise<mysql.Connection> {
+  const c = await mysql.createConnection({
+    host: '127.0.0.1',
+    port: gw.mysql.port,
+    user: 'agent',
+    password: gw.tokens.agent,
+    database: MYSQL_CONNECTION,
+    multipleStatements: true,
+  });
+  c.on('error', () => {});
+  return c;
+}
+
 async function audit(): Promise<AuditRecord[]> {
   const res = await gw.api<{ records: AuditRecord[] }>('GET', '/api/v1/audit?limit=1000', undefined, 'alice');
   assert.equal(res.status, 200, res.text);
@@ -116,5 +162,90 @@ describe('refusals before the Gate', { skip, timeout: 5 * 60_000 }, () => {
     assert.deepEqual(Object.keys(denied.data).sort(), Object.keys(byRule.data).sort());
     const rows = (await target.query('SELECT COUNT(*) AS n FROM audit_notes')) as { n: number | string }[];
     assert.equal(Number(rows[0]!.n), 0, 'nothing was loaded');
+  });
+
+  test('USE of the connection name selects its database (client command and text)', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    // The client's own `use` command sends COM_INIT_DB.
+    const p = cli('USE shop; SELECT DATABASE() AS db');
+    assert.equal((await p.waitForExit(60_000)).code, 0, p.output());
+    assert.equal(p.stdout(), 'db\napp\n');
+    // A driver sends it as text (COM_QUERY).
+    const c = await connectAgent();
+    try {
+      await c.query('USE shop');
+      const [db] = await c.query('SELECT DATABASE() AS db');
+      assert.deepEqual(db, [{ db: 'app' }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('USE of another connection name is refused and switches nothing', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const refused =
+      /denied by Airlock: USE warehouse does not switch Airlock connections: this session stays on "shop"; connect again with "warehouse" as the database name/;
+    const p = cli('USE warehouse; SELECT DATABASE() AS db');
+    assert.notEqual((await p.waitForExit(60_000)).code, 0);
+    assert.match(p.stderr(), /ERROR 1142 \(42000\)/);
+    assert.match(p.stderr(), refused);
+    const c = await connectAgent();
+    try {
+      await assert.rejects(c.query('USE warehouse'), refused);
+      // The session stays usable, on its own database.
+      const [db] = await c.query('SELECT DATABASE() AS db');
+      assert.deepEqual(db, [{ db: 'app' }]);
+    } finally {
+      await c.end();
+    }
+    const refusals = await eventually('the audited refusals', async () => {
+      const r = (await audit()).filter(
+        (x) => x.type === 'action.denied' && x.data.rule === 'USE does not switch connections',
+      );
+      return r.length >= 2 ? r : undefined;
+    });
+    assert.ok(refusals.every((r) => r.data.protocol === 'mysql' && r.data.connection === 'shop'));
+    // Named as the database at login, it is that connection (whose default is deny).
+    const w = cli('SELECT DATABASE() AS warehouse_db', { database: 'warehouse' });
+    assert.notEqual((await w.waitForExit(60_000)).code, 0);
+    const denied = await eventually('the denial on warehouse', async () =>
+      (await audit()).find(
+        (r) => r.type === 'action.denied' && String(r.data.summary).includes('warehouse_db'),
+      ),
+    );
+    assert.equal(denied.data.connection, 'warehouse');
+  });
+
+  test('USE of the connection name inside several statements is refused with how to send it', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const c = await connectAgent();
+    try {
+      await assert.rejects(
+        c.query('SELECT 1; USE shop'),
+        /USE shop selects this connection's database only when sent on its own; send it alone, or write USE `app`/,
+      );
+      const [rows] = await c.query('USE shop');
+      assert.equal((rows as { affectedRows: number }).affectedRows, 0);
+      const [db] = await c.query('SELECT DATABASE() AS db');
+      assert.deepEqual(db, [{ db: 'app' }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('USE of a schema on the target is an ordinary statement, judged and held', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const p = cli('USE information_schema; SELECT DATABASE() AS db');
+    const req = await pendingRequest('USE information_schema');
+    assert.equal(req.kind, 'admin');
+    assert.equal(req.principal.name, 'agent');
+    const ok = await gw.api('POST', `/api/v1/requests/${req.id}/approve`, {}, 'alice');
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await p.waitForExit(60_000)).code, 0, p.output());
+    assert.equal(p.stdout(), 'db\ninformation_schema\n');
   });
 });

@@ -34,6 +34,8 @@ export interface MysqlPart extends ActionPart {
   readonly deallocates?: string | undefined;
   /** LOAD DATA LOCAL INFILE: the caller's file goes to the target. */
   readonly localInfile?: boolean | undefined;
+  /** USE name: the database named (the session tells a connection's name from a schema's). */
+  readonly uses?: string | undefined;
 }
 
 export interface ClassifiedSql {
@@ -306,10 +308,31 @@ function classifyStatement(s: LexedStatement, opts: ClassifyOptions, depth: numb
       if (w1 === 'USER') return f('privilege', 'RenameUserStmt', 'RENAME USER changes accounts');
       break;
     case 'USE': {
-      const db = t[1] ? t[1].text.replace(/`/g, '') : '';
+      const db = t[1] ? identName(t[1]) : '';
+      if (t.length !== 2 || db === '') return unknownPart(s, 'USE takes one database name', 'UseStmt');
       if (opts.database !== undefined && db === opts.database)
-        return f('read', 'UseStmt', 'selects the connection\u2019s own database');
-      return f('admin', 'UseStmt', `switches to database "${db}", outside the connection\u2019s database`);
+        return part(
+          s,
+          {
+            kind: 'read',
+            statement: 'UseStmt',
+            why: 'selects the connection\u2019s own database',
+            tables: [],
+            functions: [],
+          },
+          { uses: db },
+        );
+      return part(
+        s,
+        {
+          kind: 'admin',
+          statement: 'UseStmt',
+          why: `switches to database "${db}", outside the connection\u2019s database`,
+          tables: [],
+          functions: [],
+        },
+        { uses: db },
+      );
     }
     case 'LOAD': {
       const local = words.has('LOCAL');
@@ -390,6 +413,11 @@ function innerOf(
   if (inner.length !== 1) return unknownPart(s, why);
   const ip = classifyStatement(inner[0]!, opts, depth + 1);
   return { ...ip, text: s.text, statement: 'ExplainStmt', why: `${why}: ${ip.why}` };
+}
+
+/** An identifier as the server reads it: backticks removed, doubled ones made one. */
+function identName(t: Token): string {
+  return t.type === 'ident' && t.text.startsWith('`') ? t.text.slice(1, -1).replace(/``/g, '`') : t.text;
 }
 
 function tableAfter(t: readonly Token[], keyword: string): string | undefined {

@@ -73,6 +73,7 @@ import {
 import { displayValue, parseExecute } from './params.ts';
 import { type Expect, type Phase, ResponseTracker } from './response.ts';
 import { connectUpstream, type UpstreamSession } from './upstream.ts';
+import { USE_OTHER_CONNECTION, useMeaning, useStatement } from './use.ts';
 
 export interface Logger {
   info(o: object, msg?: string): void;
@@ -608,15 +609,24 @@ export class MysqlSession {
         return this.#query(p);
       case Command.INIT_DB: {
         let db = p.payload.subarray(1).toString('utf8');
+        const m = useMeaning(db, this.#connection!, this.#ctx.policy);
         // Clients re-select "their" database by the name they connected with: the connection's.
-        if (db === this.#connection!.name && db !== this.#connection!.upstream.database) {
-          db = this.#connection!.upstream.database;
+        if (m.kind === 'own') {
+          db = m.database;
           const payload = Buffer.concat([Buffer.from([Command.INIT_DB]), Buffer.from(db, 'utf8')]);
           p = { seq: p.seq, lastSeq: p.seq, payload, frames: [packet(payload, p.seq)] };
         }
-        const c = classifySql(`USE \`${db.replace(/`/g, '``')}\``, {
-          database: this.#connection!.upstream.database,
-        });
+        const c = classifySql(useStatement(db), { database: this.#connection!.upstream.database });
+        if (m.kind === 'other-connection')
+          return this.#refuse(
+            p,
+            this.#action(`USE ${db}`, `init_db:${db}`, c.parts, { command: 'COM_INIT_DB' }),
+            {
+              rule: USE_OTHER_CONNECTION,
+              why: 'the database name at login picks the connection; USE cannot change it',
+              reason: m.reason,
+            },
+          );
         const verdict = await this.#judge(
           this.#action(`USE ${db}`, `init_db:${db}`, c.parts, { command: 'COM_INIT_DB' }),
         );
@@ -763,6 +773,10 @@ export class MysqlSession {
     const sql = p.payload.subarray(1).toString('utf8');
     const c = this.#classify(sql);
     if (c.empty) return this.#forward(p, 'result');
+    if (c.parts.some((x) => x.uses !== undefined)) {
+      const use = await this.#use(p, sql, c);
+      if (use) return use();
+    }
     const { parts, resolved } = this.#resolveDynamic(c.parts);
     const infile = parts.some((x) => x.localInfile);
     const normalized =
@@ -789,6 +803,45 @@ export class MysqlSession {
         );
       if (part.deallocates && !this.#lastError) this.#sqlPrepared.delete(part.deallocates);
     }
+  }
+
+  /**
+   * A text USE naming a connection (use.ts): another connection's name is refused; the own name,
+   * sent on its own, runs as USE of the connection's database. Returns how the command is
+   * answered, or undefined when it is judged as usual.
+   */
+  async #use(p: Packet, sql: string, c: ClassifiedSql): Promise<(() => Promise<void>) | undefined> {
+    const conn = this.#connection!;
+    for (const part of c.parts) {
+      if (part.uses === undefined) continue;
+      const m = useMeaning(part.uses, conn, this.#ctx.policy);
+      if (m.kind === 'schema') continue;
+      const action = this.#action(sql, c.normalized, c.parts, {});
+      if (m.kind === 'other-connection')
+        return () =>
+          this.#refuse(p, action, {
+            rule: USE_OTHER_CONNECTION,
+            why: 'the database name at login picks the connection; USE cannot change it',
+            reason: m.reason,
+          });
+      if (c.parts.length !== 1)
+        return () =>
+          this.#refuse(p, action, {
+            rule: USE_OTHER_CONNECTION,
+            why: 'the connection name selects its database only in a USE of its own',
+            reason: `USE ${part.uses} selects this connection's database only when sent on its own; send it alone, or write ${useStatement(m.database)}`,
+          });
+      const text = useStatement(m.database);
+      const payload = Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(text, 'utf8')]);
+      const rewritten: Packet = { seq: p.seq, lastSeq: p.seq, payload, frames: [packet(payload, p.seq)] };
+      const rc = classifySql(text, { database: m.database });
+      return async () => {
+        const verdict = await this.#judge(this.#action(sql, rc.normalized, rc.parts, { runs: text }));
+        if (verdict !== true) return this.#deny(p, verdict);
+        return this.#forward(rewritten, 'result');
+      };
+    }
+    return undefined;
   }
 
   #pendingPrepare: { text: string; classified: ClassifiedSql } | undefined;
