@@ -105,6 +105,38 @@ function auditTypes(): { type: string; data: string }[] {
   }
 }
 
+interface AuditView {
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** Every audit record, read through the API as a reviewer. */
+async function auditViaApi(): Promise<AuditView[]> {
+  const all: AuditView[] = [];
+  for (let from = 1; ; ) {
+    const r = await gw.api<{ records: AuditView[] }>(
+      'GET',
+      `/api/v1/audit?from=${from}&limit=1000`,
+      undefined,
+      'alice',
+    );
+    assert.equal(r.status, 200, r.text);
+    all.push(...r.body.records);
+    if (r.body.records.length < 1000) return all;
+    from = r.body.records.at(-1)!.seq + 1;
+  }
+}
+
+/** The `exec.finished` record of the command with this summary, once it is in the log. */
+function finishedRecord(summary: string): Promise<Record<string, unknown>> {
+  return eventually(
+    `exec.finished for ${summary}`,
+    async () =>
+      (await auditViaApi()).find((r) => r.type === 'exec.finished' && r.data.summary === summary)?.data,
+  );
+}
+
 describe('exec through Airlock', () => {
   test('an allowed command returns its exact stdout, stderr and exit status', {
     timeout: TEST_TIMEOUT,
@@ -114,6 +146,29 @@ describe('exec through Airlock', () => {
     assert.equal(exit.code, 7, p.output());
     assert.equal(p.stdout(), 'out\nline2');
     assert.equal(p.stderr(), 'err');
+  });
+
+  test('the exit status, or the signal that ended a command, is in the audit log', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const exited = "sh -c 'exit 7'";
+    const p = gw.sshClient('agent', 'web', [exited]);
+    assert.equal((await p.waitForExit(60_000)).code, 7, p.output());
+    const byStatus = await finishedRecord(exited);
+    assert.equal(byStatus.ended, 'exit');
+    assert.equal(byStatus.exitStatus, 7);
+    assert.equal(byStatus.kind, 'exec');
+    assert.equal(byStatus.connection, 'web');
+    assert.equal(byStatus.principal, 'agent');
+    assert.equal(typeof byStatus.sessionId, 'string');
+
+    const killed = "sh -c 'kill -TERM $$'";
+    const q = gw.sshClient('agent', 'web', [killed]);
+    await q.waitForExit(60_000);
+    const bySignal = await finishedRecord(killed);
+    assert.equal(bySignal.ended, 'signal');
+    assert.equal(bySignal.exitSignal, 'TERM');
+    assert.equal(bySignal.exitStatus, undefined);
   });
 
   test('stdin reaches the command and binary output passes unchanged', {
@@ -146,6 +201,11 @@ describe('exec through Airlock', () => {
     assert.equal(exit.code, 0, p.output());
     assert.equal(p.stdout(), 'restarted\n');
     assert.equal(existsSync(marker), true);
+    // The end of the command is on record with the request that let it run.
+    const finished = await finishedRecord(`touch ${marker} && echo restarted`);
+    assert.equal(finished.exitStatus, 0);
+    assert.equal(finished.requestId, id);
+    assert.equal(typeof finished.recordingId, 'string');
   });
 
   test('a held command denied by a reviewer gets the reason and a non-zero exit', {

@@ -38,7 +38,7 @@ import type { Recorder } from '../../core/recording/types.ts';
 import { findCallerKey } from './caller-keys.ts';
 import { classifyCommand } from './command.ts';
 import { fingerprint } from './host-keys.ts';
-import { type Relay, relay } from './relay.ts';
+import { type ExitInfo, type Relay, relay } from './relay.ts';
 import { runSftp } from './sftp-relay.ts';
 import { watchStall } from './stall.ts';
 import { isScpUpload, UPLOADS_NEED_A_RULE, uploadRefusal } from './uploads.ts';
@@ -90,7 +90,10 @@ const EXIT_DENIED = 1;
 /** Exit status when the host could not be reached: OpenSSH's own status for its failures. */
 const EXIT_GATEWAY_FAILURE = 255;
 
-export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+export type Verdict =
+  /** `requestId`: the approved request that let it through, if one did. */
+  | { readonly ok: true; readonly requestId?: number | undefined }
+  | { readonly ok: false; readonly reason: string };
 
 export class SshCallerSession {
   readonly id = randomUUID();
@@ -495,9 +498,13 @@ export class SshCallerSession {
       up.exec(command, pty ? { pty: ptyOptions(pty) } : {}, cb),
     );
     if (!host) return undefined;
-    const recording = this.#recording(pty, command);
+    const started = Date.now();
+    const { recording, recordingId } = this.#recording(pty, command);
     const r = relay(channel, host, { recording, recordInput: false });
-    void r.done.then((exit) => this.#seal(recording, exit));
+    void r.done.then((exit) => {
+      this.#finished(action, verdict, exit, started, recordingId);
+      this.#seal(recording, exit);
+    });
     return r;
   }
 
@@ -520,9 +527,13 @@ export class SshCallerSession {
     }
     const host = await this.#open(channel, (up, cb) => up.shell(pty ? ptyOptions(pty) : false, cb));
     if (!host) return undefined;
-    const recording = this.#recording(pty, undefined);
+    const started = Date.now();
+    const { recording, recordingId } = this.#recording(pty, undefined);
     const r = relay(channel, host, { recording, recordInput: true });
-    void r.done.then((exit) => this.#seal(recording, exit));
+    void r.done.then((exit) => {
+      this.#finished(action, verdict, exit, started, recordingId);
+      this.#seal(recording, exit);
+    });
     return r;
   }
 
@@ -631,7 +642,7 @@ export class SshCallerSession {
     };
     try {
       const outcome = await gate.decide(action);
-      if (outcome.verdict === 'allow') return { ok: true };
+      if (outcome.verdict === 'allow') return { ok: true, requestId: outcome.requestId };
       if (outcome.verdict === 'deny') return { ok: false, reason: `denied: ${outcome.reason}` };
       if (outcome.mode === 'retry')
         return { ok: false, reason: `${outcome.message} — run the same command again once it is approved` };
@@ -658,7 +669,7 @@ export class SshCallerSession {
         if (abort.signal.aborted) return { ok: false, reason: 'the caller went away' };
         await gate.release(id);
         say(`approved: request ${id}`);
-        return { ok: true };
+        return { ok: true, requestId: id };
       } finally {
         clearInterval(keepalive);
         this.#abort.signal.removeEventListener('abort', onGone);
@@ -779,9 +790,12 @@ export class SshCallerSession {
   // ------------------------------------------------------------------------------------------
   // Recording
 
-  #recording(pty: PseudoTtyInfo | undefined, command: string | undefined): TerminalRecording | undefined {
+  #recording(
+    pty: PseudoTtyInfo | undefined,
+    command: string | undefined,
+  ): { recording?: TerminalRecording | undefined; recordingId?: string | undefined } {
     const recorder = this.#ctx.recorder;
-    if (!recorder) return undefined;
+    if (!recorder) return {};
     const connection = this.#connection!;
     const principal = this.#principal!;
     try {
@@ -796,17 +810,58 @@ export class SshCallerSession {
         ...(command === undefined ? {} : { command }),
         ...(pty?.term ? { env: { TERM: pty.term } } : {}),
       });
-      return new TerminalRecording(cast, {
+      const recording = new TerminalRecording(cast, {
         masker: maskerFor(this.#ctx.policy.masking, connection.name, principal),
         maxRecordedBytes: this.#ctx.maxRecordedBytes,
       });
+      return { recording, recordingId: writer.id };
     } catch (err) {
       this.#ctx.log?.error(
         { session: this.id, err: (err as Error).message },
         'ssh recording could not start',
       );
-      return undefined;
+      return {};
     }
+  }
+
+  /**
+   * How a command or shell ended goes on record (`exec.finished`), next to the action that let it
+   * run: the exit status, or the signal that ended it; `ended: unknown` when the host closed the
+   * channel without saying, or the caller left first. https://www.rfc-editor.org/rfc/rfc4254#section-6.10
+   */
+  #finished(
+    action: Action,
+    verdict: Verdict,
+    exit: ExitInfo | undefined,
+    started: number,
+    recordingId: string | undefined,
+  ): void {
+    const how =
+      exit === undefined
+        ? { ended: 'unknown' }
+        : 'code' in exit
+          ? { ended: 'exit', exitStatus: exit.code }
+          : // As RFC 4254 names signals ("TERM"); ssh2 reports them as "SIGTERM".
+            { ended: 'signal', exitSignal: exit.signal.replace(/^SIG/, ''), coreDumped: exit.coreDumped };
+    void this.#ctx.audit
+      ?.append('exec.finished', {
+        sessionId: this.id,
+        protocol: 'ssh',
+        connection: action.connection,
+        principal: action.principal.name,
+        kind: action.kind,
+        summary: action.summary,
+        ...(verdict.ok && verdict.requestId !== undefined ? { requestId: verdict.requestId } : {}),
+        ...how,
+        ms: Date.now() - started,
+        ...(recordingId === undefined ? {} : { recordingId }),
+      })
+      .catch((err: Error) =>
+        this.#ctx.log?.error(
+          { session: this.id, err: err.message, ...how },
+          'ssh exit status could not be audited',
+        ),
+      );
   }
 
   #seal(recording: TerminalRecording | undefined, exit: unknown): void {
