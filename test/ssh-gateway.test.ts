@@ -171,6 +171,37 @@ describe('exec through Airlock', () => {
     assert.equal(bySignal.exitStatus, undefined);
   });
 
+  test('Ctrl-C on a pty reaches the command on the host: its trap runs and its exit status comes back', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    // The host's terminal line discipline turns ^C into SIGINT for the foreground job.
+    const command = `sh -c 'trap "echo interrupted; exit 3" INT; echo ready; while :; do sleep 1; done'`;
+    const p = gw.sshClient('agent', 'web', [command], ['-tt']);
+    await p.waitForOutput(/ready/, 60_000, 'stdout');
+    p.write('\x03');
+    const exit = await p.waitForExit(60_000);
+    assert.equal(exit.code, 3, p.output());
+    assert.match(p.stdout(), /interrupted/);
+    const finished = await finishedRecord(command);
+    assert.equal(finished.ended, 'exit');
+    assert.equal(finished.exitStatus, 3);
+  });
+
+  test('a command ended by a signal: the caller is told and the audit log names the signal', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const command = `sh -c 'echo ready; exec sleep 600'`;
+    const p = gw.sshClient('agent', 'web', [command], ['-tt']);
+    await p.waitForOutput(/ready/, 60_000, 'stdout');
+    p.write('\x03');
+    const exit = await p.waitForExit(60_000);
+    // OpenSSH's client exits with 255 when the remote command was killed by a signal.
+    assert.equal(exit.code, 255, p.output());
+    const finished = await finishedRecord(command);
+    assert.equal(finished.ended, 'signal');
+    assert.equal(finished.exitSignal, 'INT');
+  });
+
   test('stdin reaches the command and binary output passes unchanged', {
     timeout: TEST_TIMEOUT,
   }, async () => {
