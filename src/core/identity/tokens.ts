@@ -19,11 +19,22 @@ export function generateToken(): string {
   return TOKEN_PREFIX + randomBytes(32).toString('base64url');
 }
 
+/**
+ * One frozen Principal per policy identity: every request of a keep-alive HTTP caller (and every
+ * statement's audit record) then refers to the same object, so what is derived from it (its
+ * audit JSON, say) is built once, not per request.
+ */
+function frozenPrincipal(i: TokenIdentity): Principal {
+  return Object.freeze({ name: i.name, kind: i.kind, groups: Object.freeze([...i.groups]) });
+}
+
 export class TokenRegistry implements Authenticator {
   readonly #byHash: Map<string, TokenIdentity>;
+  readonly #principals: Map<string, Principal>;
 
   constructor(identities: readonly TokenIdentity[]) {
     this.#byHash = new Map(identities.map((i) => [i.hash, i]));
+    this.#principals = new Map(identities.map((i) => [i.hash, frozenPrincipal(i)]));
   }
 
   async authenticate(token: string | undefined | null): Promise<Principal> {
@@ -46,18 +57,16 @@ export class TokenRegistry implements Authenticator {
       throw new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the Airlock token was not recognised', {
         hint: 'check the token, or ask an Airlock admin for a new one',
       });
-    return { name: found.name, kind: found.kind, groups: found.groups };
+    return this.#principals.get(found.hash)!;
   }
 
   /** The principal of the token with this SHA-256 (hex), if the policy has one. */
   byHash(hash: string): Principal | undefined {
-    const i = this.#byHash.get(hash);
-    return i ? { name: i.name, kind: i.kind, groups: i.groups } : undefined;
+    return this.#principals.get(hash);
   }
 
   principal(name: string): Principal | undefined {
-    for (const i of this.#byHash.values())
-      if (i.name === name) return { name: i.name, kind: i.kind, groups: i.groups };
+    for (const [hash, i] of this.#byHash) if (i.name === name) return this.#principals.get(hash);
     return undefined;
   }
 }

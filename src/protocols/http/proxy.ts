@@ -22,6 +22,7 @@ import { sendJson } from './adapter.ts';
 import { hasBody, readBody } from './body.ts';
 import { callerHeaders, callerToken, upstreamHeaders } from './headers.ts';
 import { hostRoutes, routeByHost } from './host-route.ts';
+import { relayBody } from './relay-body.ts';
 import { UpstreamPools } from './upstream.ts';
 
 export interface Logger {
@@ -519,9 +520,9 @@ export class HttpProxy {
       if (response.headers['content-length'] === undefined) res.flushHeaders();
     }
     try {
-      await pipeline(response.body, res);
+      await relayBody(response.body, res);
     } catch {
-      // Either side went away; the other is closed by pipeline.
+      // Either side went away; the other is closed by relayBody.
     }
     return response.statusCode;
   }
