@@ -3,7 +3,7 @@
  * kubectl and a stand-in API server that runs the command as a local process: output and exit
  * codes as they are without Airlock, stdin and output recorded as asciicast, a reviewed command
  * held (and not run) until approved, a denial's reason in kubectl's output, SPDY refused with
- * the reason, port-forward refused.
+ * the reason (port-forward: kubernetes-portforward.test.ts).
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -288,10 +288,15 @@ current-context: direct
     assert.ok(up.authorized, "Airlock's credential, not the caller's");
   });
 
-  it('kubectl port-forward is refused with the reason', async () => {
-    const p = kubectl(kubeconfig, ['port-forward', 'pod/web-1', '0:8080']);
-    const exit = await p.waitForExit(TIMEOUT);
-    assert.notEqual(exit.code, 0);
-    assert.match(p.stderr(), /port-forward is not proxied by Airlock/);
+  it('port-forward over SPDY is refused with a message asking for a kubectl that tunnels it over WebSocket', async () => {
+    const r = await rawUpgrade('/kubernetes/cluster/api/v1/namespaces/default/pods/web-1/portforward', {
+      upgrade: 'SPDY/3.1',
+      'x-stream-protocol-version': 'portforward.k8s.io',
+    });
+    assert.equal(r.status, 403);
+    assert.match(
+      (JSON.parse(r.body) as { message: string }).message,
+      /port-forward over SPDY.*kubectl 1\.31 or newer/,
+    );
   });
 });

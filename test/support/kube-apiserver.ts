@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { servePortForward } from './kube-portforward.ts';
 
 interface Pod {
   apiVersion: 'v1';
@@ -44,6 +45,10 @@ export interface KubeApiServer {
   }[];
   /** Commands that were started by exec, in order. */
   readonly execs: { pod: string; command: string[] }[];
+  /** Pod ports port-forward connections were made to, in order. */
+  readonly forwarded: { port: number }[];
+  /** Port-forward connections to the pod's `podPort` go to 127.0.0.1:`localPort`. */
+  forwardPort(podPort: number, localPort: number): void;
   /** Terminal sizes received on the resize channel. */
   readonly resizes: { width: number; height: number }[];
   addPod(namespace: string, name: string): void;
@@ -233,6 +238,11 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
   const upgrades: KubeApiServer['upgrades'] = [];
   const execs: KubeApiServer['execs'] = [];
   const resizes: KubeApiServer['resizes'] = [];
+  const forwarded: KubeApiServer['forwarded'] = [];
+  const podPorts = new Map<number, number>();
+  // '/' is outside the WebSocket token grammar `ws` checks, yet it is Kubernetes' protocol name.
+  const tunnels = new WebSocketServer({ noServer: true });
+  tunnels.on('headers', (h) => h.push('Sec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io'));
   const wss = new WebSocketServer({
     noServer: true,
     handleProtocols: (offered) =>
@@ -267,6 +277,16 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
       authorized,
     });
     if (!authorized) return refuse(socket, 401, 'Unauthorized', 'Unauthorized');
+    const pf = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/.exec(url.pathname);
+    if (pf && upgrade === 'websocket') {
+      if (!store.get(pf[1]!)?.has(pf[2]!))
+        return refuse(socket, 404, 'NotFound', `pods "${pf[2]}" not found`);
+      if (req.headers['sec-websocket-protocol'] !== 'SPDY/3.1+portforward.k8s.io')
+        return refuse(socket, 400, 'BadRequest', 'port-forward needs SPDY/3.1+portforward.k8s.io');
+      delete req.headers['sec-websocket-protocol'];
+      tunnels.handleUpgrade(req, socket, head, (ws) => servePortForward(ws, podPorts, forwarded));
+      return;
+    }
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach)$/.exec(url.pathname);
     if (!m)
       return refuse(
@@ -346,6 +366,8 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
     upgrades,
     execs,
     resizes,
+    forwarded,
+    forwardPort: (podPort, localPort) => void podPorts.set(podPort, localPort),
     addPod: (namespace, name) => void addPod(namespace, name),
     addSecret(namespace, name, data) {
       const encoded = Object.fromEntries(
@@ -375,6 +397,7 @@ export async function startKubeApiServer(token: string): Promise<KubeApiServer> 
     close: () =>
       new Promise<void>((resolve) => {
         for (const ws of wss.clients) ws.terminate();
+        for (const ws of tunnels.clients) ws.terminate();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

@@ -66,6 +66,7 @@ const FIELD_RULES = [
   ['verbs', 'verb'],
   ['resources', 'resource'],
   ['namespaces', 'namespace'],
+  ['ports', 'port'],
   ['refs', 'ref'],
   ['files', 'file'],
   ['tools', 'tool'],

@@ -109,6 +109,8 @@ export const ruleSchema = z.strictObject({
   /** Kubernetes resources, with subresources as `pods/exec`. */
   resources: z.array(z.string().min(1)).optional(),
   namespaces: z.array(z.string().min(1)).optional(),
+  /** Destination ports (kubectl port-forward): `5432`, `80*`. */
+  ports: z.array(z.union([z.string().min(1), z.number().int()]).transform(String)).optional(),
   /** Git refs: `refs/heads/main`, `refs/tags/*`. */
   refs: z.array(z.string().min(1)).optional(),
   /** Files changed by a push, or paths of a transfer: `migrations/**`, `*.tf`. */

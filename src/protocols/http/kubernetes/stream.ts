@@ -9,11 +9,11 @@
  * kubectl as a `Status` on the error stream (printed as `error: <message>`), not as an HTTP
  * error that would make kubectl retry over SPDY, and a held exec can say that it waits.
  * SPDY upgrades are refused with a message asking for a kubectl that speaks WebSocket, unless
- * the connection's `spdy: unrecorded` lets them through (judged, not recorded).
+ * the connection's `spdy: unrecorded` lets them through (judged, not recorded). port-forward
+ * (SPDY tunnelled through a WebSocket) is judged per port: portforward.ts.
  * https://kubernetes.io/docs/reference/using-api/api-concepts/
  * https://github.com/kubernetes/enhancements/tree/master/keps/sig-api-machinery/4006-transition-spdy-to-websockets
  */
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -24,7 +24,7 @@ import { maskerFor } from '../../../core/masking/masker.ts';
 import type { KubernetesConnection } from '../../../core/policy/connections/kubernetes.ts';
 import { AsciicastWriter } from '../../../core/recording/asciicast.ts';
 import { TerminalRecording } from '../../../core/recording/terminal.ts';
-import { callerToken, upstreamHeaders } from '../headers.ts';
+import { callerToken } from '../headers.ts';
 import { normalizeTarget } from '../proxy.ts';
 import type { UpgradeContext } from '../upgrade.ts';
 import {
@@ -40,11 +40,11 @@ import {
   STDOUT,
 } from './channels.ts';
 import { classifyKubernetes, kubeRequestInfo } from './classify.ts';
+import { PORT_FORWARD_PROTOCOL, PortForwardTunnel } from './portforward.ts';
 import { spdyPassThrough } from './spdy.ts';
 import { refuseUpgrade, statusBody } from './status.ts';
+import { acceptProtocol, MAX_MESSAGE, openUpstream } from './upstream-ws.ts';
 
-/** Largest single message either side may send; kubectl and the API server send 32 KiB or less. */
-const MAX_MESSAGE = 4 * 1024 * 1024;
 /** Messages queued towards one side before the other side is no longer read. */
 const HIGH_WATER = 1024 * 1024;
 /** What kubectl may send while its exec is judged, before Airlock stops reading it. */
@@ -54,8 +54,8 @@ const KEEPALIVE_MS = 30_000;
 
 const SPDY_REFUSED =
   'airlock: kubectl asked for an SPDY stream; Airlock reviews and records exec, attach and port-forward only over WebSocket — use kubectl 1.30 or newer (WebSocket is its default; leave KUBECTL_REMOTE_COMMAND_WEBSOCKETS unset)';
-const PORT_FORWARD_REFUSED =
-  'airlock: kubectl port-forward is not proxied by Airlock: the forwarded connections would not be visible to review';
+const PORT_FORWARD_SPDY_REFUSED =
+  'airlock: kubectl asked for port-forward over SPDY; Airlock reviews each forwarded port only over WebSocket — use kubectl 1.31 or newer (WebSocket is its default; leave KUBECTL_PORT_FORWARD_WEBSOCKETS unset)';
 
 /** A close code `ws` may send: 1005/1006/1015 only describe what happened, they are never sent. */
 function sendableCode(code: number): number {
@@ -64,7 +64,18 @@ function sendableCode(code: number): number {
   return code === 1005 ? 1000 : 1011;
 }
 
-const server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_MESSAGE });
+const server = new WebSocketServer({
+  noServer: true,
+  perMessageDeflate: false,
+  maxPayload: MAX_MESSAGE,
+  handleProtocols: (offered) => CHANNEL_PROTOCOLS.find((p) => offered.has(p)) ?? false,
+});
+const tunnelServer = new WebSocketServer({
+  noServer: true,
+  perMessageDeflate: false,
+  maxPayload: MAX_MESSAGE,
+});
+tunnelServer.on('headers', (headers) => headers.push(`Sec-WebSocket-Protocol: ${PORT_FORWARD_PROTOCOL}`));
 
 export async function handleKubernetesUpgrade(
   ctx: UpgradeContext,
@@ -137,7 +148,12 @@ export async function handleKubernetesUpgrade(
   if (upgrade.startsWith('spdy/')) {
     if (sub === 'portforward' || connection.spdy !== 'unrecorded') {
       session.record('stream', { target, upgrade, verdict: 'refused', reason: 'spdy' });
-      refuseUpgrade(socket, 403, 'Forbidden', sub === 'portforward' ? PORT_FORWARD_REFUSED : SPDY_REFUSED);
+      refuseUpgrade(
+        socket,
+        403,
+        'Forbidden',
+        sub === 'portforward' ? PORT_FORWARD_SPDY_REFUSED : SPDY_REFUSED,
+      );
       return;
     }
     await spdyPassThrough(ctx, { req, socket, head, target, connection, action, record: session.record });
@@ -147,14 +163,35 @@ export async function handleKubernetesUpgrade(
     refuseUpgrade(socket, 400, 'BadRequest', `airlock: an upgrade to "${upgrade}" is not one Airlock speaks`);
     return;
   }
-  if (sub === 'portforward') {
-    session.record('stream', { target, upgrade, verdict: 'refused', reason: 'port-forward' });
-    refuseUpgrade(socket, 403, 'Forbidden', PORT_FORWARD_REFUSED);
-    return;
-  }
   const offered = String(req.headers['sec-websocket-protocol'] ?? '')
     .split(',')
     .map((p) => p.trim());
+  if (sub === 'portforward') {
+    if (!offered.includes(PORT_FORWARD_PROTOCOL)) {
+      refuseUpgrade(
+        socket,
+        400,
+        'BadRequest',
+        `airlock: port-forward needs the WebSocket protocol ${PORT_FORWARD_PROTOCOL} (kubectl 1.31 or newer)`,
+      );
+      return;
+    }
+    // `ws` refuses subprotocol names with '/': the header is taken out of its sight and the
+    // choice is written into the 101 answer by tunnelServer.
+    delete req.headers['sec-websocket-protocol'];
+    const client = await new Promise<WebSocket>((resolve) =>
+      tunnelServer.handleUpgrade(req, socket, head, (ws) => resolve(ws)),
+    );
+    new PortForwardTunnel(ctx, client, {
+      req,
+      target,
+      connection,
+      principal,
+      action,
+      record: session.record,
+    }).run();
+    return;
+  }
   const protocol = offered.find((p): p is ChannelProtocol =>
     (CHANNEL_PROTOCOLS as readonly string[]).includes(p),
   );
@@ -346,18 +383,8 @@ class ExecStream {
 
   #connect(): void {
     const { connection, req, target } = this.#f;
-    const base = new URL(connection.upstream.url);
-    const url = `${base.protocol === 'https:' ? 'wss:' : 'ws:'}//${base.host}${base.pathname.replace(/\/+$/, '')}${target}`;
-    const headers = upstreamHeaders(req.headers, connection.credential, undefined);
-    for (const h of Object.keys(headers)) if (h.startsWith('sec-websocket-')) delete headers[h];
-    const upstream = new WebSocket(url, [this.#protocol], {
-      headers: headers as Record<string, string>,
-      perMessageDeflate: false,
-      maxPayload: MAX_MESSAGE,
-      handshakeTimeout: 30_000,
-      rejectUnauthorized: !connection.upstream.insecureSkipVerify,
-      ...(connection.upstream.ca ? { ca: readFileSync(connection.upstream.ca, 'utf8') } : {}),
-    });
+    const upstream = openUpstream(connection, req, target, this.#protocol);
+    upstream.once('upgrade', (res) => acceptProtocol(upstream, res, this.#protocol));
     this.#upstream = upstream;
     let opened = false;
     const unreachable = (why: string) =>
@@ -399,11 +426,6 @@ class ExecStream {
     });
     upstream.once('open', () => {
       opened = true;
-      if (upstream.protocol !== this.#protocol) {
-        upstream.terminate();
-        unreachable(`it did not speak ${this.#protocol}`);
-        return;
-      }
       this.#relay(upstream);
     });
     upstream.on('error', (err) => {
