@@ -94,6 +94,24 @@ export class SessionMasker {
     return spec;
   }
 
+  /**
+   * The mask for a column known only by name (its table cannot be told): every column rule
+   * whose column part matches, whatever table it names.
+   */
+  columnByName(column: string): MaskSpec | undefined {
+    let spec: MaskSpec | undefined;
+    for (const c of this.#columns)
+      if (globMatch(c.parts[c.parts.length - 1]!, column)) spec = stricter(spec, c.spec);
+    return spec;
+  }
+
+  /** The strictest column mask, for values whose source cannot be told at all. */
+  get strictestColumn(): MaskSpec | undefined {
+    let spec: MaskSpec | undefined;
+    for (const c of this.#columns) spec = stricter(spec, c.spec);
+    return spec;
+  }
+
   mask(value: string, spec: MaskSpec): string {
     return maskText(value, spec);
   }

@@ -21,8 +21,21 @@ import { type DryRun, dryRun } from './dry-run.ts';
 export interface TableColumns {
   readonly schema: string;
   readonly table: string;
+  /** pg_class.relkind: `r` table, `p` partitioned, `v` view, `m` materialized view, ... */
+  readonly kind?: string | undefined;
   /** attnum → column name. */
   readonly columns: ReadonlyMap<number, string>;
+}
+
+/** A relation as found by name, for following masked columns through statements and views. */
+export interface RelationInfo {
+  readonly schema: string;
+  readonly table: string;
+  readonly kind: string;
+  /** Column names in attribute order. */
+  readonly columns: readonly string[];
+  /** A view's or materialized view's defining query. */
+  readonly definition?: string | undefined;
 }
 
 /** pg_proc.provolatile: immutable, stable or volatile. */
@@ -46,6 +59,7 @@ export class Catalog {
   #client: Promise<pg.Client> | undefined;
   #tables = new Map<number, Cached<TableColumns | null>>();
   #functions = new Map<string, Cached<Volatility | null>>();
+  #relations = new Map<string, Cached<readonly RelationInfo[]>>();
   #closed = false;
   #explainClient: pg.Client | undefined;
   #explainConnected = false;
@@ -60,6 +74,60 @@ export class Catalog {
   invalidate(): void {
     this.#tables.clear();
     this.#functions.clear();
+    this.#relations.clear();
+  }
+
+  /**
+   * The relations a name may mean: in the given schema, or in any schema when unqualified (the
+   * caller can change its search_path). Undefined: not cached, ask relations().
+   */
+  cachedRelations(schema: string | undefined, table: string): readonly RelationInfo[] | undefined {
+    const c = this.#relations.get(`${schema ?? ''}\u0000${table}`);
+    if (!c || Date.now() - c.at > TTL_MS) return undefined;
+    return c.value;
+  }
+
+  async relations(
+    names: readonly { readonly schema?: string | undefined; readonly table: string }[],
+  ): Promise<void> {
+    const ask = new Map<string, { schema: string; table: string }>();
+    for (const n of names)
+      if (this.cachedRelations(n.schema, n.table) === undefined)
+        ask.set(`${n.schema ?? ''}\u0000${n.table}`, { schema: n.schema ?? '', table: n.table });
+    if (ask.size === 0) return;
+    const list = [...ask.values()];
+    const rows = await this.#query<{
+      i: string;
+      nspname: string;
+      relname: string;
+      relkind: string;
+      def: string | null;
+      cols: string[];
+    }>(
+      `SELECT q.i, n.nspname, c.relname, c.relkind::text AS relkind,
+              CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END AS def,
+              ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                     ORDER BY a.attnum) AS cols
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q(schema, name, i)
+         JOIN pg_catalog.pg_class c ON c.relname = q.name
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE (q.schema = '' OR n.nspname = q.schema) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`,
+      [list.map((n) => n.schema), list.map((n) => n.table)],
+    );
+    const found = list.map((): RelationInfo[] => []);
+    for (const r of rows)
+      found[Number(r.i) - 1]?.push({
+        schema: r.nspname,
+        table: r.relname,
+        kind: r.relkind,
+        columns: r.cols,
+        definition: r.def ?? undefined,
+      });
+    const now = Date.now();
+    if (this.#relations.size > MAX_ENTRIES) this.#relations.clear();
+    for (const [i, n] of list.entries())
+      this.#relations.set(`${n.schema}\u0000${n.table}`, { value: found[i]!, at: now });
   }
 
   /** The cached answer for a table OID: a value, null (no such table), or undefined (ask). */
@@ -82,22 +150,26 @@ export class Catalog {
       oid: string;
       nspname: string;
       relname: string;
+      relkind: string;
       attnum: number;
       attname: string;
     }>(
-      `SELECT c.oid::int8 AS oid, n.nspname, c.relname, a.attnum, a.attname
+      `SELECT c.oid::int8 AS oid, n.nspname, c.relname, c.relkind::text AS relkind, a.attnum, a.attname
          FROM pg_catalog.pg_class c
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
         WHERE c.oid = ANY($1::pg_catalog.oid[]) AND a.attnum > 0 AND NOT a.attisdropped`,
       [ask],
     );
-    const found = new Map<number, { schema: string; table: string; columns: Map<number, string> }>();
+    const found = new Map<
+      number,
+      { schema: string; table: string; kind: string; columns: Map<number, string> }
+    >();
     for (const r of rows) {
       const oid = Number(r.oid);
       let t = found.get(oid);
       if (!t) {
-        t = { schema: r.nspname, table: r.relname, columns: new Map() };
+        t = { schema: r.nspname, table: r.relname, kind: r.relkind, columns: new Map() };
         found.set(oid, t);
       }
       t.columns.set(r.attnum, r.attname);

@@ -49,6 +49,8 @@ function relayFor(out: Buffer[]): MaskingRelay {
     cached: (oid) =>
       oid === PEOPLE_OID ? { schema: 'public', table: 'people', columns: new Map([[2, 'email']]) } : null,
     lookup: async () => {},
+    relations: () => [],
+    lookupRelations: async () => {},
     write: (b) => out.push(...b),
     pauseUpstream: () => {},
     resumeUpstream: () => {},

@@ -19,21 +19,30 @@
  *    text format of array, composite and other types whose text form quotes strings;
  *  - a value of a number, binary or other type a detector flags (a card number kept in a bigint)
  *    cannot hold a masked form, so it is sent as NULL.
+ * Column rules also follow values through expressions: the text of every statement sent is traced
+ * (lineage.ts, column-masks.ts), so `lower(email)`, a CTE or a view over a masked column is
+ * masked like the column itself, whatever RowDescription says of its source.
+ *
  * COPY TO STDOUT rows in text or CSV format are scanned by the detectors; binary COPY cannot be
  * scanned, so the session is ended rather than send unmasked data. Notices, errors and
  * notifications are scanned too, since they echo values ("Key (email)=(...) already exists").
  */
 
 import type { SessionMasker } from '../../core/masking/masker.ts';
-import type { MaskSpec } from '../../core/masking/strategy.ts';
-import type { TableColumns } from './catalog.ts';
+import { type MaskSpec, STRATEGY_RANK } from '../../core/masking/strategy.ts';
+import type { RelationInfo, TableColumns } from './catalog.ts';
 import { BackendType, type Frame, FrontendType, MessageReader, PgProtocolError } from './codec.ts';
+import { ColumnMasks, type RelationName } from './column-masks.ts';
+import { type Item, lineageOf, type StatementLineage } from './lineage.ts';
 import type { RelayHooks } from './relay.ts';
 
 export interface MaskingHooks extends RelayHooks {
   /** Table OIDs → columns, from the catalog (cached answers synchronously when possible). */
   cached(oid: number): TableColumns | null | undefined;
   lookup(oids: readonly number[]): Promise<unknown>;
+  /** Relations by name (cached answers synchronously when possible), for traced columns. */
+  relations(schema: string | undefined, table: string): readonly RelationInfo[] | undefined;
+  lookupRelations(names: readonly RelationName[]): Promise<unknown>;
   /** Output produced after an asynchronous lookup. */
   write(out: Buffer[]): void;
   pauseUpstream(): void;
@@ -85,9 +94,19 @@ interface Column {
 }
 
 type Pending =
-  | { readonly t: 'query' }
+  | { readonly t: 'query'; readonly statements?: readonly StatementLineage[] | undefined; at: number }
   | { readonly t: 'sync' }
-  | { readonly t: 'describe'; readonly ours: boolean; readonly portal: boolean };
+  | {
+      readonly t: 'describe';
+      readonly ours: boolean;
+      readonly portal: boolean;
+      /** The statement described; undefined: not traced. */
+      readonly lineage?: StatementLineage | undefined;
+    };
+
+/** Rounds of catalog lookups for one result (views over views reveal more names each round). */
+const MAX_LOOKUP_ROUNDS = 8;
+const MAX_LINEAGE_CACHE = 500;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -100,6 +119,13 @@ export class MaskingRelay {
   /** The description rows are decoded with; undefined: no rows expected. */
   #columns: Column[] | undefined;
   #copyText = false;
+  /** Traced statements by prepared-statement and portal name, and SQL-level cursors/PREPAREs. */
+  readonly #statementLineage = new Map<string, StatementLineage | undefined>();
+  readonly #portalLineage = new Map<string, StatementLineage | undefined>();
+  readonly #sqlNames = new Map<string, readonly Item[] | undefined>();
+  readonly #lineageCache = new Map<string, readonly StatementLineage[] | undefined>();
+  /** The statement an Execute runs, once its portal was described (for COPY in extended query). */
+  #executing: StatementLineage | undefined;
   #blocked = false;
   #failed = false;
 
@@ -137,15 +163,43 @@ export class MaskingRelay {
       const type = b[0]!;
       switch (type) {
         case FrontendType.Query:
+          this.#pending.push({ t: 'query', statements: this.#trace(cString(b, 5)), at: 0 });
+          break;
         case FrontendType.FunctionCall:
-          this.#pending.push({ t: 'query' });
+          this.#pending.push({ t: 'query', at: 0 });
+          break;
+        case FrontendType.Parse:
+          if (this.#masker.hasColumns) {
+            const name = cString(b, 5);
+            this.#statementLineage.set(name, this.#trace(cString(b, 5 + Buffer.byteLength(name) + 1))?.[0]);
+          }
+          break;
+        case FrontendType.Bind:
+          if (this.#masker.hasColumns) {
+            const portal = cString(b, 5);
+            const statement = cString(b, 5 + Buffer.byteLength(portal) + 1);
+            this.#portalLineage.set(portal, this.#statementLineage.get(statement));
+          }
+          break;
+        case FrontendType.Close:
+          if (this.#masker.hasColumns)
+            (b[5] === 0x50 ? this.#portalLineage : this.#statementLineage).delete(cString(b, 6));
           break;
         case FrontendType.Sync:
           this.#pending.push({ t: 'sync' });
           this.#skipToSync = false;
           break;
         case FrontendType.Describe:
-          if (!this.#skipToSync) this.#pending.push({ t: 'describe', ours: false, portal: b[5] === 0x50 });
+          if (!this.#skipToSync) {
+            const portal = b[5] === 0x50;
+            const name = cString(b, 6);
+            this.#pending.push({
+              t: 'describe',
+              ours: false,
+              portal,
+              lineage: (portal ? this.#portalLineage : this.#statementLineage).get(name),
+            });
+          }
           break;
         case FrontendType.Execute: {
           const end = b.indexOf(0, 5);
@@ -157,7 +211,13 @@ export class MaskingRelay {
           name.copy(describe, 6);
           describe[describe.length - 1] = 0;
           out.push(describe);
-          if (!this.#skipToSync) this.#pending.push({ t: 'describe', ours: true, portal: true });
+          if (!this.#skipToSync)
+            this.#pending.push({
+              t: 'describe',
+              ours: true,
+              portal: true,
+              lineage: this.#portalLineage.get(name.toString('utf8')),
+            });
           break;
         }
       }
@@ -175,8 +235,8 @@ export class MaskingRelay {
   #pump(out: Buffer[]): void {
     try {
       for (let f = this.#reader.next(); f; f = this.#reader.next()) {
-        if (f.type === BackendType.RowDescription && this.#needsLookup(f)) {
-          this.#block(f);
+        if (f.type === BackendType.RowDescription && this.#masker.hasColumns && this.#missing(f)) {
+          this.#block(f, 1);
           return;
         }
         const m = this.#message(f);
@@ -195,13 +255,21 @@ export class MaskingRelay {
     this.#hooks.fail(message);
   }
 
-  #block(frame: Frame): void {
+  #block(frame: Frame, round: number): void {
     this.#blocked = true;
     this.#hooks.pauseUpstream();
-    const oids = tableOids(frame).filter((oid) => this.#hooks.cached(oid) === undefined);
-    this.#hooks.lookup(oids).then(
+    const need = this.#missing(frame);
+    Promise.all([
+      need && need.oids.length > 0 ? this.#hooks.lookup(need.oids) : undefined,
+      need && need.relations.length > 0 ? this.#hooks.lookupRelations(need.relations) : undefined,
+    ]).then(
       () => {
         if (this.#failed) return;
+        // Views name further relations once their definitions are known.
+        if (round < MAX_LOOKUP_ROUNDS && this.#missing(frame)) {
+          this.#block(frame, round + 1);
+          return;
+        }
         this.#blocked = false;
         const out: Buffer[] = [];
         try {
@@ -220,10 +288,51 @@ export class MaskingRelay {
     );
   }
 
-  #needsLookup(f: Frame): boolean {
-    if (!this.#masker.hasColumns) return false;
-    for (const oid of tableOids(f)) if (this.#hooks.cached(oid) === undefined) return true;
-    return false;
+  /** What the catalog must still say before this message can be masked; undefined: nothing. */
+  #missing(f: Frame): { oids: number[]; relations: RelationName[] } | undefined {
+    const masks = this.#columnMasks();
+    const oids = tableOids(f).filter((oid) => this.#hooks.cached(oid) === undefined);
+    this.#rowDescription(f, masks, this.#peekLineage(), undefined, true);
+    const relations = [...masks.missing.values()];
+    return oids.length > 0 || relations.length > 0 ? { oids, relations } : undefined;
+  }
+
+  #columnMasks(): ColumnMasks {
+    return new ColumnMasks(this.#masker, {
+      relations: (schema, table) => this.#hooks.relations(schema, table),
+    });
+  }
+
+  /** Lineage of the statements of a Query or Parse, when column rules apply. */
+  #trace(sql: string): readonly StatementLineage[] | undefined {
+    if (!this.#masker.hasColumns) return undefined;
+    let l = this.#lineageCache.get(sql);
+    if (l === undefined && !this.#lineageCache.has(sql)) {
+      l = lineageOf(sql);
+      if (this.#lineageCache.size >= MAX_LINEAGE_CACHE) this.#lineageCache.clear();
+      this.#lineageCache.set(sql, l);
+    }
+    // SQL-level cursors and prepared statements: what their FETCH or EXECUTE will return.
+    for (const st of l ?? [])
+      if (st.defines) this.#sqlNames.set(`${st.defines.kind}:${st.defines.name}`, st.items);
+    return l;
+  }
+
+  /**
+   * The statement whose RowDescription or CopyOutResponse comes next: null when it is not known
+   * which (nothing traced), so only the source columns RowDescription names are judged.
+   */
+  #peekLineage(): StatementLineage | null {
+    const head = this.#pending[0];
+    if (head?.t === 'query') return head.statements?.[head.at] ?? null;
+    if (head?.t === 'describe') return head.lineage ?? null;
+    return this.#executing ?? null;
+  }
+
+  /** Output items of a traced statement (FETCH and EXECUTE: of what they name). */
+  #items(l: StatementLineage): readonly Item[] | undefined {
+    if (!l.uses) return l.items;
+    return this.#sqlNames.get(`${l.uses.kind}:${l.uses.name}`);
   }
 
   /** One target message → what the caller gets (empty: nothing). */
@@ -242,11 +351,17 @@ export class MaskingRelay {
 
   #rewrite(f: Frame): Buffer {
     switch (f.type) {
-      case BackendType.RowDescription:
-        return this.#rowDescription(f);
+      case BackendType.RowDescription: {
+        const lineage = this.#peekLineage();
+        const head = this.#pending[0];
+        const d = head?.t === 'query' ? undefined : this.#answerDescribe();
+        if (d?.ours) this.#executing = d.lineage;
+        return this.#rowDescription(f, this.#columnMasks(), lineage, d);
+      }
       case BackendType.NoData: {
         const d = this.#answerDescribe();
         if (!d || d.portal) this.#columns = undefined;
+        if (d?.ours) this.#executing = d.lineage;
         return d?.ours ? EMPTY : f.raw;
       }
       case BackendType.DataRow:
@@ -260,6 +375,7 @@ export class MaskingRelay {
         }
         this.#columns = undefined;
         this.#copyText = false;
+        this.#executing = undefined;
         this.#hooks.ready(f.raw[5]!);
         return f.raw;
       }
@@ -296,8 +412,12 @@ export class MaskingRelay {
         this.#copyText = false;
         return f.raw;
       case BackendType.CommandComplete:
+      case BackendType.EmptyQueryResponse: {
+        const head = this.#pending[0];
+        if (head?.t === 'query') head.at++;
+        return f.raw;
+      }
       case BackendType.PortalSuspended:
-      case BackendType.EmptyQueryResponse:
         return f.raw;
       default:
         return f.raw;
@@ -311,13 +431,34 @@ export class MaskingRelay {
     return head;
   }
 
-  #rowDescription(f: Frame): Buffer {
-    const head = this.#pending[0];
-    const d = head?.t === 'query' ? undefined : this.#answerDescribe();
+  /**
+   * Masks the columns of a RowDescription. `d` is the Describe it answers (already taken from the
+   * queue); called with none to learn what the catalog must say first (see #missing).
+   */
+  #rowDescription(
+    f: Frame,
+    masks: ColumnMasks,
+    lineage: StatementLineage | null,
+    d?: Extract<Pending, { t: 'describe' }> | undefined,
+    probe = false,
+  ): Buffer {
     const raw = f.raw;
     const n = raw.readInt16BE(5);
     const columns: Column[] = [];
     let rewritten: Buffer | undefined;
+    let traced: (MaskSpec | undefined)[] | undefined;
+    if (this.#masker.hasColumns && lineage) {
+      const names: string[] = [];
+      let at = 7;
+      for (let i = 0; i < n; i++) {
+        const end = raw.indexOf(0, at);
+        if (end < 0 || end + 19 > raw.length)
+          throw new PgProtocolError('invalid backend message: truncated RowDescription');
+        names.push(raw.toString('utf8', at, end));
+        at = end + 19;
+      }
+      traced = masks.outputs(this.#items(lineage), n, names);
+    }
     let at = 7;
     for (let i = 0; i < n; i++) {
       const end = raw.indexOf(0, at);
@@ -332,9 +473,12 @@ export class MaskingRelay {
       let spec: MaskSpec | undefined;
       if (this.#masker.hasColumns) {
         const t = tableOid !== 0 ? this.#hooks.cached(tableOid) : undefined;
-        spec = this.#masker.column(
-          t ? { schema: t.schema, table: t.table, column: t.columns.get(attnum), output } : { output },
-        );
+        const column = t?.columns.get(attnum);
+        spec = this.#masker.column(t ? { schema: t.schema, table: t.table, column, output } : { output });
+        // A view's column is judged by what it is defined from.
+        if (t && column !== undefined && (t.kind === 'v' || t.kind === 'm'))
+          spec = stricter(spec, masks.column(t.schema, t.table, column));
+        spec = stricter(spec, traced?.[i]);
       }
       if (spec && type !== T_TEXT) {
         rewritten ??= Buffer.from(raw);
@@ -345,6 +489,7 @@ export class MaskingRelay {
       columns.push({ type, binary, spec });
       at = p + 18;
     }
+    if (probe) return raw;
     // A statement's description (before Bind) only says which columns there will be; rows follow
     // the portal's.
     if (!d || d.portal) this.#columns = columns;
@@ -460,6 +605,17 @@ export class MaskingRelay {
     body.copy(out, 5);
     return out;
   }
+}
+
+function stricter(a: MaskSpec | undefined, b: MaskSpec | undefined): MaskSpec | undefined {
+  if (!b) return a;
+  return !a || STRATEGY_RANK[b.strategy] > STRATEGY_RANK[a.strategy] ? b : a;
+}
+
+/** A NUL-terminated string in a message. */
+function cString(b: Buffer, at: number): string {
+  const end = b.indexOf(0, at);
+  return b.toString('utf8', at, end < 0 ? b.length : end);
 }
 
 function tableOids(f: Frame): number[] {

@@ -576,6 +576,8 @@ export class PgSession {
       observe: this.#ctx.recorder ? (type, raw) => this.#observe(type, raw) : undefined,
       cached: (oid) => (catalog ? catalog.cachedTable(oid) : null),
       lookup: (oids) => (catalog ? catalog.tables(oids) : Promise.resolve()),
+      relations: (schema, table) => (catalog ? catalog.cachedRelations(schema, table) : []),
+      lookupRelations: (names) => (catalog ? catalog.relations(names) : Promise.resolve()),
       write: (out) => this.#writeOut(out),
       pauseUpstream: () => this.#upstream?.pause(),
       // Unless the caller is itself behind: its drain resumes the target then.
