@@ -77,6 +77,8 @@ export interface ProxyAdapter<C extends PolicyConnection = PolicyConnection> {
     classified: Classified,
     caller: { readonly principal: Principal; readonly masking: readonly MaskingRule[] | undefined },
   ): ResponseFilter | undefined;
+  /** Bytes of each response body kept in the session recording (0 or absent: none). */
+  recordBody?(connection: C): number;
   /** Authentication failed or missing. */
   unauthorized(ex: Exchange, error: AirlockError): void;
 }

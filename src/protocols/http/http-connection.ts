@@ -14,6 +14,7 @@ const RETRY_AFTER_S = 10;
 export const httpAdapter: ProxyAdapter<HttpConnection> = {
   protocol: 'http',
   maxBody: (c) => c.maxBody,
+  recordBody: (c) => c.recordBody,
   classify: (ex: Exchange, c: HttpConnection) =>
     classifyHttp({
       method: ex.method,

@@ -20,6 +20,7 @@ import type { Recorder } from '../../core/recording/types.ts';
 import type { Exchange, ProxyAdapter, ResponseFilter } from './adapter.ts';
 import { sendJson } from './adapter.ts';
 import { hasBody, readBody } from './body.ts';
+import { BodyCapture, CREDENTIAL_MARK } from './capture.ts';
 import { callerHeaders, callerToken, upstreamHeaders } from './headers.ts';
 import { hostRoutes, routeByHost } from './host-route.ts';
 import { relayBody } from './relay-body.ts';
@@ -154,10 +155,37 @@ interface SocketSlots {
 /** Request headers kept in recordings: anything that may carry a credential is left out. */
 const UNRECORDED_HEADER = /auth|cookie|token|secret|key|password|signature|session/i;
 
-function recordedHeaders(headers: IncomingMessage['headers']): Record<string, string> {
+function recordedHeaders(
+  headers: IncomingMessage['headers'],
+  credentials: readonly string[],
+): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers))
-    if (v !== undefined && !UNRECORDED_HEADER.test(k)) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined || UNRECORDED_HEADER.test(k)) continue;
+    let text = Array.isArray(v) ? v.join(', ') : v;
+    // A credential repeated under another header name is still a credential.
+    for (const c of credentials) if (c.length >= 4) text = text.split(c).join(CREDENTIAL_MARK);
+    out[k] = text;
+  }
+  return out;
+}
+
+/** Every credential that could show up in a response: the upstream's, and the caller's token. */
+function credentialsIn(connection: PolicyConnection, req: IncomingMessage): string[] {
+  const out: string[] = [];
+  const token = callerToken(req.headers.authorization);
+  if (token) out.push(token);
+  const c = 'credential' in connection ? connection.credential : undefined;
+  try {
+    if (c?.type === 'bearer') out.push(c.token.reveal());
+    if (c?.type === 'basic') {
+      const password = c.password.reveal();
+      out.push(password, Buffer.from(`${c.username}:${password}`).toString('base64'));
+    }
+    if (c?.type === 'header') out.push(c.value.reveal());
+  } catch {
+    // A credential that cannot be read now was not sent either.
+  }
   return out;
 }
 
@@ -314,6 +342,11 @@ export class HttpProxy {
     const session = await this.#session(req.socket, adapter.protocol, connection, principal, source);
     const sessionId = session.id;
     const started = Date.now();
+    let secrets: string[] | undefined;
+    const credentials = () => {
+      secrets ??= credentialsIn(connection, req);
+      return secrets;
+    };
     const record = (verdict: string, extra: Record<string, unknown> = {}) =>
       session.recording?.event('exchange', {
         method: ex.method,
@@ -321,7 +354,7 @@ export class HttpProxy {
         kind: classified.kind,
         summary: classified.summary,
         verdict,
-        headers: recordedHeaders(req.headers),
+        headers: recordedHeaders(req.headers, credentials()),
         ...(classified.attributes.body === undefined ? {} : { body: classified.attributes.body }),
         ...extra,
       });
@@ -406,12 +439,15 @@ export class HttpProxy {
       principal,
       masking: this.#o.policy.masking,
     });
-    const status = await this.#forward(ex, connection, adapter, signal, filter);
+    const recordLimit = session.recording ? (adapter.recordBody?.(connection as never) ?? 0) : 0;
+    const capture = recordLimit > 0 ? new BodyCapture(recordLimit) : undefined;
+    const status = await this.#forward(ex, connection, adapter, signal, filter, capture);
     record('allow', {
       ...(outcome.verdict === 'hold' ? { request: outcome.request.id } : {}),
       status: status ?? null,
       ms: Date.now() - started,
       ...(filter ? { masked: true } : {}),
+      ...(capture ? { response: capture.record(credentials()) } : {}),
     });
   }
 
@@ -461,6 +497,7 @@ export class HttpProxy {
     adapter: ProxyAdapter,
     signal: AbortSignal,
     filter?: ResponseFilter | undefined,
+    capture?: BodyCapture | undefined,
   ): Promise<number | undefined> {
     if (connection.type !== 'http' && connection.type !== 'kubernetes' && connection.type !== 'git')
       return undefined;
@@ -512,12 +549,14 @@ export class HttpProxy {
         return 502;
       }
     } else if (filter) {
-      await this.#filtered(ex, connection.name, adapter, response, filter);
+      await this.#filtered(ex, connection.name, adapter, response, filter, capture);
       return response.statusCode;
     } else {
       res.writeHead(response.statusCode, callerHeaders(response.headers));
       // Watches and log streams (no length): send headers now, not with the first event.
       if (response.headers['content-length'] === undefined) res.flushHeaders();
+      capture?.describe(response.headers['content-type'], response.headers['content-encoding']);
+      capture?.watch(response.body);
     }
     try {
       await relayBody(response.body, res);
@@ -538,6 +577,7 @@ export class HttpProxy {
       body: Readable & { dump(): Promise<void> };
     },
     filter: ResponseFilter,
+    capture: BodyCapture | undefined,
   ): Promise<void> {
     const headers = callerHeaders(response.headers);
     const type = String(response.headers['content-type'] ?? '');
@@ -559,7 +599,12 @@ export class HttpProxy {
       );
     const passAsIs = async (buffered: readonly Buffer[]) => {
       ex.res.writeHead(response.statusCode, headers);
-      for (const b of buffered) ex.res.write(b);
+      capture?.describe(type, encoding);
+      for (const b of buffered) {
+        capture?.add(b);
+        ex.res.write(b);
+      }
+      capture?.watch(response.body);
       try {
         await pipeline(response.body, ex.res);
       } catch {
@@ -593,8 +638,11 @@ export class HttpProxy {
       if (encoding !== 'identity') return unmaskable(`a ${encoding} stream is not masked`, []);
       ex.res.writeHead(response.statusCode, headers);
       ex.res.flushHeaders();
+      const lines = new LineFilter(filter);
+      capture?.describe(type, 'identity');
+      capture?.watch(lines);
       try {
-        await pipeline(response.body, new LineFilter(filter), ex.res);
+        await pipeline(response.body, lines, ex.res);
       } catch {
         ex.res.destroy();
       }
@@ -618,6 +666,8 @@ export class HttpProxy {
       return;
     }
     ex.res.writeHead(response.statusCode, { ...headers, 'content-length': String(out.length) });
+    capture?.describe(type, 'identity');
+    capture?.add(out);
     ex.res.end(out);
   }
 

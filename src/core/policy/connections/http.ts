@@ -56,6 +56,16 @@ export const httpConnectionSchema = z.strictObject({
    */
   mask_max_body: z.number().int().min(1).default(DEFAULT_MASK_MAX_BODY),
   mask_unmaskable: z.enum(['refuse', 'pass']).default('refuse'),
+  /**
+   * Bytes of each response body kept in the session recording, as the caller received it
+   * (masked when it was masked); 0 keeps none.
+   */
+  record_body: z
+    .number()
+    .int()
+    .min(0)
+    .max(16 * 1024 * 1024)
+    .default(64 * 1024),
   ...connectionCommon,
 });
 
@@ -80,6 +90,7 @@ export interface HttpConnection extends ConnectionBase {
   readonly maxBody: number;
   readonly maskMaxBody: number;
   readonly maskUnmaskable: 'refuse' | 'pass';
+  readonly recordBody: number;
 }
 
 export function resolveHttpUpstream(
@@ -122,5 +133,6 @@ export function resolveHttpConnection(
     maxBody: c.max_body,
     maskMaxBody: c.mask_max_body,
     maskUnmaskable: c.mask_unmaskable,
+    recordBody: c.record_body,
   };
 }
