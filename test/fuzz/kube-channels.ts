@@ -1,9 +1,13 @@
 /**
- * Fuzz target for the kubectl exec/attach channel decoder (`v5.channel.k8s.io`): a valid
+ * Fuzz targets for the kubectl stream decoders. exec/attach (`v5.channel.k8s.io`): a valid
  * session's streams (stdin, resize JSON, stdout, the exit Status) cut into messages anywhere,
- * then mutated or replaced by random messages. The decoder must return events or throw its own
- * ChannelProtocolError, and an unmutated session must decode to the bytes and sizes it was made of.
+ * then mutated or replaced by random messages; the decoder must return events or throw its own
+ * ChannelProtocolError, and an unmutated session must decode to the bytes and sizes it was made
+ * of. port-forward (SPDY/3.1 in a WebSocket): SYN_STREAM and DATA frames with header blocks
+ * written by Airlock's encoder, cut anywhere, mutated or random; frames and header blocks must
+ * decode to what was written or fail with SpdyProtocolError.
  * https://github.com/kubernetes/enhancements/tree/master/keps/sig-api-machinery/4006-transition-spdy-to-websockets
+ * https://www.chromium.org/spdy/spdy-protocol/spdy-protocol-draft3-1/
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -16,6 +20,18 @@ import {
   STDIN,
   STDOUT,
 } from '../../src/protocols/http/kubernetes/channels.ts';
+import {
+  dataFrame,
+  encodeFrame,
+  FrameReader,
+  HeaderDeflater,
+  HeaderInflater,
+  type HeaderList,
+  headersOf,
+  SpdyProtocolError,
+  SYN_STREAM,
+  withHeaders,
+} from '../../src/protocols/http/kubernetes/spdy-frames.ts';
 import { type FuzzTarget, mutated, splitAt } from './targets.ts';
 
 interface Session {
@@ -122,4 +138,75 @@ export const KUBE_CHANNEL_TARGETS: readonly FuzzTarget[] = [
         },
       ),
   },
+  {
+    name: 'kubernetes: port-forward SPDY frames cut anywhere, mutated and random',
+    quickRuns: 200,
+    property: () =>
+      fc.property(
+        fc.tuple(
+          spdyStream.chain((st) =>
+            fc.tuple(fc.constant(st), fc.option(mutated(fc.constant(st.bytes)), { nil: undefined })),
+          ),
+          fc.array(fc.nat(), { maxLength: 12 }),
+        ),
+        ([[{ bytes, written }, changed], points]) => {
+          const mutate = changed !== undefined;
+          const input = changed ?? bytes;
+          const reader = new FrameReader();
+          const inflater = new HeaderInflater();
+          const headers: HeaderList[] = [];
+          const data: Buffer[] = [];
+          try {
+            for (const part of splitAt(input, points))
+              for (const f of reader.push(part)) {
+                if (f.control && f.type === SYN_STREAM) headers.push(headersOf(f, inflater));
+                else if (!f.control) data.push(f.data);
+              }
+          } catch (err) {
+            assert.ok(err instanceof SpdyProtocolError, String(err));
+            assert.ok(mutate, `a valid stream failed: ${(err as Error).message}`);
+            return;
+          }
+          if (mutate) return;
+          assert.deepEqual(
+            headers,
+            written.map((w) => w.headers),
+          );
+          assert.deepEqual(Buffer.concat(data), Buffer.concat(written.map((w) => w.data)));
+        },
+      ),
+  },
 ];
+
+const latin1 = fc.string({ maxLength: 24 }).map((t) => Buffer.from(t, 'latin1').toString('latin1'));
+
+/** Frames as kubectl's side of a tunnel would send them, with headers from Airlock's encoder. */
+const spdyStream = fc
+  .array(
+    fc.record({
+      headers: fc.array(fc.tuple(latin1, latin1), { maxLength: 4 }),
+      data: fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+    }),
+    { minLength: 1, maxLength: 6 },
+  )
+  .map((written) => {
+    const deflater = new HeaderDeflater();
+    const template = {
+      control: true as const,
+      type: SYN_STREAM,
+      flags: 0,
+      data: Buffer.alloc(10),
+    };
+    const frames = written.flatMap((w, i) => {
+      const syn = { ...template, data: Buffer.from(template.data) };
+      syn.data.writeUInt32BE(2 * i + 1, 0);
+      return [withHeaders(syn, w.headers, deflater), dataFrame(2 * i + 1, w.data)];
+    });
+    return {
+      bytes: Buffer.concat([
+        ...frames,
+        encodeFrame({ control: true, type: 6, flags: 0, data: Buffer.alloc(4) }),
+      ]),
+      written,
+    };
+  });
