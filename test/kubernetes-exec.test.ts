@@ -179,6 +179,32 @@ current-context: direct
     assert.equal(cast.header.title, 'agent on cluster');
   });
 
+  it('kubectl exec -it on a terminal: its size reaches the API server and the recording', async () => {
+    // script(1) gives kubectl a terminal of a known size; kubectl puts it in raw mode and sends
+    // the size on the resize stream before anything else.
+    const cmd = [
+      'stty rows 40 cols 100;',
+      `kubectl --kubeconfig ${kubeconfig} --cache-dir ${join(dir, 'cache')}`,
+      `exec -it web-1 -- sh -c 'read line; echo got:$line'`,
+    ].join(' ');
+    const p = startProcess('script', ['-qec', cmd, '/dev/null'], {
+      env: { ...process.env, HOME: dir, KUBECONFIG: kubeconfig },
+    });
+    // Typed before kubectl is up, the line waits in the terminal: the same bytes arrive.
+    p.write('hello tty\n');
+    const exit = await p.waitForExit(TIMEOUT);
+    assert.equal(exit.code, 0, p.output());
+    assert.match(p.stdout(), /got:hello tty/);
+    assert.ok(
+      apiserver.resizes.some((r) => r.width === 100 && r.height === 40),
+      JSON.stringify(apiserver.resizes),
+    );
+    const cast = await recordingFor(/-- sh -c 'read line; echo got:\$line'$/);
+    assert.ok(cast.events.some((e) => e.code === 'r' && e.data === '100x40'));
+    assert.match(text(cast, 'o'), /got:hello tty/);
+    assert.equal(text(cast, 'i'), 'hello tty\n');
+  });
+
   it('kubectl attach is relayed and recorded', async () => {
     const p = kubectl(kubeconfig, ['attach', '-i', 'web-1'], 'attached input\n');
     const exit = await p.waitForExit(TIMEOUT);
