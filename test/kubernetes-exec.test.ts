@@ -71,6 +71,11 @@ describe('kubectl exec and attach through Airlock', { timeout: 600_000 }, () => 
     commands: ["rm *"]
     effect: deny
     reason: files in pods are not deleted by hand
+  - name: dates are reviewed, run again once approved
+    connections: [cluster]
+    commands: ["date *"]
+    effect: review
+    review: { groups: [dba], hold: retry }
   - name: touching files is reviewed
     connections: [cluster]
     commands: ["touch *"]
@@ -231,6 +236,24 @@ current-context: direct
     const exit = await p.waitForExit(TIMEOUT);
     assert.equal(exit.code, 0, p.output());
     assert.equal(existsSync(marker), true, 'the approved command ran');
+  });
+
+  it('hold: retry refuses with the request, and the same exec runs once it is approved', async () => {
+    const first = kubectl(kubeconfig, ['exec', 'web-1', '--', 'date', '+%Y']);
+    assert.notEqual((await first.waitForExit(TIMEOUT)).code, 0);
+    const m = /approval required: request (\d+).*run the same command again once it is approved/.exec(
+      first.stderr(),
+    );
+    assert.ok(m, first.stderr());
+    assert.equal(
+      apiserver.execs.some((e) => e.command[0] === 'date'),
+      false,
+    );
+    const approved = await gw.api('POST', `/api/v1/requests/${m[1]}/approve`, {}, 'alice');
+    assert.equal(approved.status, 200);
+    const again = kubectl(kubeconfig, ['exec', 'web-1', '--', 'date', '+%Y']);
+    assert.equal((await again.waitForExit(TIMEOUT)).code, 0, again.output());
+    assert.match(again.stdout(), /^\d{4}\n$/);
   });
 
   it('a denied exec shows the reason and never reaches the API server', async () => {
