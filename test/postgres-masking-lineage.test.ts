@@ -1,7 +1,8 @@
 /**
  * Column masking that follows values: a masked column laundered through functions, operators,
  * casts, aggregates, CTEs, subqueries, set operations, views, user functions, cursors and
- * prepared statements never comes out unmasked. Real psql and pg through Airlock to a private PostgreSQL.
+ * prepared statements never comes out unmasked; COPY TO STDOUT is masked field by field, every
+ * other byte as PostgreSQL wrote it. Real psql and pg through Airlock to a private PostgreSQL.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -142,4 +143,75 @@ describe('column masking follows values', { timeout: 300_000 }, () => {
     const v = 'SELECT id, name FROM contacts WHERE id = 3';
     assert.equal(await psqlOut(gw.target('agent'), v), await psqlOut(direct(), v));
   });
+
+  test('COPY TO STDOUT is masked field by field; other bytes as PostgreSQL wrote them', async () => {
+    const cases: [string, (string | null)[]][] = [
+      // The fields each line has, masked ones marked by null.
+      ['COPY customers TO STDOUT (FORMAT csv)', ['id', 'name', null, null]],
+      ['COPY customers TO STDOUT', ['id', 'name', null, null]],
+      ["COPY customers (name, email) TO STDOUT (FORMAT csv, HEADER, DELIMITER ';')", ['name', null]],
+      ['COPY (SELECT id, lower(email), name FROM customers ORDER BY id) TO STDOUT', ['id', null, 'name']],
+      [
+        "COPY (SELECT * FROM contacts ORDER BY id) TO STDOUT (FORMAT csv, QUOTE '''', FORCE_QUOTE *)",
+        ['id', null, 'name'],
+      ],
+      ['\\copy (select id, email, name from customers order by id) to stdout', ['id', null, 'name']],
+      ['\\copy customers to stdout with (format csv)', ['id', 'name', null, null]],
+    ];
+    for (const [sql, shape] of cases) {
+      const through = await psqlOut(gw.target('agent'), sql, []);
+      const plain = await psqlOut(direct(), sql, []);
+      assert.doesNotMatch(through, LEAK, sql);
+      const csv = /csv/i.test(sql);
+      const delimiter = sql.includes("DELIMITER ';'") ? ';' : csv ? ',' : '\t';
+      const quote = !csv ? undefined : sql.includes("QUOTE ''''") ? "'" : '"';
+      const a = records(through, delimiter, quote);
+      const b = records(plain, delimiter, quote);
+      assert.equal(a.length, b.length, sql);
+      const header = /HEADER/.test(sql);
+      let masked = 0;
+      for (let i = 0; i < a.length; i++) {
+        const fa = a[i]!;
+        const fb = b[i]!;
+        assert.equal(fa.length, fb.length, `${sql}: row ${i}`);
+        for (let j = 0; j < fa.length; j++) {
+          if (shape[j] === null && !(header && i === 0)) {
+            if (fb[j] !== '' && fb[j] !== '\\N') masked++;
+            assert.doesNotMatch(fa[j]!, LEAK);
+          } else assert.equal(fa[j], fb[j], `${sql}: row ${i} field ${j}`);
+        }
+      }
+      assert.ok(masked >= 1, `${sql}: something was masked`);
+    }
+    const bin = psqlCommand(gw.target('agent'), 'COPY customers TO STDOUT (FORMAT binary)', ['-A', '-t']);
+    assert.notEqual((await bin.waitForExit(60_000)).code, 0);
+    assert.match(bin.stderr(), /binary COPY TO STDOUT cannot be masked/);
+  });
 });
+
+/** Rows of COPY output as raw fields (quoted fields kept with their quotes, newlines and all). */
+function records(text: string, delimiter: string, quote: string | undefined): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (const ch of text) {
+    if (quoted) {
+      cur += ch;
+      if (ch === quote) quoted = false;
+    } else if (ch === quote) {
+      quoted = true;
+      cur += ch;
+    } else if (ch === delimiter) {
+      row.push(cur);
+      cur = '';
+    } else if (ch === '\n') {
+      row.push(cur);
+      rows.push(row);
+      row = [];
+      cur = '';
+    } else cur += ch;
+  }
+  if (cur !== '' || row.length > 0) rows.push([...row, cur]);
+  return rows;
+}

@@ -23,9 +23,12 @@
  * (lineage.ts, column-masks.ts), so `lower(email)`, a CTE or a view over a masked column is
  * masked like the column itself, whatever RowDescription says of its source.
  *
- * COPY TO STDOUT rows in text or CSV format are scanned by the detectors; binary COPY cannot be
- * scanned, so the session is ended rather than send unmasked data. Notices, errors and
- * notifications are scanned too, since they echo values ("Key (email)=(...) already exists").
+ * COPY TO STDOUT in text or CSV format is masked field by field: CopyOutResponse names no
+ * columns, so the COPY's own text says which column each field is (the table's columns in
+ * catalog order, or the query's output columns), and each row is split, masked and put back
+ * with COPY's own escaping (copy-fields.ts). Binary COPY is not parsed, so the session is ended
+ * rather than send unmasked data. Notices, errors and notifications are scanned too, since they
+ * echo values ("Key (email)=(...) already exists").
  */
 
 import type { SessionMasker } from '../../core/masking/masker.ts';
@@ -33,7 +36,8 @@ import { type MaskSpec, STRATEGY_RANK } from '../../core/masking/strategy.ts';
 import type { RelationInfo, TableColumns } from './catalog.ts';
 import { BackendType, type Frame, FrontendType, MessageReader, PgProtocolError } from './codec.ts';
 import { ColumnMasks, type RelationName } from './column-masks.ts';
-import { type Item, lineageOf, type StatementLineage } from './lineage.ts';
+import { type CopyField, encodeField, joinRow, splitRow } from './copy-fields.ts';
+import { type CopyFormat, type Item, lineageOf, type StatementLineage } from './lineage.ts';
 import type { RelayHooks } from './relay.ts';
 
 export interface MaskingHooks extends RelayHooks {
@@ -104,6 +108,13 @@ type Pending =
       readonly lineage?: StatementLineage | undefined;
     };
 
+/** COPY TO output being masked field by field. */
+interface CopyOut {
+  readonly format: CopyFormat;
+  readonly specs: readonly (MaskSpec | undefined)[];
+  header: boolean;
+}
+
 /** Rounds of catalog lookups for one result (views over views reveal more names each round). */
 const MAX_LOOKUP_ROUNDS = 8;
 const MAX_LINEAGE_CACHE = 500;
@@ -119,6 +130,7 @@ export class MaskingRelay {
   /** The description rows are decoded with; undefined: no rows expected. */
   #columns: Column[] | undefined;
   #copyText = false;
+  #copy: CopyOut | undefined;
   /** Traced statements by prepared-statement and portal name, and SQL-level cursors/PREPAREs. */
   readonly #statementLineage = new Map<string, StatementLineage | undefined>();
   readonly #portalLineage = new Map<string, StatementLineage | undefined>();
@@ -235,7 +247,11 @@ export class MaskingRelay {
   #pump(out: Buffer[]): void {
     try {
       for (let f = this.#reader.next(); f; f = this.#reader.next()) {
-        if (f.type === BackendType.RowDescription && this.#masker.hasColumns && this.#missing(f)) {
+        if (
+          (f.type === BackendType.RowDescription || f.type === BackendType.CopyOutResponse) &&
+          this.#masker.hasColumns &&
+          this.#missing(f)
+        ) {
           this.#block(f, 1);
           return;
         }
@@ -291,8 +307,11 @@ export class MaskingRelay {
   /** What the catalog must still say before this message can be masked; undefined: nothing. */
   #missing(f: Frame): { oids: number[]; relations: RelationName[] } | undefined {
     const masks = this.#columnMasks();
-    const oids = tableOids(f).filter((oid) => this.#hooks.cached(oid) === undefined);
-    this.#rowDescription(f, masks, this.#peekLineage(), undefined, true);
+    let oids: number[] = [];
+    if (f.type === BackendType.RowDescription) {
+      oids = tableOids(f).filter((oid) => this.#hooks.cached(oid) === undefined);
+      this.#rowDescription(f, masks, this.#peekLineage(), undefined, true);
+    } else this.#copyOut(f, masks, this.#peekLineage(), true);
     const relations = [...masks.missing.values()];
     return oids.length > 0 || relations.length > 0 ? { oids, relations } : undefined;
   }
@@ -375,6 +394,7 @@ export class MaskingRelay {
         }
         this.#columns = undefined;
         this.#copyText = false;
+        this.#copy = undefined;
         this.#executing = undefined;
         this.#hooks.ready(f.raw[5]!);
         return f.raw;
@@ -405,11 +425,14 @@ export class MaskingRelay {
           return EMPTY;
         }
         this.#copyText = true;
-        return f.raw;
+        if (this.#masker.hasColumns) this.#copyOut(f, this.#columnMasks(), this.#peekLineage(), false);
+        return this.#failed ? EMPTY : f.raw;
       case BackendType.CopyData:
+        if (this.#copy) return this.#copyRow(f, this.#copy);
         return this.#copyText ? this.#copyData(f) : f.raw;
       case BackendType.CopyDone:
         this.#copyText = false;
+        this.#copy = undefined;
         return f.raw;
       case BackendType.CommandComplete:
       case BackendType.EmptyQueryResponse: {
@@ -495,6 +518,51 @@ export class MaskingRelay {
     if (!d || d.portal) this.#columns = columns;
     if (d?.ours) return EMPTY;
     return rewritten ?? raw;
+  }
+
+  /**
+   * Which field of each COPY row gets which mask. `probe`: only learn what the catalog must say
+   * first. A COPY whose statement is not known cannot be split into columns: refused.
+   */
+  #copyOut(f: Frame, masks: ColumnMasks, lineage: StatementLineage | null, probe: boolean): void {
+    if (f.raw.length < 8) throw new PgProtocolError('invalid backend message: truncated CopyOutResponse');
+    const n = f.raw.readInt16BE(6);
+    if (!lineage?.copy) {
+      if (!probe)
+        this.#fail('COPY TO STDOUT cannot be masked here: Airlock could not tell which columns it sends');
+      return;
+    }
+    const specs = masks.outputs(lineage.items, n);
+    if (!probe) this.#copy = { format: lineage.copy, specs, header: lineage.copy.header };
+  }
+
+  #copyRow(f: Frame, copy: CopyOut): Buffer {
+    const text = f.raw.toString('utf8', 5);
+    const eol = text.endsWith('\r\n') ? '\r\n' : text.endsWith('\n') ? '\n' : undefined;
+    if (eol === undefined) throw new Error('a COPY row did not end with a line break');
+    if (copy.header) {
+      copy.header = false;
+      return f.raw;
+    }
+    const fields = splitRow(text.slice(0, text.length - eol.length), copy.format);
+    if (fields.length !== copy.specs.length)
+      throw new Error(`a COPY row had ${fields.length} fields where ${copy.specs.length} were expected`);
+    let changed = false;
+    const out = fields.map((field: CopyField, i) => {
+      if (field.value === null) return field.raw;
+      const spec = copy.specs[i];
+      const value = spec ? this.#masker.mask(field.value, spec) : this.#masker.scan(field.value);
+      if (!spec && value === field.value) return field.raw;
+      changed = true;
+      return encodeField(value, copy.format);
+    });
+    if (!changed) return f.raw;
+    const body = Buffer.from(joinRow(out, copy.format) + eol, 'utf8');
+    const msg = Buffer.allocUnsafe(5 + body.length);
+    msg[0] = BackendType.CopyData;
+    msg.writeInt32BE(4 + body.length, 1);
+    body.copy(msg, 5);
+    return msg;
   }
 
   #dataRow(f: Frame, columns: readonly Column[]): Buffer {

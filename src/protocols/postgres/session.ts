@@ -832,7 +832,7 @@ export class PgSession {
         )
       : await this.#refined(this.#action(sql, c.normalized, c.parts, {}));
     if (this.#state !== SessionState.Ready) return;
-    const verdict = this.#maskingRefusal(action) ?? (await this.#judge(action));
+    const verdict = await this.#judge(action);
     if (this.#state !== SessionState.Ready) return;
     if (verdict === true) {
       if (unmask) this.#unmask();
@@ -917,7 +917,7 @@ export class PgSession {
           if (!plain) break;
           const action = await this.#refined(plain);
           if (this.#state !== SessionState.Ready) return;
-          const verdict = this.#maskingRefusal(action) ?? (await this.#judge(action));
+          const verdict = await this.#judge(action);
           if (this.#state !== SessionState.Ready) return;
           if (verdict !== true) {
             this.#denyExtended(batch, i, verdict);
@@ -1127,32 +1127,6 @@ export class PgSession {
       clearInterval(keepalive);
       this.#holding = false;
     }
-  }
-
-  /**
-   * COPY TO STDOUT names no columns on the wire, so column rules could not be applied to its
-   * rows: while any apply to this session it is refused (the detectors alone can scan COPY).
-   */
-  #maskingRefusal(action: Action): Denial | undefined {
-    if (!this.#masker?.hasColumns) return undefined;
-    if (!action.parts.some((p) => p.statement === 'CopyStmt' && p.kind === 'read')) return undefined;
-    this.#ctx.log?.info(
-      { session: this.id, connection: action.connection },
-      'postgres COPY refused: column masking',
-    );
-    if (this.#recording)
-      this.#record('statement', {
-        text: this.#masker.scan(action.summary),
-        kind: action.kind,
-        decision: 'deny',
-        rule: 'masking: COPY TO STDOUT under column rules',
-      });
-    return {
-      code: '42501',
-      message:
-        'denied by Airlock: COPY ... TO STDOUT cannot be masked column by column, and column masking applies to this session',
-      hint: 'read the rows with SELECT, which Airlock masks',
-    };
   }
 
   /** An approved (or allowed) `SET airlock.unmask`: results from now on go out as they are. */
