@@ -21,6 +21,7 @@ import type { Exchange, ProxyAdapter, ResponseFilter } from './adapter.ts';
 import { sendJson } from './adapter.ts';
 import { hasBody, readBody } from './body.ts';
 import { BodyCapture, CREDENTIAL_MARK } from './capture.ts';
+import { pruneStaleScratch, removeActiveScratch } from './git/inspect.ts';
 import { callerHeaders, callerToken, upstreamHeaders } from './headers.ts';
 import { hostRoutes, routeByHost } from './host-route.ts';
 import { relayBody } from './relay-body.ts';
@@ -223,6 +224,7 @@ export class HttpProxy {
   constructor(o: ProxyOptions) {
     this.#o = o;
     this.#hosts = hostRoutes(o.policy);
+    pruneStaleScratch();
     this.#adapters = new Map(o.adapters.map((a) => [a.protocol, a as unknown as ProxyAdapter]));
   }
 
@@ -733,6 +735,7 @@ export class HttpProxy {
   /** Cancel held requests and stop streams; used on shutdown. */
   async close(): Promise<void> {
     for (const a of this.#open) a.abort();
+    removeActiveScratch();
     await this.#pools.close();
   }
 }

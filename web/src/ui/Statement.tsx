@@ -64,6 +64,56 @@ function Parameters({ attributes }: { attributes: Readonly<Record<string, unknow
   );
 }
 
+interface PushedUpdate {
+  readonly ref?: unknown;
+  readonly diff?: unknown;
+  readonly diffTruncated?: unknown;
+}
+
+/** The diff a git push brings, per ref (secrets already masked by the gateway), as text nodes. */
+function Diffs({ attributes }: { attributes: Readonly<Record<string, unknown>> | undefined }) {
+  const updates = attributes?.updates;
+  if (!Array.isArray(updates)) return null;
+  const shown = (updates as PushedUpdate[]).filter((u) => typeof u.diff === 'string' && u.diff !== '');
+  if (shown.length === 0) return null;
+  return (
+    <>
+      {shown.map((u, i) => (
+        <figure class="statement" key={i} aria-label={`diff of ${String(u.ref)}`}>
+          <figcaption>
+            Diff of {String(u.ref)}
+            {u.diffTruncated ? ' · cut short' : ''}
+          </figcaption>
+          <pre
+            class="sql diff"
+            // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable from the keyboard
+            tabIndex={0}
+          >
+            <code>
+              {(u.diff as string).split('\n').map((line, j) => {
+                const cls =
+                  line.startsWith('+') && !line.startsWith('+++')
+                    ? 'diff-add'
+                    : line.startsWith('-') && !line.startsWith('---')
+                      ? 'diff-del'
+                      : line.startsWith('@@')
+                        ? 'diff-hunk'
+                        : undefined;
+                return (
+                  <span key={j} class={cls}>
+                    {line}
+                    {'\n'}
+                  </span>
+                );
+              })}
+            </code>
+          </pre>
+        </figure>
+      ))}
+    </>
+  );
+}
+
 export function Statements({ request, tall = false }: { request: AirlockRequest; tall?: boolean }) {
   const [wrap, setWrap] = useState(false);
   const parts =
@@ -110,6 +160,7 @@ export function Statements({ request, tall = false }: { request: AirlockRequest;
         </figure>
       ))}
       <Parameters attributes={request.attributes} />
+      <Diffs attributes={request.attributes} />
     </div>
   );
 }

@@ -11,8 +11,11 @@ import { kindOfParts } from '../../../core/action.ts';
 import type { GitConnection } from '../../../core/policy/connections/git.ts';
 import type { Classified } from '../adapter.ts';
 import { bodyHash, decodedPath } from '../classify.ts';
-import { type InspectTarget, inspectPush } from './inspect.ts';
+import { type InspectTarget, inspectPush, type UpdateFacts } from './inspect.ts';
 import { PushParseError, parsePushRequest } from './receive-pack.ts';
+
+/** Diff text one push puts on its request, across its ref updates. */
+const MAX_PUSH_DIFF = 512 * 1024;
 
 export interface GitFacts {
   readonly method: string;
@@ -123,6 +126,15 @@ export async function classifyGit(f: GitFacts, connection: GitConnection): Promi
     attributes.problem = inspection.error;
   } else {
     const updates: Record<string, unknown>[] = [];
+    // The diffs of one push share one budget, so a push of many refs stays reviewable.
+    let budget = MAX_PUSH_DIFF;
+    const diffFor = (u: UpdateFacts): Record<string, unknown> => {
+      if (u.change === 'delete') return {};
+      const fits = u.diff.length <= budget;
+      const diff = fits ? u.diff : u.diff.slice(0, Math.max(0, budget));
+      budget -= diff.length;
+      return { diff, ...(u.diffTruncated || !fits ? { diffTruncated: true } : {}) };
+    };
     for (const u of inspection.updates) {
       const short = `${u.update.oldOid.slice(0, 12)}..${u.update.newOid.slice(0, 12)}`;
       parts.push({
@@ -154,6 +166,7 @@ export async function classifyGit(f: GitFacts, connection: GitConnection): Promi
         commits: u.commits,
         files: u.numstat,
         ...(u.secrets.length > 0 ? { secrets: u.secrets } : {}),
+        ...diffFor(u),
       });
     }
     attributes.updates = updates;

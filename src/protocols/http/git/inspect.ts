@@ -3,17 +3,22 @@
  * repository: the mirror is fetched from the upstream, the pushed pack is indexed into it
  * (`index-pack --fix-thin` completes the thin pack from objects the upstream has), and then
  * `merge-base --is-ancestor` says whether an update is a fast-forward, and `diff`/`log` list
- * the commits, files and lines it brings. Pack parsing is left to git itself.
+ * the commits, files and lines it brings, and the diff itself for the reviewer (bounded, with
+ * secrets masked). Pack parsing is left to git itself.
+ *
+ * Each inspection has its own scratch mirror under $TMPDIR/airlock-git-scratch, named after the
+ * process, and removes it when it is done; the listener removes any still there when it closes,
+ * and at start those left by processes that no longer run.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HttpCredential } from '../../../core/policy/connections/http.ts';
 import type { RefUpdate } from './receive-pack.ts';
 import { ZERO_OID } from './receive-pack.ts';
-import { findSecrets, type SecretFinding } from './secrets.ts';
+import { findSecrets, maskSecretsInDiff, type SecretFinding } from './secrets.ts';
 
 export interface UpdateFacts {
   readonly update: RefUpdate;
@@ -23,6 +28,10 @@ export interface UpdateFacts {
   /** `added deleted file` per file, as `git diff --numstat` prints it. */
   readonly numstat: readonly string[];
   readonly secrets: readonly SecretFinding[];
+  /** The unified diff, secrets masked, at most MAX_DIFF bytes. */
+  readonly diff: string;
+  /** The diff was longer than MAX_DIFF and is cut. */
+  readonly diffTruncated: boolean;
 }
 
 export type Inspection =
@@ -37,6 +46,68 @@ interface Run {
 
 const MAX_OUTPUT = 8 * 1024 * 1024;
 const MAX_LISTED = 200;
+/** Diff text shown to reviewers, per ref update. */
+export const MAX_DIFF = 256 * 1024;
+
+function scratchRoot(): string {
+  return join(tmpdir(), 'airlock-git-scratch');
+}
+
+/** Scratch mirrors of inspections still running in this process. */
+const active = new Set<string>();
+
+function removeScratch(dir: string): void {
+  active.delete(dir);
+  rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
+/** Removes the scratch mirrors of inspections still running (on shutdown). */
+export function removeActiveScratch(): void {
+  for (const dir of [...active]) removeScratch(dir);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes scratch mirrors left by processes that no longer run (a crash, a kill), and the
+ * per-repository mirrors earlier versions kept under $TMPDIR/airlock-git-mirrors once they are
+ * an hour old.
+ */
+export function pruneStaleScratch(now = Date.now()): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(scratchRoot());
+  } catch {
+    // Nothing there yet.
+  }
+  for (const name of names) {
+    const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    rmSync(join(scratchRoot(), name), { recursive: true, force: true, maxRetries: 3 });
+  }
+  const legacy = join(tmpdir(), 'airlock-git-mirrors');
+  let old: string[] = [];
+  try {
+    old = readdirSync(legacy);
+  } catch {
+    return;
+  }
+  for (const name of old) {
+    const dir = join(legacy, name);
+    try {
+      if (now - statSync(dir).mtimeMs > 60 * 60_000) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Removed meanwhile.
+    }
+  }
+}
 
 function git(
   args: readonly string[],
@@ -89,9 +160,6 @@ function credentialEnv(
   return env;
 }
 
-/** One mirror per upstream repository; inspections of the same repository run one at a time. */
-const queues = new Map<string, Promise<unknown>>();
-
 export interface InspectTarget {
   /** Upstream repository URL (…/repo.git). */
   readonly url: string;
@@ -100,23 +168,18 @@ export interface InspectTarget {
   readonly ca?: string | undefined;
 }
 
-export function inspectPush(
+export async function inspectPush(
   target: InspectTarget,
   updates: readonly RefUpdate[],
   pack: Buffer,
 ): Promise<Inspection> {
-  const dir = join(
-    tmpdir(),
-    'airlock-git-mirrors',
-    createHash('sha256').update(target.url).digest('hex').slice(0, 24),
-  );
-  const previous = queues.get(dir) ?? Promise.resolve();
-  const run = previous.catch(() => {}).then(() => inspectIn(dir, target, updates, pack));
-  queues.set(dir, run);
-  void run.finally(() => {
-    if (queues.get(dir) === run) queues.delete(dir);
-  });
-  return run;
+  const dir = join(scratchRoot(), `${process.pid}-${randomBytes(8).toString('hex')}`);
+  active.add(dir);
+  try {
+    return await inspectIn(dir, target, updates, pack);
+  } finally {
+    removeScratch(dir);
+  }
 }
 
 async function inspectIn(
@@ -149,7 +212,16 @@ async function inspectIn(
     const created = ZERO_OID.test(u.oldOid);
     const deleted = ZERO_OID.test(u.newOid);
     if (deleted) {
-      facts.push({ update: u, change: 'delete', files: [], commits: [], numstat: [], secrets: [] });
+      facts.push({
+        update: u,
+        change: 'delete',
+        files: [],
+        commits: [],
+        numstat: [],
+        secrets: [],
+        diff: '',
+        diffTruncated: false,
+      });
       continue;
     }
     let change: UpdateFacts['change'] = 'create';
@@ -172,12 +244,14 @@ async function inspectIn(
     if (log.code !== 0) return { ok: false, error: `${u.ref}: git log failed: ${log.stderr.trim()}` };
     // Files and lines: against the old tip for an update (what the ref will show afterwards);
     // for a new ref, every commit not already on the upstream.
-    const diffArgs = created ? ['log', '--format=', '-p', ...range] : ['diff', u.oldOid, u.newOid];
+    const diffArgs = created
+      ? ['log', '--format=commit %h %s', '-p', ...range]
+      : ['diff', u.oldOid, u.newOid];
     const numArgs = created
       ? ['log', '--format=', '--numstat', ...range]
       : ['diff', '--numstat', u.oldOid, u.newOid];
     const [patch, numstat] = await Promise.all([
-      git([...diffArgs.slice(0, 1), '--no-color', '--no-renames', '-U0', ...diffArgs.slice(1)], { cwd }),
+      git([...diffArgs.slice(0, 1), '--no-color', '--no-renames', '-U3', ...diffArgs.slice(1)], { cwd }),
       git([...numArgs.slice(0, 1), '--no-color', '--no-renames', ...numArgs.slice(1)], { cwd }),
     ]);
     if (patch.code !== 0 || numstat.code !== 0)
@@ -191,7 +265,19 @@ async function inspectIn(
       commits: log.stdout.split('\n').filter(Boolean),
       numstat: numLines.slice(0, MAX_LISTED),
       secrets: findSecrets(patch.stdout),
+      ...boundedDiff(patch.stdout),
     });
   }
   return { ok: true, updates: facts };
+}
+
+/** The diff for reviewers: secrets masked, cut at a line end within MAX_DIFF bytes. */
+function boundedDiff(patch: string): { diff: string; diffTruncated: boolean } {
+  const masked = maskSecretsInDiff(patch);
+  if (Buffer.byteLength(masked) <= MAX_DIFF && patch.length < MAX_OUTPUT)
+    return { diff: masked, diffTruncated: false };
+  let cut = Buffer.from(masked).subarray(0, MAX_DIFF).toString('utf8');
+  const nl = cut.lastIndexOf('\n');
+  if (nl > 0) cut = cut.slice(0, nl + 1);
+  return { diff: cut, diffTruncated: true };
 }

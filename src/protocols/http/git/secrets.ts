@@ -49,3 +49,39 @@ export function findSecrets(patch: string): SecretFinding[] {
   }
   return out;
 }
+
+const KEY_BEGIN = /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY( BLOCK)?-----/;
+const KEY_END = /-----END [A-Z0-9 ]{0,40}PRIVATE KEY( BLOCK)?-----/;
+const KEY_MASK = '[private key masked]';
+
+/**
+ * The diff with every detected secret masked, on every line (a secret a push removes was
+ * exposed too, and context lines repeat what is there). A private key is masked from its BEGIN
+ * line to its END line, keeping each line's diff marker so the diff still reads as one.
+ */
+export function maskSecretsInDiff(patch: string): string {
+  const lines = patch.split('\n');
+  let inKey = false;
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i]!;
+    if (line.startsWith('diff --git') || line.startsWith('@@') || line.startsWith('commit ')) inKey = false;
+    const marker = /^[+\- ]/.test(line) ? line[0]! : '';
+    if (inKey) {
+      if (KEY_END.test(line)) inKey = false;
+      lines[i] = `${marker}${KEY_MASK}`;
+      continue;
+    }
+    const begin = KEY_BEGIN.exec(line);
+    if (begin) {
+      inKey = !KEY_END.test(line.slice(begin.index + begin[0].length));
+      lines[i] = `${line.slice(0, begin.index)}${KEY_MASK}`;
+      continue;
+    }
+    for (const [name, re] of DETECTORS) {
+      if (name === 'private_key') continue;
+      line = line.replace(new RegExp(re.source, 'g'), (m) => mask(m));
+    }
+    lines[i] = line;
+  }
+  return lines.join('\n');
+}
