@@ -2,7 +2,10 @@
  * MySQL read throughput: `mysqlslap` (the MariaDB client library, a separate process) at
  * BENCH_CLIENTS clients running a point SELECT against one private MariaDB, directly, through a
  * bare TCP relay and through Airlock. Each run is bounded by a query count
- * (BENCH_MYSQL_QUERIES, default 40000) and killed if it overstays.
+ * (BENCH_MYSQL_QUERIES, default 40000) and killed if it overstays. The three targets are measured
+ * in BENCH_MYSQL_ROUNDS interleaved rounds (default 3) and compared by their medians, since
+ * neighbours on a small machine move single runs a lot. The relay and Airlock run in this process,
+ * so its CPU time per query (threads included) is reported too: a figure the neighbours move less.
  *
  * Run alone: `node --import tsx bench/mysql.ts`; `npm run bench` runs it too.
  */
@@ -17,10 +20,13 @@ import { startRelay } from './relay.ts';
 
 export interface MysqlBenchRun {
   readonly target: 'direct' | 'relay' | 'airlock';
+  readonly round: number;
   readonly ok: boolean;
   readonly queries: number;
   readonly seconds?: number;
   readonly qps?: number;
+  /** This process's CPU time (user + system, all threads) per query, in microseconds. */
+  readonly cpuUsPerQuery?: number;
   readonly error?: string;
 }
 
@@ -30,7 +36,11 @@ export interface MysqlBenchResult {
   readonly queries: number;
   readonly query: string;
   readonly runs: readonly MysqlBenchRun[];
-  /** Airlock's queries per second over direct and over the bare relay. */
+  /** Median queries per second of each target over the rounds. */
+  readonly medianQps?: { direct?: number; relay?: number; airlock?: number };
+  /** Median CPU time per query of the relay and of Airlock (microseconds). */
+  readonly cpuUsPerQuery?: { relay?: number; airlock?: number };
+  /** Airlock's median queries per second over direct and over the bare relay. */
   readonly ratioToDirect?: number;
   readonly ratioToRelay?: number;
   readonly skipped?: string;
@@ -39,10 +49,11 @@ export interface MysqlBenchResult {
 const QUERY = 'SELECT id, customer, total FROM orders WHERE id = 7';
 
 export async function benchMysql(
-  o: { clients?: number; queries?: number; log?: (s: string) => void } = {},
+  o: { clients?: number; queries?: number; rounds?: number; log?: (s: string) => void } = {},
 ): Promise<MysqlBenchResult> {
   const clients = o.clients ?? Number(process.env.BENCH_CLIENTS ?? 8);
   const queries = o.queries ?? Number(process.env.BENCH_MYSQL_QUERIES ?? 40_000);
+  const rounds = Math.max(1, o.rounds ?? Number(process.env.BENCH_MYSQL_ROUNDS ?? 3));
   const log = o.log ?? ((s: string) => console.error(`[bench:mysql] ${s}`));
   const slap = findMariadbTool('mysqlslap') ?? findMariadbTool('mariadb-slap');
   if (!slap || !findMariadbTool('mariadbd'))
@@ -86,11 +97,13 @@ export async function benchMysql(
         db: MYSQL_CONNECTION,
       },
     ];
-    // One warm-up pass each, then the measured runs interleaved so drift hits all targets alike.
-    for (const pass of ['warm-up', 'measure'] as const) {
+    // One warm-up pass each, then the measured rounds interleaved so drift hits all targets alike.
+    const passes = ['warm-up', ...Array.from({ length: rounds }, (_, i) => i + 1)] as const;
+    for (const pass of passes) {
       for (const t of targets) {
         const n = pass === 'warm-up' ? Math.min(queries, 4000) : queries;
-        log(`${pass}: ${t.id}, ${clients} clients, ${n} queries`);
+        log(`${pass === 'warm-up' ? pass : `round ${pass}`}: ${t.id}, ${clients} clients, ${n} queries`);
+        const cpu0 = process.cpuUsage();
         const p = startProcess(slap, [
           '--no-defaults',
           '-h',
@@ -111,38 +124,54 @@ export async function benchMysql(
           await p.stop('SIGKILL');
           return { code: -1, signal: null, error: err.message };
         });
+        const cpu = process.cpuUsage(cpu0);
         if (pass === 'warm-up') continue;
         const m = /Average number of seconds to run all queries: ([\d.]+)/.exec(p.stdout());
         if (exit.code !== 0 || !m) {
-          runs.push({ target: t.id, ok: false, queries: n, error: p.output().slice(-500) });
+          runs.push({ target: t.id, round: pass, ok: false, queries: n, error: p.output().slice(-500) });
           continue;
         }
         const seconds = Number(m[1]);
         runs.push({
           target: t.id,
+          round: pass,
           ok: true,
           queries: n,
           seconds,
           qps: seconds > 0 ? n / seconds : undefined,
+          cpuUsPerQuery: (cpu.user + cpu.system) / n,
         });
       }
     }
   } finally {
     for (const c of cleanups) await c().catch((err) => log(`cleanup: ${(err as Error).message}`));
   }
-  const qps = (id: string) => runs.find((r) => r.target === id && r.ok)?.qps;
-  const a = qps('airlock');
-  const d = qps('direct');
-  const r = qps('relay');
+  const of = (id: string, pick: (r: MysqlBenchRun) => number | undefined) =>
+    median(runs.filter((r) => r.target === id && r.ok).map(pick));
+  const a = of('airlock', (r) => r.qps);
+  const d = of('direct', (r) => r.qps);
+  const r = of('relay', (x) => x.qps);
   return {
     tool: 'mysqlslap',
     clients,
     queries,
     query: QUERY,
     runs,
+    medianQps: { direct: d, relay: r, airlock: a },
+    cpuUsPerQuery: {
+      relay: of('relay', (x) => x.cpuUsPerQuery),
+      airlock: of('airlock', (x) => x.cpuUsPerQuery),
+    },
     ...(a && d ? { ratioToDirect: a / d } : {}),
     ...(a && r ? { ratioToRelay: a / r } : {}),
   };
+}
+
+function median(values: readonly (number | undefined)[]): number | undefined {
+  const v = values.filter((x): x is number => x !== undefined).sort((x, y) => x - y);
+  if (v.length === 0) return undefined;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1]! + v[mid]!) / 2;
 }
 
 export function printMysqlBench(res: MysqlBenchResult): void {
@@ -153,8 +182,16 @@ export function printMysqlBench(res: MysqlBenchResult): void {
   }
   for (const run of res.runs)
     console.log(
-      `  ${run.target.padEnd(8)} ${run.ok ? `${Math.round(run.qps ?? 0)} queries/s (${run.seconds} s)` : `failed: ${run.error}`}`,
+      `  round ${run.round} ${run.target.padEnd(8)} ${run.ok ? `${Math.round(run.qps ?? 0)} queries/s (${run.seconds} s)${run.target === 'direct' ? '' : `, ${run.cpuUsPerQuery?.toFixed(0)} µs CPU/query`}` : `failed: ${run.error}`}`,
     );
+  const m = res.medianQps;
+  if (m)
+    console.log(
+      `  medians: direct ${Math.round(m.direct ?? 0)}, relay ${Math.round(m.relay ?? 0)}, Airlock ${Math.round(m.airlock ?? 0)} queries/s`,
+    );
+  const cpu = res.cpuUsPerQuery;
+  if (cpu?.relay !== undefined && cpu.airlock !== undefined)
+    console.log(`  CPU per query: relay ${cpu.relay.toFixed(0)} µs, Airlock ${cpu.airlock.toFixed(0)} µs`);
   if (res.ratioToDirect !== undefined) console.log(`  Airlock / direct: ${res.ratioToDirect.toFixed(2)}`);
   if (res.ratioToRelay !== undefined) console.log(`  Airlock / bare relay: ${res.ratioToRelay.toFixed(2)}`);
 }

@@ -53,7 +53,8 @@ export interface ClassifyOptions {
 
 const NORMALIZED_MAX = 512;
 
-function identity(text: string): string {
+/** A text as an identity: itself, or its SHA-256 when long. */
+export function identity(text: string): string {
   return text.length <= NORMALIZED_MAX ? text : `sha256:${createHash('sha256').update(text).digest('hex')}`;
 }
 

@@ -15,7 +15,7 @@ import {
   parseGreeting,
   parseHandshakeResponse,
 } from './messages.ts';
-import { FrameReader, MAX_PAYLOAD, MysqlProtocolError, PacketReader, packet } from './packets.ts';
+import { FrameReader, joinFrames, MAX_PAYLOAD, MysqlProtocolError, PacketReader, packet } from './packets.ts';
 import { parseExecute } from './params.ts';
 import { ResponseTracker } from './response.ts';
 
@@ -290,5 +290,25 @@ describe('parseExecute', () => {
     // A later execute may omit the types.
     const again = Buffer.concat([body.subarray(0, 11), Buffer.from([0]), body.subarray(18)]);
     assert.deepEqual(parseExecute(again, 3, r.types, new Set()).values, ['i:7', 's:abc', null]);
+  });
+});
+
+describe('joinFrames', () => {
+  test('frames back to back in one chunk become one view; others are copied', () => {
+    const chunk = Buffer.from('aaaabbbbbbcc');
+    const a = chunk.subarray(0, 4);
+    const b = chunk.subarray(4, 10);
+    const c = chunk.subarray(10);
+    const joined = joinFrames([a, b, c]);
+    assert.equal(joined.toString(), 'aaaabbbbbbcc');
+    assert.ok(joined.buffer === chunk.buffer && joined.byteOffset === a.byteOffset, 'a view, not a copy');
+    joined[0] = 0x41;
+    assert.equal(chunk.toString(), 'Aaaabbbbbbcc', 'the view shares the chunk');
+    const gap = joinFrames([chunk.subarray(0, 4), c]);
+    assert.equal(gap.toString(), 'Aaaacc');
+    const other = joinFrames([a, Buffer.from('zz')]);
+    assert.equal(other.toString(), 'Aaaazz');
+    assert.equal(joinFrames([b]), b);
+    assert.equal(joinFrames([]).length, 0);
   });
 });

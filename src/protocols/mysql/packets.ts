@@ -171,6 +171,23 @@ export class PacketReader {
   }
 }
 
+/**
+ * Buffers to send as one write: a view over them when they lie back to back in one chunk (frames
+ * relayed unchanged), else a copy.
+ */
+export function joinFrames(parts: readonly Buffer[]): Buffer {
+  const first = parts[0];
+  if (first === undefined) return Buffer.alloc(0);
+  if (parts.length === 1) return first;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < parts.length; i++) {
+    const b = parts[i]!;
+    if (b.buffer !== first.buffer || b.byteOffset !== end) return Buffer.concat(parts);
+    end += b.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
+}
+
 /** Frames a payload (splitting at 0xffffff) starting at sequence id `seq`. */
 export function packet(payload: Buffer, seq: number): Buffer {
   if (payload.length < MAX_PAYLOAD) {

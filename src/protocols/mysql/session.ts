@@ -65,6 +65,7 @@ import {
   Cursor,
   type Frame,
   FrameReader,
+  joinFrames,
   MysqlProtocolError,
   type Packet,
   PacketReader,
@@ -72,6 +73,7 @@ import {
 } from './packets.ts';
 import { displayValue, parseExecute } from './params.ts';
 import { type Expect, type Phase, ResponseTracker } from './response.ts';
+import { classifyShaped } from './shape.ts';
 import { connectUpstream, type UpstreamSession } from './upstream.ts';
 import { USE_OTHER_CONNECTION, useMeaning, useStatement } from './use.ts';
 
@@ -567,14 +569,14 @@ export class MysqlSession {
   #forward(p: Packet, expect: Expect | undefined, binary = false): Promise<void> {
     const u = this.#upstream!.socket;
     if (expect === undefined) {
-      u.write(p.frames.length === 1 ? p.frames[0]! : Buffer.concat(p.frames));
+      u.write(joinFrames(p.frames));
       return Promise.resolve();
     }
     this.#tracker.start(expect, binary);
     const done = new Promise<void>((resolve) => {
       this.#responseDone = resolve;
     });
-    u.write(p.frames.length === 1 ? p.frames[0]! : Buffer.concat(p.frames));
+    u.write(joinFrames(p.frames));
     return done;
   }
 
@@ -736,14 +738,17 @@ export class MysqlSession {
   #classify(sql: string): ClassifiedSql {
     const c0 = this.#classified.get(sql);
     if (c0) return c0;
-    const c = classifySql(sql, { database: this.#connection!.upstream.database });
+    // Statements that differ only in literal values share one parse (shape.ts).
+    const c = classifyShaped(sql, { database: this.#connection!.upstream.database });
     if (this.#classified.size >= MAX_CLASSIFY_CACHE) this.#classified.clear();
     this.#classified.set(sql, c);
     return c;
   }
 
   /** EXECUTE name: what we saw prepared under that name, or unknown. */
-  #resolveDynamic(parts: readonly MysqlPart[]): { parts: MysqlPart[]; resolved: string[] } {
+  #resolveDynamic(parts: readonly MysqlPart[]): { parts: readonly MysqlPart[]; resolved: string[] } {
+    if (!parts.some((x) => x.prepares || x.deallocates || x.executes !== undefined))
+      return { parts, resolved: [] };
     // PREPARE earlier in the same text defines names for EXECUTE later in it.
     const names = new Map(this.#sqlPrepared);
     const resolved: string[] = [];
@@ -1033,7 +1038,7 @@ export class MysqlSession {
   // LOAD DATA LOCAL INFILE: the caller's file, packet by packet, ending with an empty packet.
 
   #relayInfile(p: Packet): void {
-    this.#upstream!.socket.write(p.frames.length === 1 ? p.frames[0]! : Buffer.concat(p.frames));
+    this.#upstream!.socket.write(joinFrames(p.frames));
     if (p.payload.length === 0) {
       this.#relayingInfile = false;
       this.#tracker.infileSent();
@@ -1160,7 +1165,8 @@ export class MysqlSession {
   #write(out: Buffer[]): void {
     const c = this.#client;
     if (c.destroyed) return;
-    const ok = c.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    // Frames relayed unchanged are views on the target's chunk: one write, mostly without a copy.
+    const ok = c.write(joinFrames(out));
     if (!ok) this.#upstream?.socket.pause();
   }
 
