@@ -21,44 +21,18 @@ import {
   type MigrationProvider,
   Migrator,
   PostgresDialect,
-  type Selectable,
   sql,
-  type Updateable,
 } from 'kysely';
 import pg from 'pg';
-import type {
-  ApprovalRequest,
-  ApprovalVote,
-  NewRequest,
-  RequestFilter,
-  RequestStatus,
-} from '../core/approvals/request.ts';
+import type { ApprovalRequest, ApprovalVote, NewRequest, RequestStatus } from '../core/approvals/request.ts';
 import { canonical } from '../core/audit/canonical.ts';
 import { hashCanonicalData } from '../core/audit/chain.ts';
 import type { RawAuditReader, RawAuditRecord } from '../core/audit/verify.ts';
 import { AirlockError } from '../core/errors.ts';
-import type { RecordingFilter, RecordingMeta } from '../core/recording/types.ts';
-import type {
-  ApiTokenRecord,
-  AuditRecord,
-  ConsoleSessionRecord,
-  RequestPatch,
-  Store,
-} from '../core/store.ts';
+import type { AuditRecord, RequestPatch, Store } from '../core/store.ts';
+import { KyselyStore } from './kysely-store.ts';
 import { migrateToLatest } from './migrations.ts';
-import {
-  type ApprovalsTable,
-  apiTokenFromRow,
-  apiTokenToRow,
-  auditFromRow,
-  consoleSessionFromRow,
-  consoleSessionToRow,
-  type RequestsTable,
-  recordingFromRow,
-  recordingToRow,
-  requestFromRow,
-  type StoreSchema,
-} from './sqlite.ts';
+import { newRequestRow, requestFromRow, requestPatchSet, type StoreSchema, voteRow } from './schema.ts';
 
 /** Which replica holds which pending request, for leases. PostgreSQL only. */
 interface RequestHoldersTable {
@@ -87,7 +61,7 @@ const LOCK_CLASS = 0x41524c4b;
 const MIGRATION_LOCK = 1;
 const AUDIT_LOCK = 2;
 
-const DEFAULT_LIST_LIMIT = 100;
+const _DEFAULT_LIST_LIMIT = 100;
 /** Batches up to this size try the one-statement append (6 parameters a record). */
 const FAST_APPEND_MAX = 1000;
 /** After the fast path missed, how long to use the locked path directly. */
@@ -119,12 +93,11 @@ export interface OrphanedRequest {
   readonly replicaId: string;
 }
 
-export class PostgresStore implements Store, RawAuditReader {
+export class PostgresStore extends KyselyStore implements Store, RawAuditReader {
   readonly db: Kysely<PostgresSchema>;
   readonly replicaId: string;
   /** For the event bus, which needs its own dedicated connection. */
   readonly connectionString: string;
-  private readonly pool: pg.Pool;
   /** Requests created through this store object (this replica), until they are final. */
   private readonly created = new Set<number>();
   /** Until then, audit appends go straight to the locked path (another replica is appending). */
@@ -132,26 +105,12 @@ export class PostgresStore implements Store, RawAuditReader {
   private closed = false;
 
   constructor(options: PostgresStoreOptions) {
+    const pool = openPool(options.connectionString, options.maxConnections ?? 10);
+    const db = new Kysely<PostgresSchema>({ dialect: new PostgresDialect({ pool }) });
+    super(db as unknown as Kysely<StoreSchema>);
+    this.db = db;
     this.connectionString = options.connectionString;
     this.replicaId = options.replicaId ?? randomUUID();
-    this.pool = new pg.Pool({
-      connectionString: options.connectionString,
-      max: options.maxConnections ?? 10,
-      connectionTimeoutMillis: 10_000,
-      // TCP keepalives: a store that vanished without a FIN (a failover, a cut link) is noticed.
-      keepAlive: true,
-      // Per-connection parser: the global pg.types registry is shared with adapters' clients.
-      types: {
-        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-          oid === INT8_OID && format !== 'binary'
-            ? (v: string) => Number(v)
-            : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
-      },
-    });
-    // An idle pooled connection that the server drops emits 'error' on the pool; the next
-    // query gets a fresh connection, so this must not become an uncaught exception.
-    this.pool.on('error', () => {});
-    this.db = new Kysely<PostgresSchema>({ dialect: new PostgresDialect({ pool: this.pool }) });
   }
 
   /** Applies the shared migrations, then the PostgreSQL-only ones, under one advisory lock. */
@@ -187,25 +146,7 @@ export class PostgresStore implements Store, RawAuditReader {
     const row = await this.db.transaction().execute(async (trx) => {
       const row = await trx
         .insertInto('requests')
-        .values({
-          status: 'pending',
-          fingerprint: request.fingerprint,
-          protocol: request.protocol,
-          connection: request.connection,
-          principal_name: request.principal.name,
-          principal: JSON.stringify(request.principal),
-          session_id: request.sessionId,
-          source: request.source ?? null,
-          kind: request.kind,
-          summary: request.summary,
-          parts: JSON.stringify(request.parts),
-          attributes: JSON.stringify(request.attributes),
-          rule: JSON.stringify(request.rule),
-          why: request.why,
-          review: JSON.stringify(request.review),
-          created_at: request.createdAt,
-          expires_at: request.expiresAt,
-        })
+        .values(newRequestRow(request))
         .returningAll()
         .executeTakeFirstOrThrow();
       // A `wait` hold lives on the replica that created it (its caller's connection is here);
@@ -244,31 +185,13 @@ export class PostgresStore implements Store, RawAuditReader {
     return row ? requestFromRow(row, row.votes.map(voteFromJson)) : undefined;
   }
 
-  async listRequests(filter: RequestFilter = {}): Promise<ApprovalRequest[]> {
-    const limit = Math.min(Math.max(1, filter.limit ?? DEFAULT_LIST_LIMIT), MAX_LIST_LIMIT);
-    let query = this.db.selectFrom('requests').selectAll();
-    if (filter.status && filter.status.length > 0) query = query.where('status', 'in', [...filter.status]);
-    if (filter.connection !== undefined) query = query.where('connection', '=', filter.connection);
-    if (filter.principal !== undefined) query = query.where('principal_name', '=', filter.principal);
-    if (filter.protocol !== undefined) query = query.where('protocol', '=', filter.protocol);
-    if (filter.beforeId !== undefined) query = query.where('id', '<', filter.beforeId);
-    if (filter.since !== undefined) query = query.where('created_at', '>=', filter.since);
-    const rows = await query.orderBy('id', 'desc').limit(limit).execute();
-    return this.withVotes(rows);
-  }
-
   async updateRequest(
     id: number,
     from: readonly RequestStatus[],
     patch: RequestPatch,
   ): Promise<ApprovalRequest | undefined> {
     if (from.length === 0 || !Number.isSafeInteger(id)) return undefined;
-    const set: Updateable<RequestsTable> = {};
-    if (patch.status !== undefined) set.status = patch.status;
-    if (patch.decidedAt !== undefined) set.decided_at = patch.decidedAt;
-    if (patch.deniedBy !== undefined) set.denied_by = patch.deniedBy;
-    if (patch.reason !== undefined) set.reason = patch.reason;
-    if (patch.grantUntil !== undefined) set.grant_until = patch.grantUntil;
+    const set = requestPatchSet(patch);
     // One statement: the status test is in the UPDATE itself (under READ COMMITTED a racing
     // UPDATE waits for the row lock, then re-checks it), so two deciders cannot both win; the
     // votes come back with the row.
@@ -302,28 +225,11 @@ export class PostgresStore implements Store, RawAuditReader {
       if (row?.status !== 'pending') return undefined;
       await trx
         .insertInto('request_approvals')
-        .values({
-          request_id: id,
-          by: vote.by,
-          at: vote.at,
-          note: vote.note ?? null,
-          groups: vote.groups === undefined ? null : JSON.stringify(vote.groups),
-        })
+        .values(voteRow(id, vote))
         .onConflict((oc) => oc.columns(['request_id', 'by']).doNothing())
         .execute();
-      return requestFromRow(row, await this.votes(trx, id));
+      return requestFromRow(row, await this.votes(trx as unknown as Kysely<StoreSchema>, id));
     });
-  }
-
-  async activeGrants(now: number): Promise<ApprovalRequest[]> {
-    const rows = await this.db
-      .selectFrom('requests')
-      .selectAll()
-      .where('status', 'in', ['approved', 'executed'])
-      .where('grant_until', '>', now)
-      .orderBy('id')
-      .execute();
-    return this.withVotes(rows);
   }
 
   /** Appends records exactly as given (their seq must be next), under the audit lock. */
@@ -406,27 +312,6 @@ export class PostgresStore implements Store, RawAuditReader {
     return Number(result.numAffectedRows ?? 0) === records.length;
   }
 
-  async auditHead(): Promise<AuditRecord | undefined> {
-    const row = await this.db
-      .selectFrom('audit')
-      .selectAll()
-      .orderBy('seq', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return row ? auditFromRow(row) : undefined;
-  }
-
-  async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
-    const rows = await this.db
-      .selectFrom('audit')
-      .selectAll()
-      .where('seq', '>=', fromSeq)
-      .orderBy('seq')
-      .limit(Math.max(1, limit))
-      .execute();
-    return rows.map(auditFromRow);
-  }
-
   /** The verifier's read path: rows with their data text exactly as stored. */
   async readAuditRaw(fromSeq: number, limit: number): Promise<RawAuditRecord[]> {
     const rows = await this.db
@@ -446,122 +331,11 @@ export class PostgresStore implements Store, RawAuditReader {
     }));
   }
 
-  async auditCount(): Promise<number> {
-    const row = await this.db
-      .selectFrom('audit')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
-  }
-
   // ---- API tokens (looked up per use, so a revocation holds on every replica at once) ----
-
-  async createApiToken(token: ApiTokenRecord): Promise<void> {
-    await this.db.insertInto('api_tokens').values(apiTokenToRow(token)).execute();
-  }
-
-  async findApiToken(hash: string): Promise<ApiTokenRecord | undefined> {
-    const row = await this.db
-      .selectFrom('api_tokens')
-      .selectAll()
-      .where('hash', '=', hash)
-      .executeTakeFirst();
-    return row ? apiTokenFromRow(row) : undefined;
-  }
-
-  async listApiTokens(filter: { readonly name?: string } = {}): Promise<ApiTokenRecord[]> {
-    let query = this.db.selectFrom('api_tokens').selectAll();
-    if (filter.name !== undefined) query = query.where('name', '=', filter.name);
-    const rows = await query.orderBy('created_at', 'desc').orderBy('id').limit(MAX_LIST_LIMIT).execute();
-    return rows.map(apiTokenFromRow);
-  }
-
-  async revokeApiToken(id: string, at: number, by: string): Promise<ApiTokenRecord | undefined> {
-    // One statement: the first revocation wins and is kept; later ones only read it back.
-    const updated = await this.db
-      .updateTable('api_tokens')
-      .set({ revoked_at: at, revoked_by: by })
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .returningAll()
-      .executeTakeFirst();
-    if (updated) return apiTokenFromRow(updated);
-    const row = await this.db.selectFrom('api_tokens').selectAll().where('id', '=', id).executeTakeFirst();
-    return row ? apiTokenFromRow(row) : undefined;
-  }
 
   // ---- console sessions (read by every replica; see src/server/console-sessions.ts) ----
 
-  async createConsoleSession(session: ConsoleSessionRecord): Promise<void> {
-    await this.db.insertInto('console_sessions').values(consoleSessionToRow(session)).execute();
-  }
-
-  async getConsoleSession(idHash: string): Promise<ConsoleSessionRecord | undefined> {
-    const row = await this.db
-      .selectFrom('console_sessions')
-      .selectAll()
-      .where('id_hash', '=', idHash)
-      .executeTakeFirst();
-    return row ? consoleSessionFromRow(row) : undefined;
-  }
-
-  async deleteConsoleSession(idHash: string): Promise<boolean> {
-    const r = await this.db.deleteFrom('console_sessions').where('id_hash', '=', idHash).executeTakeFirst();
-    return Number(r.numDeletedRows) > 0;
-  }
-
-  async deleteExpiredConsoleSessions(now: number): Promise<number> {
-    const r = await this.db.deleteFrom('console_sessions').where('expires_at', '<=', now).executeTakeFirst();
-    return Number(r.numDeletedRows);
-  }
-
-  async sharedSecret(name: string, candidate: string): Promise<string> {
-    await this.db
-      .insertInto('shared_secrets')
-      .values({ name, value: candidate, created_at: Date.now() })
-      .onConflict((oc) => oc.column('name').doNothing())
-      .execute();
-    const row = await this.db
-      .selectFrom('shared_secrets')
-      .select('value')
-      .where('name', '=', name)
-      .executeTakeFirstOrThrow();
-    return row.value;
-  }
-
   // ---- recordings ----
-
-  async putRecording(meta: RecordingMeta): Promise<void> {
-    const row = recordingToRow(meta);
-    const { id: _, ...rest } = row;
-    await this.db
-      .insertInto('recordings')
-      .values(row)
-      .onConflict((oc) => oc.column('id').doUpdateSet(rest))
-      .execute();
-  }
-
-  async getRecording(id: string): Promise<RecordingMeta | undefined> {
-    const row = await this.db.selectFrom('recordings').selectAll().where('id', '=', id).executeTakeFirst();
-    return row ? recordingFromRow(row) : undefined;
-  }
-
-  async listRecordings(filter: RecordingFilter = {}): Promise<RecordingMeta[]> {
-    const limit = Math.min(Math.max(1, filter.limit ?? DEFAULT_LIST_LIMIT), MAX_LIST_LIMIT);
-    let query = this.db.selectFrom('recordings').selectAll();
-    if (filter.sessionId !== undefined) query = query.where('session_id', '=', filter.sessionId);
-    if (filter.connection !== undefined) query = query.where('connection', '=', filter.connection);
-    const before = filter.before;
-    if (before !== undefined)
-      query = query.where((eb) =>
-        eb.or([
-          eb('started_at', '<', before.startedAt),
-          eb.and([eb('started_at', '=', before.startedAt), eb('id', '<', before.id)]),
-        ]),
-      );
-    const rows = await query.orderBy('started_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
-    return rows.map(recordingFromRow);
-  }
 
   // ---- replica leases ----
 
@@ -646,36 +420,6 @@ export class PostgresStore implements Store, RawAuditReader {
       .execute();
     return rows.map((r) => ({ id: Number(r.id), status: r.status as RequestStatus }));
   }
-
-  private async votes(db: Kysely<PostgresSchema>, id: number): Promise<ApprovalVote[]> {
-    const votes = await db
-      .selectFrom('request_approvals')
-      .selectAll()
-      .where('request_id', '=', id)
-      .orderBy('at')
-      .orderBy('by')
-      .execute();
-    return votes.map(voteFromRow);
-  }
-
-  private async withVotes(rows: Selectable<RequestsTable>[]): Promise<ApprovalRequest[]> {
-    if (rows.length === 0) return [];
-    const ids = rows.map((r) => Number(r.id));
-    const votes = await this.db
-      .selectFrom('request_approvals')
-      .selectAll()
-      .where('request_id', 'in', ids)
-      .orderBy('at')
-      .orderBy('by')
-      .execute();
-    const byRequest = new Map<number, ApprovalVote[]>();
-    for (const v of votes) {
-      const list = byRequest.get(Number(v.request_id)) ?? [];
-      list.push(voteFromRow(v));
-      byRequest.set(Number(v.request_id), list);
-    }
-    return rows.map((r) => requestFromRow(r, byRequest.get(Number(r.id)) ?? []));
-  }
 }
 
 async function insertAudit(trx: Kysely<PostgresSchema>, records: readonly AuditRecord[]): Promise<void> {
@@ -736,18 +480,6 @@ function voteFromJson(v: VoteJson): ApprovalVote {
     at: Number(v.at),
     ...(v.note === null ? {} : { note: v.note }),
     ...(v.groups === null || v.groups === undefined ? {} : { groups: JSON.parse(v.groups) as string[] }),
-  };
-}
-
-function voteFromRow(row: Selectable<ApprovalsTable>): ApprovalVote {
-  return {
-    by: row.by,
-    at: Number(row.at),
-    ...(row.note === null ? {} : { note: row.note }),
-    // The reviewer groups the voter was in ("one from each group" quorums); null before 0003.
-    ...(row.groups === null || row.groups === undefined
-      ? {}
-      : { groups: JSON.parse(row.groups) as string[] }),
   };
 }
 
@@ -837,4 +569,25 @@ function unavailable(connectionString: string, what: string, cause: unknown): Ai
       cause,
     },
   );
+}
+
+function openPool(connectionString: string, max: number): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    connectionTimeoutMillis: 10_000,
+    // TCP keepalives: a store that vanished without a FIN (a failover, a cut link) is noticed.
+    keepAlive: true,
+    // Per-connection parser: the global pg.types registry is shared with adapters' clients.
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID && format !== 'binary'
+          ? (v: string) => Number(v)
+          : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle pooled connection that the server drops emits 'error' on the pool; the next
+  // query gets a fresh connection, so this must not become an uncaught exception.
+  pool.on('error', () => {});
+  return pool;
 }

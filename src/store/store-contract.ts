@@ -83,6 +83,16 @@ export function storeContract(fresh: () => Promise<Store>): void {
       (await store.listRequests({ limit: 1 })).map((r) => r.id),
       [2],
     );
+    // The time window is the same on every store (PostgreSQL once ignored `until`).
+    const c = await store.createRequest(newRequest({ createdAt: a.createdAt + 10_000 }));
+    assert.deepEqual(
+      (await store.listRequests({ until: a.createdAt + 5_000 })).map((r) => r.id),
+      [2, 1],
+    );
+    assert.deepEqual(
+      (await store.listRequests({ since: a.createdAt + 5_000 })).map((r) => r.id),
+      [c.id],
+    );
 
     const voted = await store.addApproval(1, { by: 'alice', at: 2_000, note: 'ok' });
     assert.deepEqual(voted?.approvals, [{ by: 'alice', at: 2_000, note: 'ok' }]);
