@@ -20,6 +20,8 @@ export interface ServedGateway {
   readonly dir: string;
   readonly apiPort: number;
   readonly pgPort: number;
+  /** Ports of the listeners asked for in `more.listen`. */
+  readonly ports: Readonly<Record<string, number>>;
   readonly tokens: Record<ServedPrincipal, string>;
   /** Starts (or restarts) the process and waits until it listens. */
   start(): Promise<ManagedProcess>;
@@ -31,7 +33,23 @@ export interface ServedGateway {
   close(): Promise<void>;
 }
 
-export async function serveGateway(upstream: PrivatePostgres, extra = ''): Promise<ServedGateway> {
+/** More protocols for the same process (the soak run). */
+export interface ServeMore {
+  /** Listeners to open on free loopback ports, besides the API and PostgreSQL. */
+  readonly listen?: readonly ('mysql' | 'ssh' | 'http')[];
+  /** YAML under `connections:` (two-space indent) for more connections. */
+  readonly connections?: string;
+  /** Rule items (`  - ...`) appended to the default rules. */
+  readonly rules?: string;
+  /** Files written to secrets/NAME (mode 0600), for `${file:./secrets/NAME}` references. */
+  readonly secrets?: Readonly<Record<string, string>>;
+}
+
+export async function serveGateway(
+  upstream: PrivatePostgres,
+  extra = '',
+  more: ServeMore = {},
+): Promise<ServedGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-served-'));
   mkdirSync(join(dir, 'secrets'));
   const tokens = {
@@ -43,10 +61,19 @@ export async function serveGateway(upstream: PrivatePostgres, extra = ''): Promi
   writeFileSync(join(dir, 'secrets', 'upstream.password'), upstream.app.password);
   const apiPort = await freePort();
   const pgPort = await freePort();
+  const ports: Record<string, number> = {};
+  for (const l of more.listen ?? []) ports[l] = await freePort();
+  for (const [n, v] of Object.entries(more.secrets ?? {}))
+    writeFileSync(join(dir, 'secrets', n), v, { mode: 0o600 });
+  const listen = [
+    `api: 127.0.0.1:${apiPort}`,
+    `postgres: 127.0.0.1:${pgPort}`,
+    ...Object.entries(ports).map(([l, p]) => `${l}: 127.0.0.1:${p}`),
+  ].join(', ');
   const config = join(dir, 'airlock.yaml');
   writeFileSync(
     config,
-    `listen: { api: 127.0.0.1:${apiPort}, postgres: 127.0.0.1:${pgPort} }
+    `listen: { ${listen} }
 store: sqlite:./data/airlock.db
 identities:
   tokens:
@@ -58,7 +85,9 @@ connections:
     type: postgres
     upstream: { host: 127.0.0.1, port: ${upstream.port}, database: app, user: app_rw, password: "\${file:./secrets/upstream.password}" }
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
-${DEFAULT_RULES}
+${more.connections ?? ''}
+${DEFAULT_RULES.trimEnd()}
+${more.rules ?? ''}
 ${extra}
 `,
   );
@@ -68,6 +97,7 @@ ${extra}
     dir,
     apiPort,
     pgPort,
+    ports,
     tokens,
     get process() {
       return proc;
