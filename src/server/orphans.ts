@@ -6,10 +6,9 @@
  * `retry` requests stay: their caller comes back and runs the command again once approved.
  * Replicas sharing a PostgreSQL store use leases instead (store/replica-leases.ts).
  */
+import { pendingRequests } from '../core/approvals/pending.ts';
 import type { Approvals } from '../core/approvals/service.ts';
 import type { Store } from '../core/store.ts';
-
-const PAGE = 500;
 
 export async function cancelOrphanedHolds(
   store: Store,
@@ -17,27 +16,17 @@ export async function cancelOrphanedHolds(
   startedAt: number,
 ): Promise<number> {
   let cancelled = 0;
-  let beforeId: number | undefined;
-  for (;;) {
-    const page = await store.listRequests({
-      status: ['pending'],
-      limit: PAGE,
-      ...(beforeId === undefined ? {} : { beforeId }),
-    });
-    for (const r of page) {
-      if (r.review.hold !== 'wait' || r.createdAt >= startedAt) continue;
-      try {
-        await approvals.cancel(
-          r.id,
-          'the gateway restarted while this statement was held; the caller was disconnected and must send it again',
-        );
-        cancelled++;
-      } catch {
-        // Decided or expired meanwhile: nothing to cancel.
-      }
+  for await (const r of pendingRequests(store)) {
+    if (r.review.hold !== 'wait' || r.createdAt >= startedAt) continue;
+    try {
+      await approvals.cancel(
+        r.id,
+        'the gateway restarted while this statement was held; the caller was disconnected and must send it again',
+      );
+      cancelled++;
+    } catch {
+      // Decided or expired meanwhile: nothing to cancel.
     }
-    if (page.length < PAGE) break;
-    beforeId = page[page.length - 1]!.id;
   }
   return cancelled;
 }

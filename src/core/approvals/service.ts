@@ -17,6 +17,7 @@ import { AirlockError, type ErrorCode } from '../errors.ts';
 import type { Store } from '../store.ts';
 import { ACCESS_PROTOCOL, accessKinds } from './access.ts';
 import type { EventBus, RequestEvent } from './bus.ts';
+import { pendingRequests } from './pending.ts';
 import { quorumMet } from './quorum.ts';
 import type { ApprovalRequest, NewRequest, RequestFilter, RequestStatus } from './request.ts';
 
@@ -43,7 +44,6 @@ export type ReviewCheck =
 
 /** setTimeout's delay is a signed 32-bit number of milliseconds. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const PAGE = 500;
 
 /** 900000 → "15m", 5400000 → "1h30m", 1500 → "1500ms". */
 export function formatDuration(ms: number): string {
@@ -97,17 +97,7 @@ export class Approvals {
     if (this.unsubscribe) return;
     this.unsubscribe = this.bus.subscribe((event) => this.onEvent(event));
     for (const request of await this.store.activeGrants(this.now())) this.apply(request);
-    let beforeId: number | undefined;
-    for (;;) {
-      const page = await this.store.listRequests({
-        status: ['pending'],
-        limit: PAGE,
-        ...(beforeId === undefined ? {} : { beforeId }),
-      });
-      for (const request of page) this.apply(request);
-      if (page.length < PAGE) break;
-      beforeId = page[page.length - 1]!.id;
-    }
+    for await (const request of pendingRequests(this.store)) this.apply(request);
     await this.sweep().catch(() => {});
   }
 
