@@ -475,7 +475,7 @@ async function sshSection(): Promise<
     return { skipped: `${SSHD} not installed` };
   }
   process.env.BENCH_SSH_RUNS ??= '50';
-  process.env.BENCH_SSH_MB ??= '100';
+  process.env.BENCH_SSH_MB ??= '200';
   const { benchSsh } = await import('./ssh.ts');
   let timer: NodeJS.Timeout | undefined;
   const overdue = new Promise<'overdue'>((resolve) => {

@@ -6,6 +6,7 @@
  */
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { TerminalRecording } from '../../core/recording/terminal.ts';
+import { type Backlog, RecordTap } from './record-tap.ts';
 
 export type ExitInfo =
   | { readonly code: number }
@@ -14,6 +15,8 @@ export type ExitInfo =
 export interface RelayOptions {
   /** Terminal recording, when the session is recorded. */
   readonly recording?: TerminalRecording | undefined;
+  /** The recording's writer falling behind: the host's output waits for it. */
+  readonly backlog?: Backlog | undefined;
   /** Record caller keystrokes too (shells); exec stdin is data, not typing, and is not kept. */
   readonly recordInput?: boolean;
 }
@@ -31,16 +34,29 @@ export function relay(caller: ServerChannel, host: ClientChannel, opts: RelayOpt
     if (typeof codeOrNull === 'number') exit = { code: codeOrNull };
     else if (signal) exit = { signal, coreDumped: Boolean(coreDumped), message: message ?? '' };
   });
-  const rec = opts.recording;
+  // Caller stdin → host; the caller's EOF becomes the host's EOF (e.g. `cat` ends).
+  caller.pipe(host);
+  host.pipe(caller, { end: false });
+  host.stderr.pipe(caller.stderr, { end: false });
+  // Listeners added after the pipes: a chunk reaches the caller before it is recorded.
+  const rec = opts.recording
+    ? new RecordTap(opts.recording, opts.backlog, {
+        pause: () => {
+          host.pause();
+          host.stderr.pause();
+        },
+        // A stream the pipe paused for the caller is left to the pipe, which resumes it on drain.
+        resume: () => {
+          if (!caller.writableNeedDrain) host.resume();
+          if (!caller.stderr.writableNeedDrain) host.stderr.resume();
+        },
+      })
+    : undefined;
   if (rec) {
     host.on('data', (d: Buffer) => rec.output(d));
     host.stderr.on('data', (d: Buffer) => rec.output(d));
     if (opts.recordInput) caller.on('data', (d: Buffer) => rec.input(d));
   }
-  // Caller stdin → host; the caller's EOF becomes the host's EOF (e.g. `cat` ends).
-  caller.pipe(host);
-  host.pipe(caller, { end: false });
-  host.stderr.pipe(caller.stderr, { end: false });
 
   const ended = (s: NodeJS.ReadableStream) => new Promise<void>((r) => s.once('end', () => r()));
   const hostClosed = new Promise<void>((r) => host.once('close', () => r()));
@@ -60,6 +76,8 @@ export function relay(caller: ServerChannel, host: ClientChannel, opts: RelayOpt
   const done = (async () => {
     // All output read (both streams), and the host said it is done.
     await Promise.race([Promise.all([ended(host), ended(host.stderr), hostClosed]), callerClosed]);
+    // The recording is sealed once this resolves: nothing may still be held.
+    rec?.flush();
     if (!callerGone) {
       if (exit && 'code' in exit) caller.exit(exit.code);
       else if (exit) caller.exit(exit.signal, exit.coreDumped, exit.message);

@@ -38,6 +38,7 @@ import type { Recorder } from '../../core/recording/types.ts';
 import { findCallerKey } from './caller-keys.ts';
 import { classifyCommand } from './command.ts';
 import { fingerprint } from './host-keys.ts';
+import { type Backlog, watchBacklog } from './record-tap.ts';
 import { type ExitInfo, type Relay, relay } from './relay.ts';
 import { runSftp } from './sftp-relay.ts';
 import { watchStall } from './stall.ts';
@@ -499,8 +500,8 @@ export class SshCallerSession {
     );
     if (!host) return undefined;
     const started = Date.now();
-    const { recording, recordingId } = this.#recording(pty, command);
-    const r = relay(channel, host, { recording, recordInput: false });
+    const { recording, recordingId, backlog } = this.#recording(pty, command);
+    const r = relay(channel, host, { recording, backlog, recordInput: false });
     void r.done.then((exit) => {
       this.#finished(action, verdict, exit, started, recordingId);
       this.#seal(recording, exit);
@@ -528,8 +529,8 @@ export class SshCallerSession {
     const host = await this.#open(channel, (up, cb) => up.shell(pty ? ptyOptions(pty) : false, cb));
     if (!host) return undefined;
     const started = Date.now();
-    const { recording, recordingId } = this.#recording(pty, undefined);
-    const r = relay(channel, host, { recording, recordInput: true });
+    const { recording, recordingId, backlog } = this.#recording(pty, undefined);
+    const r = relay(channel, host, { recording, backlog, recordInput: true });
     void r.done.then((exit) => {
       this.#finished(action, verdict, exit, started, recordingId);
       this.#seal(recording, exit);
@@ -793,16 +794,22 @@ export class SshCallerSession {
   #recording(
     pty: PseudoTtyInfo | undefined,
     command: string | undefined,
-  ): { recording?: TerminalRecording | undefined; recordingId?: string | undefined } {
+  ): {
+    recording?: TerminalRecording | undefined;
+    recordingId?: string | undefined;
+    backlog?: Backlog | undefined;
+  } {
     const recorder = this.#ctx.recorder;
     if (!recorder) return {};
     const connection = this.#connection!;
     const principal = this.#principal!;
     try {
-      const writer = recorder.open(this.id, connection.name, 'asciicast-v2', {
-        protocol: 'ssh',
-        principal: principal.name,
-      });
+      const { writer, backlog } = watchBacklog(
+        recorder.open(this.id, connection.name, 'asciicast-v2', {
+          protocol: 'ssh',
+          principal: principal.name,
+        }),
+      );
       const cast = new AsciicastWriter(writer, {
         width: pty?.cols || 80,
         height: pty?.rows || 24,
@@ -814,7 +821,7 @@ export class SshCallerSession {
         masker: maskerFor(this.#ctx.policy.masking, connection.name, principal),
         maxRecordedBytes: this.#ctx.maxRecordedBytes,
       });
-      return { recording, recordingId: writer.id };
+      return { recording, recordingId: writer.id, backlog };
     } catch (err) {
       this.#ctx.log?.error(
         { session: this.id, err: (err as Error).message },

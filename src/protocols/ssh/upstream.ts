@@ -3,10 +3,12 @@
  * refuses any host key other than the pinned one (the check runs during key exchange, before
  * any credential is sent). https://www.rfc-editor.org/rfc/rfc4253#section-8
  */
+import { Socket } from 'node:net';
 import ssh2, { type ConnectConfig } from 'ssh2';
 import { AirlockError } from '../../core/errors.ts';
 import type { SshConnection } from '../../core/policy/connections/ssh.ts';
 import { fingerprint, parsePin } from './host-keys.ts';
+import { coalesceWrites } from './wire.ts';
 
 export interface UpstreamOptions {
   readonly connectTimeoutMs?: number;
@@ -40,6 +42,10 @@ export async function connectUpstream(
   if (up.passphrase) config.passphrase = up.passphrase.reveal();
   if (up.password) config.password = up.password.reveal();
 
+  // Airlock opens the socket itself so that its writes are gathered like the callers' (wire.ts).
+  const socket = coalesceWrites(new Socket());
+  socket.on('error', () => {}); // reported by the client as a connection error
+  config.sock = socket;
   const client = new ssh2.Client();
   return new Promise<ssh2.Client>((resolve, reject) => {
     const fail = (err: Error & { level?: string }) => {
@@ -82,6 +88,7 @@ export async function connectUpstream(
     });
     try {
       client.connect(config);
+      socket.connect(up.port, up.host);
     } catch (err) {
       fail(err as Error);
     }
