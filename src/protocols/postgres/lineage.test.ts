@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
+import fc from 'fast-check';
 import { SessionMasker } from '../../core/masking/masker.ts';
 import type { RelationInfo } from './catalog.ts';
 import { initClassifier } from './classify.ts';
 import { ColumnMasks } from './column-masks.ts';
 import { lineageOf } from './lineage.ts';
+import { shapeOf } from './shape.ts';
 
 before(() => initClassifier());
 
@@ -82,4 +84,27 @@ test('COPY: table columns in catalog order, a column list, or the query; format 
     [false, true],
   );
   assert.equal(lineageOf('COPY (SELECT 1) TO STDOUT')![0]!.copy?.format, 'text');
+});
+
+test('statements of one shape have the same lineage (the relay shares it between them), COPY aside', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 1e9 }),
+      fc.string({ unit: fc.constantFrom('a', 'b', ' ', '%', '_') }),
+      fc.integer({ min: 0, max: 1e9 }),
+      fc.string({ unit: fc.constantFrom('a', 'b', ' ', '%', '_') }),
+      (n1, s1, n2, s2) => {
+        const sql = (n: number, s: string) =>
+          `SELECT lower(email), ${n} AS k, '${s}' || name FROM users u WHERE id = ${n} AND name LIKE '${s}'`;
+        const a = shapeOf(sql(n1, s1));
+        const b = shapeOf(sql(n2, s2));
+        if (a?.key === b?.key) assert.deepEqual(lineageOf(sql(n1, s1)), lineageOf(sql(n2, s2)));
+      },
+    ),
+    { numRuns: 200 },
+  );
+  assert.notDeepEqual(
+    lineageOf("COPY users TO STDOUT (DELIMITER ';')"),
+    lineageOf("COPY users TO STDOUT (DELIMITER '|')"),
+  );
 });

@@ -39,6 +39,7 @@ import { ColumnMasks, type RelationName } from './column-masks.ts';
 import { type CopyField, encodeField, joinRow, splitRow } from './copy-fields.ts';
 import { type CopyFormat, type Item, lineageOf, type StatementLineage } from './lineage.ts';
 import type { RelayHooks } from './relay.ts';
+import { shapeOf } from './shape.ts';
 
 export interface MaskingHooks extends RelayHooks {
   /** Table OIDs → columns, from the catalog (cached answers synchronously when possible). */
@@ -325,11 +326,15 @@ export class MaskingRelay {
   /** Lineage of the statements of a Query or Parse, when column rules apply. */
   #trace(sql: string): readonly StatementLineage[] | undefined {
     if (!this.#masker.hasColumns) return undefined;
-    let l = this.#lineageCache.get(sql);
-    if (l === undefined && !this.#lineageCache.has(sql)) {
+    // Where a value comes from does not depend on literal values, so statements of one shape
+    // share a trace — except COPY, whose options (delimiter, quote, NULL) are literals.
+    const shape = shapeOf(sql)?.key;
+    const key = shape !== undefined && !/^\s*copy\b/i.test(shape) ? `s:${shape}` : `t:${sql}`;
+    let l = this.#lineageCache.get(key);
+    if (l === undefined && !this.#lineageCache.has(key)) {
       l = lineageOf(sql);
       if (this.#lineageCache.size >= MAX_LINEAGE_CACHE) this.#lineageCache.clear();
-      this.#lineageCache.set(sql, l);
+      this.#lineageCache.set(key, l);
     }
     // SQL-level cursors and prepared statements: what their FETCH or EXECUTE will return.
     for (const st of l ?? [])
