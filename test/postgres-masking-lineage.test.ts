@@ -103,6 +103,8 @@ describe('column masking follows values', { timeout: 300_000 }, () => {
     'SELECT email COLLATE "C" FROM customers WHERE id = 1',
     'SELECT (SELECT array_agg(email) FROM customers)',
     'SELECT x FROM customers c JOIN LATERAL unnest(ARRAY[c.email]) AS u(x) ON true WHERE id = 1',
+    'SELECT x FROM customers c(i, n, e), LATERAL (SELECT lower(e) AS x) l WHERE i = 1',
+    'SELECT x FROM customers c(i, n, e) CROSS JOIN LATERAL unnest(ARRAY[e]) AS u(x) WHERE i = 1',
     'BEGIN; DECLARE cur CURSOR FOR SELECT lower(email) FROM customers; FETCH 2 FROM cur; COMMIT',
     'SELECT t.e FROM customers AS t(i, n, e) WHERE i = 1',
     'SELECT max(email) OVER () FROM customers LIMIT 1',

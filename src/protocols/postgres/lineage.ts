@@ -290,7 +290,9 @@ function selectItems(node: Obj, outer: Scope, depth: number): readonly Item[] {
     return rows ?? [];
   }
   const sources: Source[] = [];
-  for (const f of (node.fromClause as unknown[]) ?? []) sources.push(...fromSources(f, scope0, depth + 1));
+  // Each item sees the ones before it (LATERAL); seeing them when not LATERAL only widens.
+  for (const f of (node.fromClause as unknown[]) ?? [])
+    sources.push(...fromSources(f, { ...scope0, sources: [...sources] }, depth + 1));
   return targetItems((node.targetList as unknown[]) ?? [], { ...scope0, sources }, depth + 1);
 }
 
@@ -376,7 +378,6 @@ function fromSources(node: unknown, scope: Scope, depth: number): Source[] {
     case 'RangeVar':
       return [rangeVarSource(n, scope)];
     case 'RangeSubselect': {
-      // LATERAL subqueries see the sources before them; seeing all of them over-approximates.
       const items = queryItems(n.subquery, scope, depth + 1) ?? [
         { t: 'star', of: { t: 'opaque', refs: [OPAQUE] } },
       ];
@@ -384,7 +385,9 @@ function fromSources(node: unknown, scope: Scope, depth: number): Source[] {
       return [{ alias: alias?.aliasname, items: renamed(items, strings(alias?.colnames)) }];
     }
     case 'JoinExpr': {
-      const inner = [...fromSources(n.larg, scope, depth + 1), ...fromSources(n.rarg, scope, depth + 1)];
+      const left = fromSources(n.larg, scope, depth + 1);
+      const right = fromSources(n.rarg, { ...scope, sources: [...scope.sources, ...left] }, depth + 1);
+      const inner = [...left, ...right];
       const alias = n.alias as { aliasname?: string; colnames?: unknown[] } | undefined;
       if (!alias?.aliasname) return inner;
       const items = inner.flatMap((s) => s.items);
