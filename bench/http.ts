@@ -4,13 +4,13 @@
  * generator run in their own processes so the gateway's event loop is measured alone.
  *
  *   node --import tsx bench/http.ts        (BENCH_SECONDS, default 10; BENCH_CONNECTIONS, default 32)
+ *
+ * `npm run bench` runs it as its HTTP section (benchHttp), shorter unless sized by BENCH_HTTP_SECONDS.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { pathToFileURL } from 'node:url';
 import { startHttpTestGateway } from '../test/support/http-gateway.ts';
-
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
 const UPSTREAM = `
 const http = require('node:http');
@@ -64,44 +64,68 @@ async function firstLine(p: ChildProcess): Promise<string> {
   return out;
 }
 
-interface LoadResult {
+export interface LoadResult {
   rps: number;
   failed: number;
   p50: number;
   p99: number;
 }
 
-async function load(url: string, token: string): Promise<LoadResult> {
-  const p = child(LOAD, [url, token, String(SECONDS), String(CONNECTIONS)]);
+async function load(url: string, token: string, seconds: number, connections: number): Promise<LoadResult> {
+  const p = child(LOAD, [url, token, String(seconds), String(connections)]);
   const line = await firstLine(p);
   await once(p, 'exit');
   return JSON.parse(line) as LoadResult;
 }
 
-const upstream = child(UPSTREAM);
-const port = Number(await firstLine(upstream));
-const upstreamUrl = `http://127.0.0.1:${port}`;
-const gw = await startHttpTestGateway({
-  connections: `  shop:
+export interface HttpBenchResult {
+  readonly seconds: number;
+  readonly connections: number;
+  readonly direct: LoadResult;
+  readonly airlock: LoadResult;
+  /** Airlock req/s over direct req/s. */
+  readonly ratio: number;
+}
+
+/** Direct and through Airlock, each warmed for a second first, then measured for `seconds`. */
+export async function benchHttp(
+  o: { seconds?: number; connections?: number } = {},
+): Promise<HttpBenchResult> {
+  const seconds = o.seconds ?? Number(process.env.BENCH_SECONDS ?? 10);
+  const connections = o.connections ?? Number(process.env.BENCH_CONNECTIONS ?? 32);
+  const upstream = child(UPSTREAM);
+  let gw: Awaited<ReturnType<typeof startHttpTestGateway>> | undefined;
+  try {
+    const port = Number(await firstLine(upstream));
+    const upstreamUrl = `http://127.0.0.1:${port}`;
+    gw = await startHttpTestGateway({
+      connections: `  shop:
     type: http
     upstream: { url: "${upstreamUrl}" }
     default: review`,
-  rules: `rules:
+      rules: `rules:
   - { name: reads are free, connections: [shop], kinds: [read], effect: allow }`,
-});
-try {
-  // Warm both paths (connections, JIT) before measuring.
-  await load(`${upstreamUrl}/items/7`, '');
-  const direct = await load(`${upstreamUrl}/items/7`, '');
-  await load(`${gw.proxyUrl}/http/shop/items/7`, gw.tokens.bench);
-  const airlock = await load(`${gw.proxyUrl}/http/shop/items/7`, gw.tokens.bench);
-  const fmt = (r: LoadResult) =>
-    `${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  failed ${r.failed}`;
-  console.log(`HTTP GET, ${CONNECTIONS} keep-alive connections, ${SECONDS}s each`);
-  console.log(`  direct   ${fmt(direct)}`);
-  console.log(`  airlock  ${fmt(airlock)}`);
-  console.log(`  ratio    ${(airlock.rps / direct.rps).toFixed(2)} (airlock / direct)`);
-} finally {
-  await gw.close();
-  upstream.kill();
+    });
+    const warm = Math.min(seconds, 1);
+    // Warm both paths (connections, JIT) before measuring.
+    await load(`${upstreamUrl}/items/7`, '', warm, connections);
+    const direct = await load(`${upstreamUrl}/items/7`, '', seconds, connections);
+    await load(`${gw.proxyUrl}/http/shop/items/7`, gw.tokens.bench, warm, connections);
+    const airlock = await load(`${gw.proxyUrl}/http/shop/items/7`, gw.tokens.bench, seconds, connections);
+    return { seconds, connections, direct, airlock, ratio: airlock.rps / direct.rps };
+  } finally {
+    await gw?.close();
+    upstream.kill();
+  }
 }
+
+export function printHttpBench(r: HttpBenchResult): void {
+  const fmt = (x: LoadResult) =>
+    `${x.rps.toFixed(0).padStart(7)} req/s  p50 ${x.p50.toFixed(2)} ms  p99 ${x.p99.toFixed(2)} ms  failed ${x.failed}`;
+  console.log(`HTTP GET, ${r.connections} keep-alive connections, ${r.seconds}s each`);
+  console.log(`  direct   ${fmt(r.direct)}`);
+  console.log(`  airlock  ${fmt(r.airlock)}`);
+  console.log(`  ratio    ${r.ratio.toFixed(2)} (airlock / direct)`);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) printHttpBench(await benchHttp());

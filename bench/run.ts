@@ -7,7 +7,11 @@
  *
  * Then, each in its own bounded section: review latency, audit speed, MySQL (when mariadb is
  * installed) and SSH through Airlock vs straight to sshd (when sshd is installed; BENCH_SSH=0
- * skips it, BENCH_SSH_RUNS / BENCH_SSH_MB size it, BENCH_SSH_SECONDS bounds it, default 300).
+ * skips it, BENCH_SSH_RUNS / BENCH_SSH_MB size it, BENCH_SSH_SECONDS bounds it, default 300),
+ * HTTP requests per second through Airlock vs straight to the upstream (bench/http.ts;
+ * BENCH_HTTP=0 skips it, BENCH_HTTP_SECONDS per run, default 5), and a git clone of a 50 MB
+ * repository through Airlock vs straight from git http-backend (bench/git.ts; BENCH_GIT=0 skips
+ * it, BENCH_GIT_MB / BENCH_GIT_RUNS size it, BENCH_GIT_SECONDS bounds it, default 300).
  *
  * Environment: BENCH_SECONDS (per run, default 10), BENCH_SCALE (pgbench -s, default 10),
  * BENCH_CLIENTS (default 8), BENCH_ONLY (e.g. "direct,airlock"), BENCH_MODES (e.g. "select").
@@ -49,6 +53,11 @@ const ONLY_MODES = listEnv('BENCH_MODES');
 const IDLE = process.env.BENCH_IDLE === '0' ? 0 : Math.floor(positive('BENCH_IDLE', 150));
 /** The SSH section's time budget; past it the section is stopped and reported as such. */
 const SSH_SECONDS = process.env.BENCH_SSH === '0' ? 0 : positive('BENCH_SSH_SECONDS', 300);
+/** Seconds of each HTTP load run (0: skip the section). */
+const HTTP_SECONDS = process.env.BENCH_HTTP === '0' ? 0 : positive('BENCH_HTTP_SECONDS', 5);
+/** The git clone section's time budget (0: skip it). */
+const GIT_SECONDS = process.env.BENCH_GIT === '0' ? 0 : positive('BENCH_GIT_SECONDS', 300);
+const GIT_HTTP_BACKEND = '/usr/lib/git-core/git-http-backend';
 
 interface Mode {
   readonly id: string;
@@ -420,6 +429,21 @@ async function main(): Promise<void> {
   const mysql = await benchMysql({ clients: CLIENTS, log });
   // SSH: connections and bulk output, through Airlock vs straight to sshd.
   const ssh = await sshSection();
+  // HTTP: small JSON GETs over 32 keep-alive connections, through Airlock vs direct.
+  const http = await boundedSection('HTTP', HTTP_SECONDS === 0 ? 0 : HTTP_SECONDS * 4 + 120, async () => {
+    const { benchHttp } = await import('./http.ts');
+    return benchHttp({ seconds: HTTP_SECONDS, connections: 32 });
+  });
+  // Git: clone of a 50 MB repository through Airlock vs straight from git http-backend.
+  const git = await boundedSection(
+    'git',
+    existsSync(GIT_HTTP_BACKEND) ? GIT_SECONDS : 0,
+    async () => {
+      const { benchGitClone } = await import('./git.ts');
+      return benchGitClone({ log });
+    },
+    existsSync(GIT_HTTP_BACKEND) ? 'BENCH_GIT=0' : `${GIT_HTTP_BACKEND} not installed`,
+  );
 
   console.log('');
   console.log(`pgbench, ${CLIENTS} clients / ${JOBS} threads, ${SECONDS} s per run, scale ${SCALE}`);
@@ -430,6 +454,14 @@ async function main(): Promise<void> {
   printMysqlBench(mysql);
   if ('skipped' in ssh) console.log(`\nssh: skipped: ${ssh.skipped}`);
   if ('failed' in ssh) console.log(`\nssh: FAILED: ${ssh.failed}`);
+  console.log('');
+  if ('skipped' in http) console.log(`http: skipped: ${http.skipped}`);
+  else if ('failed' in http) console.log(`http: FAILED: ${http.failed}`);
+  else (await import('./http.ts')).printHttpBench(http);
+  console.log('');
+  if ('skipped' in git) console.log(`git: skipped: ${git.skipped}`);
+  else if ('failed' in git) console.log(`git: FAILED: ${git.failed}`);
+  else (await import('./git.ts')).printGitBench(git);
   if (idle)
     console.log(
       `\nidle connections through Airlock: ${idle.connections}, gateway memory per connection ${fmt(idle.heapBytesPerConnection / 1024, 1)} KB (heap and buffers), ${fmt(idle.rssBytesPerConnection / 1024, 1)} KB (resident set)`,
@@ -452,6 +484,8 @@ async function main(): Promise<void> {
         audit,
         mysql,
         ssh,
+        http,
+        git,
         idle,
       },
       null,
@@ -500,8 +534,42 @@ async function sshSection(): Promise<
   }
 }
 
+/**
+ * Runs one section within `seconds` (0 skips it): past its budget it is reported as not
+ * finished and the run goes on; a failure is reported and fails the run.
+ */
+async function boundedSection<T extends object>(
+  name: string,
+  seconds: number,
+  run: () => Promise<T>,
+  skipReason = `BENCH_${name.toUpperCase()}=0`,
+): Promise<T | { readonly skipped: string } | { readonly failed: string }> {
+  if (seconds === 0) return { skipped: skipReason };
+  log(`${name} section (at most ${seconds} s)`);
+  let timer: NodeJS.Timeout | undefined;
+  const overdue = new Promise<'overdue'>((resolve) => {
+    timer = setTimeout(() => resolve('overdue'), seconds * 1000);
+  });
+  const running = run();
+  try {
+    const r = await Promise.race([running, overdue]);
+    if (r !== 'overdue') return r;
+    log(`the ${name} section exceeded its ${seconds} s budget`);
+    running.catch(() => {});
+    return { skipped: `did not finish within ${seconds} s` };
+  } catch (err) {
+    const failed = (err as Error).message.split('\n')[0] ?? String(err);
+    log(`${name} section failed: ${failed}`);
+    process.exitCode = 1;
+    return { failed };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // The whole run stops by itself even if something hangs.
-const budgetMs = (MODES.length * 4 * (SECONDS + 60) + 900 + SSH_SECONDS) * 1000;
+const budgetMs =
+  (MODES.length * 4 * (SECONDS + 60) + 900 + SSH_SECONDS + HTTP_SECONDS * 4 + 120 + GIT_SECONDS) * 1000;
 const watchdog = setTimeout(() => {
   log(`the benchmark exceeded its ${Math.round(budgetMs / 1000)} s budget; stopping`);
   void stopAll().finally(() => process.exit(2));
