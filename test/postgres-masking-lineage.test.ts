@@ -122,6 +122,36 @@ describe('column masking follows values', { timeout: 300_000 }, () => {
     }
   });
 
+  test('errors and notices that quote a masked value are masked; others keep their words', async () => {
+    const echoes = [
+      'SELECT email::int FROM customers WHERE id = 1',
+      'SELECT 1 FROM customers WHERE email::int = 1',
+      'SELECT contact::date FROM contacts WHERE id = 1',
+      'SELECT mail_of(1)::int',
+      "SELECT ('{' || email)::json FROM customers WHERE id = 1",
+      'INSERT INTO customers (id, name, email) SELECT id + 100, NULL, email FROM customers WHERE id = 1',
+    ];
+    for (const sql of echoes) {
+      const p = psqlCommand(gw.target('bench'), sql);
+      assert.notEqual((await p.waitForExit(60_000)).code, 0, sql);
+      assert.match(p.stderr(), /ERROR/, sql);
+      assert.doesNotMatch(p.stderr(), LEAK, `${sql}: ${p.stderr()}`);
+    }
+    const c = await pgThrough(gw.target('agent'));
+    try {
+      await assert.rejects(c.query('SELECT email::int FROM customers WHERE id = $1', [4]), (err: Error) => {
+        assert.doesNotMatch(err.message, LEAK);
+        assert.match(err.message, /invalid input syntax for type integer/);
+        return true;
+      });
+      // Words the caller wrote, and errors of statements that read nothing masked, are kept.
+      await assert.rejects(c.query('SELECT nosuch FROM customers'), /column "nosuch" does not exist/);
+      await assert.rejects(c.query("SELECT 'abc'::int"), /invalid input syntax for type integer: "abc"/);
+    } finally {
+      await c.end();
+    }
+  });
+
   test('the extended protocol (pg, prepared with parameters) is traced the same way', async () => {
     const c = await pgThrough(gw.target('agent'));
     try {

@@ -56,6 +56,10 @@ export interface StatementLineage {
   readonly defines?: { readonly kind: 'cursor' | 'prepared'; readonly name: string } | undefined;
   /** A cursor or prepared statement whose rows this statement returns (FETCH, EXECUTE). */
   readonly uses?: { readonly kind: 'cursor' | 'prepared'; readonly name: string } | undefined;
+  /** Every relation the statement names anywhere (CTE names aside), for its errors and notices. */
+  readonly relations?: readonly { readonly schema?: string | undefined; readonly table: string }[];
+  /** It calls a function that is not a known built-in, whose messages may say anything. */
+  readonly opaque?: boolean;
 }
 
 export interface CopyFormat {
@@ -106,7 +110,31 @@ export function lineageOf(sql: string): StatementLineage[] | undefined {
   } catch {
     return undefined;
   }
-  return (tree.stmts ?? []).map((s) => statementLineage(s.stmt));
+  return (tree.stmts ?? []).map((s) => ({ ...statementLineage(s.stmt), ...statementFacts(s.stmt) }));
+}
+
+/** What a statement reads anywhere in its text, not only in its output columns. */
+function statementFacts(stmt: unknown): Pick<StatementLineage, 'relations' | 'opaque'> {
+  const ctes = new Set<string>();
+  const found: { schema?: string | undefined; table: string }[] = [];
+  let opaque = false;
+  const walk = (n: unknown, d: number): void => {
+    if (d > MAX_DEPTH * 8 || !n || typeof n !== 'object') return;
+    if (Array.isArray(n)) {
+      for (const x of n) walk(x, d + 1);
+      return;
+    }
+    const o = n as Obj;
+    const rv = o.RangeVar as Obj | undefined;
+    if (rv) found.push({ schema: rv.schemaname as string | undefined, table: String(rv.relname ?? '') });
+    const cte = o.CommonTableExpr as Obj | undefined;
+    if (cte) ctes.add(String(cte.ctename ?? ''));
+    const fc = o.FuncCall as Obj | undefined;
+    if (fc && !knownHarmless(strings(fc.funcname).join('.'))) opaque = true;
+    for (const v of Object.values(o)) walk(v, d + 1);
+  };
+  walk(stmt, 0);
+  return { relations: found.filter((r) => r.schema !== undefined || !ctes.has(r.table)), opaque };
 }
 
 function statementLineage(stmt: unknown): StatementLineage {

@@ -99,7 +99,12 @@ interface Column {
 }
 
 type Pending =
-  | { readonly t: 'query'; readonly statements?: readonly StatementLineage[] | undefined; at: number }
+  | {
+      readonly t: 'query';
+      readonly statements?: readonly StatementLineage[] | undefined;
+      at: number;
+      readonly text?: string | undefined;
+    }
   | { readonly t: 'sync' }
   | {
       readonly t: 'describe';
@@ -107,7 +112,14 @@ type Pending =
       readonly portal: boolean;
       /** The statement described; undefined: not traced. */
       readonly lineage?: StatementLineage | undefined;
+      readonly text?: string | undefined;
     };
+
+/** The statement running when the target reports an error or notice. */
+interface Running {
+  readonly lineage: StatementLineage | undefined;
+  readonly text: string | undefined;
+}
 
 /** COPY TO output being masked field by field. */
 interface CopyOut {
@@ -135,10 +147,15 @@ export class MaskingRelay {
   /** Traced statements by prepared-statement and portal name, and SQL-level cursors/PREPAREs. */
   readonly #statementLineage = new Map<string, StatementLineage | undefined>();
   readonly #portalLineage = new Map<string, StatementLineage | undefined>();
+  readonly #statementText = new Map<string, string>();
+  readonly #portalText = new Map<string, string>();
   readonly #sqlNames = new Map<string, readonly Item[] | undefined>();
   readonly #lineageCache = new Map<string, readonly StatementLineage[] | undefined>();
   /** The statement an Execute runs, once its portal was described (for COPY in extended query). */
   #executing: StatementLineage | undefined;
+  #executingText: string | undefined;
+  /** The last Parse sent, for errors it may cause before anything is executed. */
+  #parsing: Running | undefined;
   #blocked = false;
   #failed = false;
 
@@ -176,7 +193,10 @@ export class MaskingRelay {
       const type = b[0]!;
       switch (type) {
         case FrontendType.Query:
-          this.#pending.push({ t: 'query', statements: this.#trace(cString(b, 5)), at: 0 });
+          if (this.#masker.hasColumns) {
+            const text = cString(b, 5);
+            this.#pending.push({ t: 'query', statements: this.#trace(text), at: 0, text });
+          } else this.#pending.push({ t: 'query', at: 0 });
           break;
         case FrontendType.FunctionCall:
           this.#pending.push({ t: 'query', at: 0 });
@@ -184,7 +204,10 @@ export class MaskingRelay {
         case FrontendType.Parse:
           if (this.#masker.hasColumns) {
             const name = cString(b, 5);
-            this.#statementLineage.set(name, this.#trace(cString(b, 5 + Buffer.byteLength(name) + 1))?.[0]);
+            const text = cString(b, 5 + Buffer.byteLength(name) + 1);
+            this.#statementLineage.set(name, this.#trace(text)?.[0]);
+            this.#statementText.set(name, text);
+            this.#parsing = { lineage: this.#statementLineage.get(name), text };
           }
           break;
         case FrontendType.Bind:
@@ -192,11 +215,14 @@ export class MaskingRelay {
             const portal = cString(b, 5);
             const statement = cString(b, 5 + Buffer.byteLength(portal) + 1);
             this.#portalLineage.set(portal, this.#statementLineage.get(statement));
+            this.#portalText.set(portal, this.#statementText.get(statement) ?? '');
           }
           break;
         case FrontendType.Close:
-          if (this.#masker.hasColumns)
+          if (this.#masker.hasColumns) {
             (b[5] === 0x50 ? this.#portalLineage : this.#statementLineage).delete(cString(b, 6));
+            (b[5] === 0x50 ? this.#portalText : this.#statementText).delete(cString(b, 6));
+          }
           break;
         case FrontendType.Sync:
           this.#pending.push({ t: 'sync' });
@@ -230,6 +256,7 @@ export class MaskingRelay {
               ours: true,
               portal: true,
               lineage: this.#portalLineage.get(name.toString('utf8')),
+              text: this.#portalText.get(name.toString('utf8')),
             });
           break;
         }
@@ -379,13 +406,19 @@ export class MaskingRelay {
         const lineage = this.#peekLineage();
         const head = this.#pending[0];
         const d = head?.t === 'query' ? undefined : this.#answerDescribe();
-        if (d?.ours) this.#executing = d.lineage;
+        if (d?.ours) {
+          this.#executing = d.lineage;
+          this.#executingText = d.text;
+        }
         return this.#rowDescription(f, this.#columnMasks(), lineage, d);
       }
       case BackendType.NoData: {
         const d = this.#answerDescribe();
         if (!d || d.portal) this.#columns = undefined;
-        if (d?.ours) this.#executing = d.lineage;
+        if (d?.ours) {
+          this.#executing = d.lineage;
+          this.#executingText = d.text;
+        }
         return d?.ours ? EMPTY : f.raw;
       }
       case BackendType.DataRow:
@@ -401,10 +434,13 @@ export class MaskingRelay {
         this.#copyText = false;
         this.#copy = undefined;
         this.#executing = undefined;
+        this.#executingText = undefined;
+        this.#parsing = undefined;
         this.#hooks.ready(f.raw[5]!);
         return f.raw;
       }
       case BackendType.ErrorResponse: {
+        const running = this.#running();
         if (this.#pending[0]?.t !== 'query') {
           // Extended query: the target skips everything up to Sync.
           const sync = this.#pending.findIndex((p) => p.t === 'sync');
@@ -415,10 +451,10 @@ export class MaskingRelay {
         }
         this.#columns = undefined;
         const replaced = this.#hooks.wantErrors() ? this.#hooks.error(f.raw) : undefined;
-        return replaced ?? this.#scanFields(f);
+        return replaced ?? this.#scanFields(f, running);
       }
       case BackendType.NoticeResponse:
-        return this.#scanFields(f);
+        return this.#scanFields(f, this.#running());
       case BackendType.NotificationResponse:
         return this.#notification(f);
       case BackendType.BackendKeyData:
@@ -628,8 +664,49 @@ export class MaskingRelay {
     return this.#masker.scan(text) === text ? undefined : null;
   }
 
-  #scanFields(f: Frame): Buffer {
-    if (!this.#masker.hasDetectors) return f.raw;
+  #running(): Running | undefined {
+    if (!this.#masker.hasColumns) return undefined;
+    const head = this.#pending[0];
+    if (head?.t === 'query') return { lineage: head.statements?.[head.at], text: head.text };
+    if (this.#executingText !== undefined) return { lineage: this.#executing, text: this.#executingText };
+    return this.#parsing ?? { lineage: undefined, text: undefined };
+  }
+
+  /**
+   * Whether what the target says while this statement runs may quote a value column rules
+   * cover: it reads a relation with masked columns (or a view over one), calls a function Airlock
+   * cannot see into, or is not known at all.
+   */
+  #echoes(r: Running): boolean {
+    const l = r.lineage;
+    if (!l?.relations || l.opaque) return true;
+    const masks = this.#columnMasks();
+    return l.relations.some((rel) => masks.column(rel.schema, rel.table, '*') !== undefined);
+  }
+
+  /**
+   * Message, detail, context and hint of an error or notice from a statement that reads masked
+   * columns: every quoted ("...") or parenthesised value the caller did not write itself is
+   * masked (`invalid input syntax for type integer: "..."`, `Key (email)=(...)`, `Failing row
+   * contains (...)`); from a function Airlock cannot see into, the whole text is.
+   */
+  #maskEchoes(code: number, text: string, r: Running): string {
+    if (!'MDWH'.includes(String.fromCharCode(code))) return text;
+    const spec = this.#masker.strictestColumn;
+    if (!spec) return text;
+    if (r.lineage?.opaque) return this.#masker.mask(text, spec);
+    const own = r.text ?? '';
+    return text.replace(/"([^"]*)"|\(([^()]*)\)/g, (whole, quoted?: string, paren?: string) => {
+      const v = quoted ?? paren ?? '';
+      if (v === '' || own.includes(v)) return whole;
+      const masked = this.#masker.mask(v, spec);
+      return quoted !== undefined ? `"${masked}"` : `(${masked})`;
+    });
+  }
+
+  #scanFields(f: Frame, running: Running | undefined): Buffer {
+    const echoes = running !== undefined && this.#echoes(running);
+    if (!this.#masker.hasDetectors && !echoes) return f.raw;
     const raw = f.raw;
     const parts: Buffer[] = [raw.subarray(0, 5)];
     let changed = false;
@@ -640,7 +717,8 @@ export class MaskingRelay {
       if (end < 0) throw new PgProtocolError('invalid backend message: unterminated field');
       const text = raw.toString('utf8', at + 1, end);
       // Severity, SQLSTATE, positions and source location cannot hold data.
-      const masked = 'SVCPpFLR'.includes(String.fromCharCode(code)) ? text : this.#masker.scan(text);
+      const echoed = echoes ? this.#maskEchoes(code, text, running!) : text;
+      const masked = 'SVCPpFLR'.includes(String.fromCharCode(code)) ? echoed : this.#masker.scan(echoed);
       if (masked !== text) changed = true;
       parts.push(Buffer.from([code]), Buffer.from(masked, 'utf8'), Buffer.from([0]));
       at = end + 1;
