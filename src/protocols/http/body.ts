@@ -13,12 +13,29 @@ export function hasBody(req: IncomingMessage): boolean {
   return length !== undefined && length !== '0';
 }
 
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * The whole body, or a refusal: larger than `limit` (413), or not all there within `timeoutMs`
+ * (408; a body sent a byte at a time would otherwise hold its socket and slot forever).
+ */
+export function readBody(req: IncomingMessage, limit: number, timeoutMs = 0): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge(limit));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            cleanup();
+            reject(
+              new AirlockError(
+                'AIRLOCK_E_BAD_REQUEST',
+                `the request body did not arrive within ${Math.round(timeoutMs / 1000)} s`,
+                { hint: 'send the body at once, or raise limits.write_timeout', status: 408 },
+              ),
+            );
+          }, timeoutMs)
+        : undefined;
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
@@ -39,6 +56,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     };
     const onAborted = () => onError(new Error('the caller closed the connection while sending the body'));
     const cleanup = () => {
+      clearTimeout(timer);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);

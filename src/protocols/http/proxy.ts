@@ -332,8 +332,14 @@ export class HttpProxy {
     let body: Buffer | undefined;
     if (hasBody(req)) {
       try {
-        body = await readBody(req, adapter.maxBody(connection as never));
+        body = await readBody(
+          req,
+          adapter.maxBody(connection as never),
+          this.#o.limits?.config.writeTimeoutMs ?? 0,
+        );
       } catch (err) {
+        // The rest of a body not read cannot be told from the next request: the connection ends.
+        res.shouldKeepAlive = false;
         if (isAirlockError(err)) adapter.refuse(base, err);
         else res.destroy();
         return;
