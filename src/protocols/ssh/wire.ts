@@ -1,5 +1,5 @@
 /**
- * ssh2 hands each packet to the socket in three or four writes (length, payload, padding, MAC),
+ * ssh2 hands each packet to the socket in two to four writes (length, encrypted body, MAC),
  * and a busy channel produces many packets in one turn of the event loop. Written one by one,
  * that is a system call and a TCP segment each, and the small trailing MAC segment can wait on
  * Nagle's algorithm for the peer's delayed ACK. Corking the socket for the rest of the turn sends
