@@ -2,7 +2,8 @@
  * What a reviewer sees of a git push: the unified diff from the scratch mirror on the request
  * (bounded, secrets masked on every line), and scratch mirrors that do not outlive their push —
  * removed when the inspection ends, and those of dead processes removed at start. Real git
- * through Airlock to `git http-backend`, with a private $TMPDIR.
+ * through Airlock to `git http-backend`, with a private $TMPDIR; the reviewer console in
+ * headless Chromium.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -10,12 +11,16 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { chromium } from 'playwright-core';
+import { consoleBuilt } from '../src/server/console.ts';
 import { type GitServer, startGitServer } from './support/git-server.ts';
 import { type HttpTestGateway, startHttpTestGateway } from './support/http-gateway.ts';
 import { startProcess } from './support/processes.ts';
 
 const UPSTREAM_TOKEN = 'git-host-token-diff-3456';
 const GITHUB_TOKEN = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789';
+const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
+const ROOT = join(import.meta.dirname, '..');
 
 interface Update {
   ref: string;
@@ -147,5 +152,44 @@ describe('git push diff for reviewers, and scratch mirrors', () => {
     await gw.api('POST', `/api/v1/requests/${held.id}/deny`, { reason: 'too big' }, 'bob');
     await p.waitForExit(60_000);
     assert.deepEqual(scratchEntries(), []);
+  });
+
+  it('the console shows the diff on the request page, secret masked', async () => {
+    if (!consoleBuilt()) {
+      const r = spawnSync('npm', ['run', '--silent', 'build:web'], { cwd: ROOT, stdio: 'inherit' });
+      assert.equal(r.status, 0, 'npm run build:web failed');
+    }
+    gitSync(work, 'checkout', '--quiet', 'main');
+    gitSync(work, 'reset', '--quiet', '--hard', 'origin/main');
+    commit('app.py', `print("console")\nKEY = "${GITHUB_TOKEN}"\n`, 'for the console');
+    const { p, held } = await pushHeld('refs/heads/console');
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
+      timeout: 60_000,
+    });
+    try {
+      const page = await (await browser.newContext({ baseURL: gw.apiUrl })).newPage();
+      page.setDefaultTimeout(30_000);
+      await page.goto('/');
+      await page.waitForURL('**/login');
+      await page.getByLabel('Airlock token').fill(gw.tokens.alice);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByTestId('me').filter({ hasText: 'alice' }).waitFor();
+      await page.goto(`/requests/${held.id}`);
+      const diff = page.getByRole('figure', { name: 'diff of refs/heads/console' });
+      await diff.waitFor();
+      const text = await diff.innerText();
+      assert.match(text, /\+print\("console"\)/);
+      assert.match(text, /\+KEY = "ghp_\*+89"/);
+      assert.ok(!text.includes(GITHUB_TOKEN));
+      assert.ok(!(await page.content()).includes(GITHUB_TOKEN));
+      assert.equal((await diff.locator('.diff-add').count()) >= 2, true);
+    } finally {
+      await browser.close();
+    }
+    await gw.api('POST', `/api/v1/requests/${held.id}/deny`, { reason: 'seen' }, 'bob');
+    await p.waitForExit(60_000);
   });
 });
