@@ -180,7 +180,7 @@ describe('git push diff for reviewers, and scratch mirrors', () => {
       await page.goto(`/requests/${held.id}`);
       const diff = page.getByRole('figure', { name: 'diff of refs/heads/console' });
       await diff.waitFor();
-      const text = await diff.innerText();
+      const text = (await diff.textContent()) ?? '';
       assert.match(text, /\+print\("console"\)/);
       assert.match(text, /\+KEY = "ghp_\*+89"/);
       assert.ok(!text.includes(GITHUB_TOKEN));
