@@ -11,6 +11,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
 import { kubeconfigFor } from '../src/cli/kubeconfig.ts';
 import { recordingsDirOf } from '../src/core/audit/evidence.ts';
 import { type ParsedAsciicast, parseAsciicast } from '../src/core/recording/asciicast.ts';
@@ -136,7 +137,9 @@ current-context: direct
       for (const r of await gw.gateway.store.listRecordings({ connection: 'cluster' })) {
         if (r.status !== 'closed' || r.format !== 'asciicast-v2') continue;
         const cast = parseAsciicast(readFileSync(join(recordingsDirOf(gw.gateway.policy), r.path), 'utf8'));
-        if (command.test(String(cast.header.command ?? ''))) return cast;
+        if (!command.test(String(cast.header.command ?? ''))) continue;
+        assert.ok(r.auditSeq !== undefined && r.sha256, 'the recording is sealed into the audit chain');
+        return cast;
       }
       if (Date.now() > deadline) throw new Error(`no sealed recording of ${command}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -275,6 +278,41 @@ current-context: direct
     assert.notEqual(exit.code, 0);
     assert.match(p.stderr(), /not during the freeze/);
     assert.equal(existsSync(marker), false);
+  });
+
+  it('a message outside the channel protocol ends the stream and is audited', async () => {
+    const audited = async () => {
+      const r = await gw.api<{ records: { type: string; data: Record<string, unknown> }[] }>(
+        'GET',
+        '/api/v1/audit?from=1&limit=1000',
+        undefined,
+        'alice',
+      );
+      return r.body.records.filter((x) => x.type === 'protocol.violation').length;
+    };
+    const before = await audited();
+    const url = `${gw.proxyUrl.replace('https', 'wss')}/kubernetes/cluster/api/v1/namespaces/default/pods/web-1/exec?command=cat&stdin=true&stdout=true`;
+    const ws = new WebSocket(url, ['v5.channel.k8s.io'], {
+      headers: { authorization: `Bearer ${gw.tokens.agent}` },
+      ca: readFileSync(join(gw.dir, 'tls', 'cert.pem')),
+    });
+    const echoed: Buffer[] = [];
+    ws.on('message', (m: Buffer) => echoed.push(m));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    ws.send(Buffer.from([0, ...Buffer.from('fine\n')]));
+    // Stream 1 is the server's stdout: a caller writing to it is not speaking the protocol.
+    ws.send(Buffer.from([1, ...Buffer.from('forged output')]));
+    const code = await new Promise<number>((resolve) => ws.once('close', (c: number) => resolve(c)));
+    assert.equal(code, 1008);
+    assert.ok(!Buffer.concat(echoed).includes('forged output'));
+    const deadline = Date.now() + 30_000;
+    while ((await audited()) <= before) {
+      assert.ok(Date.now() < deadline, 'the violation is in the audit log');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   });
 
   const rawUpgrade = (path: string, headers: Record<string, string>) =>

@@ -77,6 +77,23 @@ const tunnelServer = new WebSocketServer({
 });
 tunnelServer.on('headers', (headers) => headers.push(`Sec-WebSocket-Protocol: ${PORT_FORWARD_PROTOCOL}`));
 
+/** Completes the handshake; undefined if `ws` refused it (it answers 400 and closes the socket). */
+function accept(
+  wss: WebSocketServer,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+): Promise<WebSocket | undefined> {
+  return new Promise((resolve) => {
+    const gone = () => resolve(undefined);
+    socket.once('close', gone);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('close', gone);
+      resolve(ws);
+    });
+  });
+}
+
 export async function handleKubernetesUpgrade(
   ctx: UpgradeContext,
   req: IncomingMessage,
@@ -179,9 +196,8 @@ export async function handleKubernetesUpgrade(
     // `ws` refuses subprotocol names with '/': the header is taken out of its sight and the
     // choice is written into the 101 answer by tunnelServer.
     delete req.headers['sec-websocket-protocol'];
-    const client = await new Promise<WebSocket>((resolve) =>
-      tunnelServer.handleUpgrade(req, socket, head, (ws) => resolve(ws)),
-    );
+    const client = await accept(tunnelServer, req, socket, head);
+    if (!client) return;
     new PortForwardTunnel(ctx, client, {
       req,
       target,
@@ -204,10 +220,8 @@ export async function handleKubernetesUpgrade(
     );
     return;
   }
-  const client = await new Promise<WebSocket>((resolve) =>
-    server.handleUpgrade(req, socket, head, (ws) => resolve(ws)),
-  );
-  // handleUpgrade picks the first offered protocol unless told; only ours may be chosen.
+  const client = await accept(server, req, socket, head);
+  if (!client) return;
   if (client.protocol !== protocol) {
     client.terminate();
     return;
@@ -240,7 +254,7 @@ class ExecStream {
   readonly #protocol: ChannelProtocol;
   readonly #f: StreamFacts;
   readonly #decoder: ChannelDecoder;
-  readonly #early: Buffer[] = [];
+  readonly #early: { data: Buffer; isBinary: boolean }[] = [];
   #earlyBytes = 0;
   #upstream: WebSocket | undefined;
   #recording: TerminalRecording | undefined;
@@ -259,20 +273,24 @@ class ExecStream {
   async run(): Promise<void> {
     const client = this.#client;
     client.on('error', () => client.terminate());
-    // What kubectl sends before the upstream is open (stdin piped in) waits here, bounded.
-    const early = (data: Buffer) => {
-      this.#early.push(data);
-      this.#earlyBytes += data.length;
-      if (this.#earlyBytes > MAX_EARLY) client.pause();
-    };
-    client.on('message', early);
+    // What kubectl sends before the upstream is open (stdin piped in, its close signal) waits
+    // here, bounded, until the relay takes over.
+    client.on('message', this.#hold);
     const gone = new AbortController();
     client.once('close', () => gone.abort());
     const allowed = await this.#judge(gone.signal);
-    client.off('message', early);
-    if (!allowed || gone.signal.aborted) return;
+    if (!allowed || gone.signal.aborted) {
+      client.off('message', this.#hold);
+      return;
+    }
     this.#connect();
   }
+
+  readonly #hold = (data: Buffer, isBinary: boolean): void => {
+    this.#early.push({ data, isBinary });
+    this.#earlyBytes += data.length;
+    if (this.#earlyBytes > MAX_EARLY) this.#client.pause();
+  };
 
   /** Writes Airlock's own line where kubectl shows it: stderr, or the terminal when there is one. */
   #say(line: string): void {
@@ -437,6 +455,12 @@ class ExecStream {
   #relay(upstream: WebSocket): void {
     const client = this.#client;
     const { connection, principal, target } = this.#f;
+    // kubectl left while the API server was being reached: the stream is not started.
+    if (client.readyState !== WebSocket.OPEN) {
+      upstream.terminate();
+      this.#end();
+      return;
+    }
     this.#recording = this.#openRecording();
     this.#f.record('stream', {
       target,
@@ -465,9 +489,10 @@ class ExecStream {
       };
     };
     const fromClient = pump(client, upstream, 'client');
+    client.off('message', this.#hold);
     client.on('message', fromClient);
     upstream.on('message', pump(upstream, client, 'server'));
-    for (const m of this.#early.splice(0)) fromClient(m, true);
+    for (const m of this.#early.splice(0)) fromClient(m.data, m.isBinary);
     if (client.isPaused) client.resume();
     upstream.once('close', (code, reason) => {
       this.#end();
