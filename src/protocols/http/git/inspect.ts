@@ -13,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HttpCredential } from '../../../core/policy/connections/http.ts';
@@ -178,7 +179,9 @@ export async function inspectPush(
   try {
     return await inspectIn(dir, target, updates, pack);
   } finally {
-    removeScratch(dir);
+    // Off the event loop: a mirror of a large repository has many files.
+    active.delete(dir);
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
   }
 }
 
