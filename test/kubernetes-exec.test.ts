@@ -57,7 +57,7 @@ describe('kubectl exec and attach through Airlock', { timeout: 600_000 }, () => 
     effect: allow
   - name: harmless commands
     connections: [cluster]
-    commands: ["echo *", "sh -c *", "cat"]
+    commands: ["echo *", "sh -c *", "cat", "exit *", "read *", "cd *"]
     effect: allow
   - name: legacy clients may echo
     connections: [legacy]
@@ -264,6 +264,15 @@ current-context: direct
     const p = kubectl(kubeconfig, ['exec', 'web-1', '--', 'rm', '-rf', join(dir, 'cache')]);
     const exit = await p.waitForExit(TIMEOUT);
     assert.notEqual(exit.code, 0);
+    assert.match(p.stderr(), /airlock: files in pods are not deleted by hand/);
+    assert.equal(apiserver.upgrades.length, before);
+    assert.ok(existsSync(join(dir, 'cache')));
+  });
+
+  it("a command inside a shell's -c script meets the rules for it", async () => {
+    const before = apiserver.upgrades.length;
+    const p = kubectl(kubeconfig, ['exec', 'web-1', '--', 'sh', '-c', `cd ${dir} && rm -rf cache`]);
+    assert.notEqual((await p.waitForExit(TIMEOUT)).code, 0);
     assert.match(p.stderr(), /airlock: files in pods are not deleted by hand/);
     assert.equal(apiserver.upgrades.length, before);
     assert.ok(existsSync(join(dir, 'cache')));

@@ -82,4 +82,42 @@ describe('Kubernetes kinds', () => {
     assert.deepEqual(scale.parts[0]!.fields!.resource, ['deployments/scale', 'deployments.apps/scale']);
     assert.equal(scale.summary, 'patch deployments/api scale -n prod');
   });
+
+  it("a shell's -c script is judged command by command, with the request's fields", () => {
+    const c = classify(
+      'GET',
+      '/api/v1/namespaces/prod/pods/w/exec?command=bash&command=-ec&command=cd%20%2Fdata%20%26%26%20rm%20-rf%20x%20%3E%20log',
+    );
+    assert.deepEqual(
+      c.parts.map((p) => [p.kind, p.fields?.command?.[0] ?? p.fields?.file?.[0]]),
+      [
+        ['exec', `bash -ec 'cd /data && rm -rf x > log'`],
+        ['exec', 'cd /data'],
+        ['exec', 'rm -rf x'],
+        ['write', 'log'],
+      ],
+    );
+    assert.ok(
+      c.parts.every((p) => p.fields?.namespace?.[0] === 'prod' && p.fields?.resource?.[0] === 'pods/exec'),
+    );
+    assert.equal(c.parts[3]!.fields?.command, undefined, 'the redirection is not the shell command');
+    assert.equal(c.kind, 'exec');
+    // What the shell would expand at run time is not seen through.
+    const hidden = classify(
+      'GET',
+      '/api/v1/namespaces/p/pods/w/exec?command=sh&command=-c&command=%24(curl%20x)',
+    );
+    assert.equal(hidden.kind, 'unknown');
+    // Not a -c script: the argv is the one command.
+    assert.equal(classify('GET', '/api/v1/namespaces/p/pods/w/exec?command=sh').parts.length, 1);
+    assert.equal(
+      classify('GET', '/api/v1/namespaces/p/pods/w/exec?command=sh&command=script.sh').parts.length,
+      1,
+    );
+    assert.equal(
+      classify('GET', '/api/v1/namespaces/p/pods/w/exec?command=busybox&command=sh&command=-c&command=id')
+        .parts.length,
+      2,
+    );
+  });
 });

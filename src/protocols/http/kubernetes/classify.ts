@@ -4,9 +4,10 @@
  * https://kubernetes.io/docs/reference/access-authn-authz/authorization/#determine-the-request-verb
  * https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-uris
  */
-import type { ActionKind, ActionPart } from '../../../core/action.ts';
+import { type ActionKind, type ActionPart, riskier } from '../../../core/action.ts';
 import type { Classified } from '../adapter.ts';
 import { bodyHash, bodyPreview, decodedPath } from '../classify.ts';
+import { argvText, scriptParts } from './exec-command.ts';
 
 export interface KubeRequest {
   /** True for /api and /apis resource URLs; false for /version, /openapi, /healthz, ... */
@@ -175,11 +176,9 @@ function kindOf(r: KubeRequest, method: string, impersonating: boolean): { kind:
   return { kind: 'unknown', why: `verb ${r.verb} is not one Airlock knows` };
 }
 
-/** `command=sh&command=-c&command=ls` → the command line, shell-quoted where needed. */
 function execCommand(query: URLSearchParams): string | undefined {
   const words = query.getAll('command');
-  if (words.length === 0) return undefined;
-  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return words.length === 0 ? undefined : argvText(words);
 }
 
 export interface KubeFacts {
@@ -230,14 +229,22 @@ export function classifyKubernetes(f: KubeFacts): Classified {
     why,
     fields,
   };
+  // A shell's -c script: each command in it is judged too, with the request's own fields.
+  const { command: _outer, ...requestFields } = fields;
+  const inner = command
+    ? scriptParts(f.query.getAll('command')).map(
+        (p): ActionPart => ({ ...p, fields: { ...requestFields, ...p.fields } }),
+      )
+    : [];
+  const parts = [part, ...inner];
   let summary: string;
   if (info.resourceRequest) {
     const object = info.name ? `${info.resource}/${info.name}` : info.resource;
     summary = `${info.verb} ${object}${info.subresource ? ` ${info.subresource}` : ''}${info.namespace ? ` -n ${info.namespace}` : ''}${command ? ` -- ${command}` : ''}`;
   } else summary = `${method} ${info.path}`;
   return {
-    kind,
-    parts: [part],
+    kind: parts.reduce<ActionKind>((k, p) => riskier(k, p.kind), kind),
+    parts,
     summary,
     normalized,
     attributes: {
