@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parsePolicy } from '../src/core/policy/load.ts';
@@ -98,6 +100,34 @@ describe('HTTP routing by host name', () => {
     assert.equal((JSON.parse(routed.body) as { url: string }).url, '/svc/http/other/ping');
     const unknown = await curl(['-H', 'Host: nope.example.test', `${gw.proxyUrl}/v1/x`]);
     assert.equal(unknown.status, 404);
+  });
+
+  it('a WebSocket upgrade is routed by host name too, and judged as a session', async () => {
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    let answer = '';
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString('latin1');
+    });
+    socket.write(
+      [
+        'GET /ws/echo HTTP/1.1',
+        'Host: api.example.test',
+        `Authorization: Bearer ${gw.tokens.agent}`,
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+        'Sec-WebSocket-Version: 13',
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    const held = await gw.pendingRequest('api', /websocket session \/ws\/echo/);
+    await gw.api('POST', `/api/v1/requests/${held.id}/approve`, {}, 'alice');
+    while (!answer.includes('\r\n\r\n')) await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.destroy();
+    assert.match(answer, /^HTTP\/1\.1 101/);
+    assert.equal(upstream.seen.find((r) => r.method === 'UPGRADE')?.url, '/svc/ws/echo');
   });
 
   it('a host name routed to two connections is refused when the policy loads', () => {

@@ -21,6 +21,7 @@ import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import { decodedPath } from './classify.ts';
 import { callerToken, upstreamHeaders } from './headers.ts';
+import { hostRoutes, routeByHost } from './host-route.ts';
 import { handleKubernetesUpgrade } from './kubernetes/stream.ts';
 import { type Logger, normalizeTarget, parseRoute } from './proxy.ts';
 
@@ -61,7 +62,7 @@ export async function handleUpgrade(
   head: Buffer,
 ): Promise<void> {
   socket.on('error', () => socket.destroy());
-  const route = parseRoute(req.url ?? '/');
+  const route = routeByHost(req, hostRoutes(ctx.policy)) ?? parseRoute(req.url ?? '/');
   if (route?.prefix === 'kubernetes') {
     await handleKubernetesUpgrade(ctx, req, socket, head, route);
     return;
