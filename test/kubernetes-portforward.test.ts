@@ -6,12 +6,14 @@
  * kubectl prints the reason; a reviewed port is held until approved.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
 import { kubeconfigFor } from '../src/cli/kubeconfig.ts';
+import { dataFrame } from '../src/protocols/http/kubernetes/spdy-frames.ts';
 import { type HttpTestGateway, startHttpTestGateway } from './support/http-gateway.ts';
 import { type KubeApiServer, startKubeApiServer } from './support/kube-apiserver.ts';
 import { type ManagedProcess, startProcess } from './support/processes.ts';
@@ -175,5 +177,31 @@ current-context: direct
     assert.equal(await reply, 'select 1;\n');
     assert.ok(apiserver.forwarded.some((f) => f.port === 5432));
     await a.p.stop();
+  });
+
+  it('a frame outside the protocol ends the tunnel before anything reaches the API server', async () => {
+    const before = apiserver.upgrades.length;
+    const protocol = 'SPDY/3.1+portforward.k8s.io';
+    const ws = new WebSocket(
+      `${gw.proxyUrl.replace('https', 'wss')}/kubernetes/cluster/api/v1/namespaces/default/pods/web-1/portforward`,
+      {
+        headers: { authorization: `Bearer ${gw.tokens.agent}`, 'sec-websocket-protocol': protocol },
+        ca: readFileSync(join(gw.dir, 'tls', 'cert.pem')),
+      },
+    );
+    // `ws` would refuse a subprotocol it did not offer itself; this one it cannot offer.
+    ws.once('upgrade', (res) => {
+      assert.equal(res.headers['sec-websocket-protocol'], protocol);
+      delete res.headers['sec-websocket-protocol'];
+    });
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    // Data for a stream that was never opened.
+    ws.send(dataFrame(1, Buffer.from('smuggled')));
+    const code = await new Promise<number>((resolve) => ws.once('close', (c: number) => resolve(c)));
+    assert.equal(code, 1008);
+    assert.equal(apiserver.upgrades.length, before);
   });
 });
