@@ -424,3 +424,31 @@ test('the request JSON carries adapter attributes, protocol fields and the estim
   assert.deepEqual(res.attributes.parameters, ['7']);
   assert.deepEqual(res.parts[0].fields, {});
 });
+
+test('a caller that stops halfway through a request body is answered 408 and cut off', async () => {
+  const slow = await buildApi({
+    policy,
+    store,
+    approvals,
+    tokens,
+    listeners: () => ({}),
+    requestTimeoutMs: 300,
+  });
+  try {
+    await slow.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = slow.server.address() as { port: number };
+    const { connect } = await import('node:net');
+    const socket = connect(port, '127.0.0.1');
+    socket.write(
+      `POST /api/v1/requests/1/approve HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.alice}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"note":`,
+    );
+    let reply = '';
+    socket.on('data', (d) => {
+      reply += d.toString();
+    });
+    await new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    assert.match(reply, /^HTTP\/1\.1 408/);
+  } finally {
+    await slow.close();
+  }
+});

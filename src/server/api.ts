@@ -50,6 +50,11 @@ export interface ApiOptions {
   readonly logger?: Logger | undefined;
   /** Verification with checkpoint keys and anchors (the gateway's); default: the chain alone. */
   readonly auditVerify?: (() => Promise<VerifyResult>) | undefined;
+  /**
+   * A request (headers and body) must arrive within this; default twice the policy's startup
+   * timeout (30 s by default). Only receiving counts: a held MCP tool call may wait far longer.
+   */
+  readonly requestTimeoutMs?: number | undefined;
 }
 
 declare module 'fastify' {
@@ -173,6 +178,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     // Per-request lines would repeat every poll of a waiting agent; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 2 * 1024 * 1024,
+    // A caller that stops halfway through a body would otherwise hold its socket for ever.
+    requestTimeout: opts.requestTimeoutMs ?? 2 * (policy.limits?.startupTimeoutMs ?? 15_000),
   });
 
   app.setErrorHandler((err: unknown, request, reply) => {

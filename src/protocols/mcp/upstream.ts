@@ -11,6 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Logger } from 'pino';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
+import { ownSignalFetch } from './own-signal-fetch.ts';
 
 /** Lines of a tool server's stderr kept per chunk in the log: enough to debug, bounded. */
 const STDERR_LINE_MAX = 500;
@@ -29,7 +30,10 @@ export function openUpstream(connection: McpConnection, log: Logger | undefined)
     const headers: Record<string, string> = {};
     for (const [k, v] of up.headers) headers[k] = v.reveal();
     if (up.token) headers.authorization = `Bearer ${up.token.reveal()}`;
-    const transport = new StreamableHTTPClientTransport(new URL(up.url), { requestInit: { headers } });
+    const transport = new StreamableHTTPClientTransport(new URL(up.url), {
+      requestInit: { headers },
+      fetch: ownSignalFetch,
+    });
     return {
       transport,
       describe: up.url,
