@@ -181,6 +181,7 @@ describe('column masking follows values', { timeout: 300_000 }, () => {
       // The fields each line has, masked ones marked by null.
       ['COPY customers TO STDOUT (FORMAT csv)', ['id', 'name', null, null]],
       ['COPY customers TO STDOUT', ['id', 'name', null, null]],
+      ['COPY customers TO STDOUT (HEADER)', ['id', 'name', null, null]],
       ["COPY customers (name, email) TO STDOUT (FORMAT csv, HEADER, DELIMITER ';')", ['name', null]],
       ['COPY (SELECT id, lower(email), name FROM customers ORDER BY id) TO STDOUT', ['id', null, 'name']],
       [
@@ -218,6 +219,13 @@ describe('column masking follows values', { timeout: 300_000 }, () => {
     const bin = psqlCommand(gw.target('agent'), 'COPY customers TO STDOUT (FORMAT binary)', ['-A', '-t']);
     assert.notEqual((await bin.waitForExit(60_000)).code, 0);
     assert.match(bin.stderr(), /binary COPY TO STDOUT cannot be masked/);
+    const latin1 = psqlCommand(gw.target('agent'), "COPY customers TO STDOUT (ENCODING 'LATIN1')", [
+      '-A',
+      '-t',
+    ]);
+    assert.notEqual((await latin1.waitForExit(60_000)).code, 0);
+    assert.match(latin1.stderr(), /ENCODING other than UTF8 cannot be masked/);
+    assert.doesNotMatch(latin1.stdout(), LEAK);
   });
 });
 

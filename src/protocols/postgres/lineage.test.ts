@@ -84,6 +84,15 @@ test('COPY: table columns in catalog order, a column list, or the query; format 
     [false, true],
   );
   assert.equal(lineageOf('COPY (SELECT 1) TO STDOUT')![0]!.copy?.format, 'text');
+  // When in doubt there is no header: a data row is never passed over as one.
+  for (const [sql, header] of [
+    ['COPY users TO STDOUT WITH CSV HEADER', true],
+    ['COPY users TO STDOUT (HEADER 0)', false],
+    ['COPY users TO STDOUT (HEADER off)', false],
+    ['COPY users TO STDOUT (HEADER match)', false],
+    ["COPY users TO STDOUT (FORMAT csv, HEADER 'yes')", true],
+  ] as const)
+    assert.equal(lineageOf(sql)![0]!.copy?.header, header, sql);
 });
 
 test('statements of one shape have the same lineage (the relay shares it between them), COPY aside', () => {

@@ -69,6 +69,8 @@ export interface CopyFormat {
   readonly quote: string;
   readonly escape: string;
   readonly header: boolean;
+  /** ENCODING option, when given: rows are then not in the session's UTF-8. */
+  readonly encoding?: string | undefined;
 }
 
 interface Source {
@@ -207,14 +209,7 @@ function copyLineage(node: Obj): StatementLineage {
   const format = (str(opts.get('format')) ?? 'text').toLowerCase();
   const csv = format === 'csv';
   const quote = str(opts.get('quote')) ?? '"';
-  const headerArg = opts.get('header');
-  const header =
-    opts.has('header') &&
-    (headerArg === undefined ||
-      !/^(false|off|0)$/i.test(
-        str(headerArg) ??
-          String((headerArg as { Boolean?: { boolval?: boolean } })?.Boolean?.boolval ?? 'true'),
-      ));
+  const header = opts.has('header') && isOn(opts.get('header'));
   const copy: CopyFormat = {
     format: format === 'binary' ? 'binary' : csv ? 'csv' : 'text',
     delimiter: str(opts.get('delimiter')) ?? (csv ? ',' : '\t'),
@@ -222,6 +217,7 @@ function copyLineage(node: Obj): StatementLineage {
     quote,
     escape: str(opts.get('escape')) ?? quote,
     header,
+    encoding: str(opts.get('encoding')),
   };
   if (node.query) return { items: queryItems(node.query, EMPTY_SCOPE, 0), copy };
   const rel = node.relation as Obj | undefined;
@@ -234,6 +230,19 @@ function copyLineage(node: Obj): StatementLineage {
       ? attlist.map((c) => ({ t: 'col', name: c, refs: [{ t: 'col', schema, table, column: c }] }))
       : [{ t: 'star', of: { t: 'rel', schema, table } }];
   return { items, copy };
+}
+
+/**
+ * A boolean option as PostgreSQL reads it (defGetBoolean): no argument, true/on/yes/1 (and
+ * prefixes of true and yes) are on. When in doubt, off: a header row taken for data is masked
+ * like data, while a data row taken for a header would go out unmasked.
+ */
+function isOn(arg: unknown): boolean {
+  if (arg === undefined) return true;
+  const o = arg as { Boolean?: { boolval?: boolean }; Integer?: { ival?: number } };
+  if (o.Boolean) return o.Boolean.boolval === true;
+  if (o.Integer) return o.Integer.ival === 1;
+  return /^(t|tr|tru|true|y|ye|yes|on|1)$/i.test(str(arg) ?? '');
 }
 
 function withCtes(w: Obj | undefined, scope: Scope, depth: number): Scope {

@@ -573,6 +573,11 @@ export class MaskingRelay {
         this.#fail('COPY TO STDOUT cannot be masked here: Airlock could not tell which columns it sends');
       return;
     }
+    const encoding = lineage.copy.encoding;
+    if (encoding !== undefined && !/^utf-?8$/i.test(encoding)) {
+      if (!probe) this.#fail('COPY TO STDOUT with an ENCODING other than UTF8 cannot be masked');
+      return;
+    }
     const specs = masks.outputs(lineage.items, n);
     if (!probe) this.#copy = { format: lineage.copy, specs, header: lineage.copy.header };
   }
