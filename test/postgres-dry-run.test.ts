@@ -30,6 +30,11 @@ describe('exact dry run of held DML', { timeout: 180_000 }, () => {
        INSERT INTO watched VALUES (1, 1), (2, 2);
        CREATE FUNCTION watched_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
        CREATE TRIGGER watched_touch BEFORE UPDATE ON watched FOR EACH ROW EXECUTE FUNCTION watched_touch();
+       CREATE TABLE parent (id int PRIMARY KEY);
+       CREATE TABLE child (id int, parent int REFERENCES parent ON DELETE CASCADE);
+       INSERT INTO parent VALUES (1), (2); INSERT INTO child VALUES (1, 1);
+       CREATE TRIGGER child_touch BEFORE DELETE ON child FOR EACH ROW EXECUTE FUNCTION watched_touch();
+       ALTER TABLE parent OWNER TO app_rw; ALTER TABLE child OWNER TO app_rw;
        ALTER TABLE ledger OWNER TO app_rw; ALTER TABLE watched OWNER TO app_rw;
        ANALYZE orders;`,
       { db: 'app' },
@@ -94,6 +99,7 @@ describe('exact dry run of held DML', { timeout: 180_000 }, () => {
   test('not dry run: triggers, sequences called directly, parameters; the request says why', async () => {
     const cases: [string, RegExp][] = [
       ['UPDATE watched SET v = v + 1', /triggers/],
+      ['DELETE FROM parent WHERE id = 1', /referencing it\) has triggers/],
       ["UPDATE orders SET total = nextval('audit_notes_id_seq') WHERE id = 30", /nextval/],
       ['UPDATE orders SET total = total; ALTER TABLE orders ADD COLUMN x int', /only INSERT, UPDATE, DELETE/],
     ];

@@ -51,11 +51,22 @@ export function dryRunnable(
   return { parts: writes, functions: [...functions] };
 }
 
-/** Facts about the named tables that decide whether, and how honestly, a dry run can be done. */
+/**
+ * Facts about the named tables that decide whether, and how honestly, a dry run can be done.
+ * Triggers and rules count on the table itself and on every table that references it by a
+ * foreign key, at any depth: a cascading delete or update fires those too.
+ */
 const TABLE_FACTS = `
   SELECT t.name,
          c.oid IS NOT NULL AS found,
-         EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal) AS triggers,
+         EXISTS (
+           WITH RECURSIVE reach(oid) AS (
+             SELECT c.oid
+             UNION
+             SELECT k.conrelid FROM pg_catalog.pg_constraint k JOIN reach r ON k.confrelid = r.oid
+              WHERE k.contype = 'f')
+           SELECT 1 FROM pg_catalog.pg_trigger g JOIN reach r ON g.tgrelid = r.oid WHERE NOT g.tgisinternal
+         ) AS triggers,
          EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN') AS rules,
          EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
                    AND NOT a.attisdropped AND a.attidentity <> '')
@@ -94,7 +105,10 @@ export async function dryRun(
     }>(TABLE_FACTS, [tables]);
     for (const f of facts.rows) {
       if (!f.found) return { skipped: `table ${f.name} was not found by the dry run's connection` };
-      if (f.triggers) return { skipped: `table ${f.name} has triggers, which a dry run would fire` };
+      if (f.triggers)
+        return {
+          skipped: `table ${f.name} (or a table referencing it) has triggers, which a dry run would fire`,
+        };
       if (f.rules) return { skipped: `table ${f.name} has rules, which a dry run would apply` };
       if (f.sequences && parts.some((p) => p.statement === 'InsertStmt' || p.statement === 'MergeStmt'))
         sequences = true;
