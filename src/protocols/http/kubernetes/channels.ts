@@ -152,7 +152,8 @@ export class ChannelDecoder {
 
   fromServer(message: Buffer): ChannelEvent[] {
     const [channel, data] = this.#split(message);
-    if (channel === CLOSE) return [this.#close('server', data, [STDOUT, STDERR, ERROR])];
+    // The server may say any stream is done; only what the caller may close is checked strictly.
+    if (channel === CLOSE) return [this.#close('server', data, [STDIN, STDOUT, STDERR, ERROR, RESIZE])];
     if (channel === STDOUT || channel === STDERR)
       return data.length > 0 ? [{ type: channel === STDOUT ? 'stdout' : 'stderr', data }] : [];
     if (channel === ERROR)
@@ -174,7 +175,7 @@ export class ChannelDecoder {
     if (this.#protocol !== 'v5.channel.k8s.io')
       throw new ChannelProtocolError('a close signal outside v5.channel.k8s.io');
     if (data.length !== 1 || !allowed.includes(data[0]!))
-      throw new ChannelProtocolError(`a close signal for a stream the ${side} does not write`);
+      throw new ChannelProtocolError(`a close signal from the ${side} for stream ${data[0] ?? '(none)'}`);
     this.#closed[side].add(data[0]!);
     return { type: 'close', channel: data[0]! };
   }
