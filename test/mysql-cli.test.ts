@@ -176,6 +176,18 @@ describe('airlock policy test on a MySQL connection', { skip }, () => {
     assert.equal(write.kind, 'write');
   });
 
+  test('USE of the connection name is shown as the listener runs it', { timeout: TEST_TIMEOUT }, async () => {
+    const own = await policyTest('USE shop');
+    assert.equal(own.effect, 'allow');
+    assert.equal(own.kind, 'read');
+    const inside = await policyTest('SELECT 1; USE shop');
+    assert.equal(inside.effect, 'deny');
+    assert.equal(inside.rule.name, 'USE does not switch connections');
+    const schema = await policyTest('USE information_schema');
+    assert.equal(schema.effect, 'review');
+    assert.equal(schema.kind, 'admin');
+  });
+
   test('LOAD DATA LOCAL INFILE is refused when the connection takes no local files', {
     timeout: TEST_TIMEOUT,
   }, async () => {

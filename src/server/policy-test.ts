@@ -9,8 +9,9 @@ import { AirlockError } from '../core/errors.ts';
 import type { Authenticator } from '../core/identity/authenticator.ts';
 import { evaluate } from '../core/policy/evaluate.ts';
 import type { Policy } from '../core/policy/policy.ts';
-import { classifySql as classifyMysql } from '../protocols/mysql/classify.ts';
+import { classifySql as classifyMysql, type MysqlPart } from '../protocols/mysql/classify.ts';
 import { LOCAL_INFILE_OFF, localInfileRefusal } from '../protocols/mysql/infile.ts';
+import { useOutcome } from '../protocols/mysql/use.ts';
 import { classifySql } from '../protocols/postgres/classify.ts';
 import { classifyCommand } from '../protocols/ssh/command.ts';
 import { isScpUpload, UPLOADS_NEED_A_RULE, uploadRefusal } from '../protocols/ssh/uploads.ts';
@@ -66,7 +67,7 @@ export function policyTest(
       hint:
         connection.type === 'ssh' ? 'pass `command` (or `sql`) with the shell command line' : 'pass `sql`',
     });
-  const classified: {
+  let classified: {
     parts: readonly (ActionPart & { localInfile?: boolean | undefined })[];
     normalized: string;
     error?: string | undefined;
@@ -78,6 +79,12 @@ export function policyTest(
         ? // As the MySQL listener judges COM_QUERY (src/protocols/mysql/session.ts).
           classifyMysql(text, { database: connection.upstream.database })
         : classifySql(text);
+  // USE of a connection name (src/protocols/mysql/use.ts): refused, or run as USE of its database.
+  const use =
+    connection.type === 'mysql'
+      ? useOutcome(classified.parts as readonly MysqlPart[], connection, policy)
+      : undefined;
+  if (use && 'runs' in use) classified = classifyMysql(use.runs, { database: use.database });
   const action: Action = {
     protocol: connection.type === 'ssh' ? 'ssh' : connection.type === 'mysql' ? 'mysql' : 'postgres',
     connection: input.connection,
@@ -121,6 +128,8 @@ export function policyTest(
       'file uploads and changes need a rule that allows or reviews them; the connection default does not apply',
       refusal,
     );
+  if (use && 'refuse' in use)
+    return refused(use.refuse.rule, use.refuse.why, `denied by Airlock: ${use.refuse.reason}`);
   const infile = connection.type === 'mysql' ? localInfileRefusal(connection, classified.parts) : undefined;
   if (infile !== undefined)
     return refused(

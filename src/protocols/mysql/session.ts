@@ -75,7 +75,7 @@ import { displayValue, parseExecute } from './params.ts';
 import { type Expect, type Phase, ResponseTracker } from './response.ts';
 import { classifyShaped } from './shape.ts';
 import { connectUpstream, type UpstreamSession } from './upstream.ts';
-import { USE_OTHER_CONNECTION, useMeaning, useStatement } from './use.ts';
+import { USE_OTHER_CONNECTION, useMeaning, useOutcome, useStatement } from './use.ts';
 
 export interface Logger {
   info(o: object, msg?: string): void;
@@ -816,37 +816,19 @@ export class MysqlSession {
    * answered, or undefined when it is judged as usual.
    */
   async #use(p: Packet, sql: string, c: ClassifiedSql): Promise<(() => Promise<void>) | undefined> {
-    const conn = this.#connection!;
-    for (const part of c.parts) {
-      if (part.uses === undefined) continue;
-      const m = useMeaning(part.uses, conn, this.#ctx.policy);
-      if (m.kind === 'schema') continue;
-      const action = this.#action(sql, c.normalized, c.parts, {});
-      if (m.kind === 'other-connection')
-        return () =>
-          this.#refuse(p, action, {
-            rule: USE_OTHER_CONNECTION,
-            why: 'the database name at login picks the connection; USE cannot change it',
-            reason: m.reason,
-          });
-      if (c.parts.length !== 1)
-        return () =>
-          this.#refuse(p, action, {
-            rule: USE_OTHER_CONNECTION,
-            why: 'the connection name selects its database only in a USE of its own',
-            reason: `USE ${part.uses} selects this connection's database only when sent on its own; send it alone, or write ${useStatement(m.database)}`,
-          });
-      const text = useStatement(m.database);
-      const payload = Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(text, 'utf8')]);
-      const rewritten: Packet = { seq: p.seq, lastSeq: p.seq, payload, frames: [packet(payload, p.seq)] };
-      const rc = classifySql(text, { database: m.database });
-      return async () => {
-        const verdict = await this.#judge(this.#action(sql, rc.normalized, rc.parts, { runs: text }));
-        if (verdict !== true) return this.#deny(p, verdict);
-        return this.#forward(rewritten, 'result');
-      };
-    }
-    return undefined;
+    const outcome = useOutcome(c.parts, this.#connection!, this.#ctx.policy);
+    if (!outcome) return undefined;
+    if ('refuse' in outcome)
+      return () => this.#refuse(p, this.#action(sql, c.normalized, c.parts, {}), outcome.refuse);
+    const text = outcome.runs;
+    const payload = Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(text, 'utf8')]);
+    const rewritten: Packet = { seq: p.seq, lastSeq: p.seq, payload, frames: [packet(payload, p.seq)] };
+    const rc = classifySql(text, { database: outcome.database });
+    return async () => {
+      const verdict = await this.#judge(this.#action(sql, rc.normalized, rc.parts, { runs: text }));
+      if (verdict !== true) return this.#deny(p, verdict);
+      return this.#forward(rewritten, 'result');
+    };
   }
 
   #pendingPrepare: { text: string; classified: ClassifiedSql } | undefined;

@@ -12,6 +12,7 @@
  */
 import type { MysqlConnection } from '../../core/policy/connections/mysql.ts';
 import type { Policy } from '../../core/policy/policy.ts';
+import type { MysqlPart } from './classify.ts';
 
 export type UseMeaning =
   | { readonly kind: 'schema' }
@@ -35,4 +36,43 @@ export function useMeaning(name: string, connection: MysqlConnection, policy: Po
 /** `USE` of a database, quoted for the server. */
 export function useStatement(database: string): string {
   return `USE \`${database.replace(/`/g, '``')}\``;
+}
+
+/**
+ * What a text holding a USE of a connection name becomes: refused (with the rule and reason to
+ * audit), or run as the USE of the connection's database; undefined when it is judged as it is.
+ * Shared by the session and `policy test`.
+ */
+export type UseOutcome =
+  | { readonly refuse: { readonly rule: string; readonly why: string; readonly reason: string } }
+  | { readonly runs: string; readonly database: string };
+
+export function useOutcome(
+  parts: readonly MysqlPart[],
+  connection: MysqlConnection,
+  policy: Policy,
+): UseOutcome | undefined {
+  for (const part of parts) {
+    if (part.uses === undefined) continue;
+    const m = useMeaning(part.uses, connection, policy);
+    if (m.kind === 'schema') continue;
+    if (m.kind === 'other-connection')
+      return {
+        refuse: {
+          rule: USE_OTHER_CONNECTION,
+          why: 'the database name at login picks the connection; USE cannot change it',
+          reason: m.reason,
+        },
+      };
+    if (parts.length !== 1)
+      return {
+        refuse: {
+          rule: USE_OTHER_CONNECTION,
+          why: 'the connection name selects its database only in a USE of its own',
+          reason: `USE ${part.uses} selects this connection's database only when sent on its own; send it alone, or write ${useStatement(m.database)}`,
+        },
+      };
+    return { runs: useStatement(m.database), database: m.database };
+  }
+  return undefined;
 }
