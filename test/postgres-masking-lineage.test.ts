@@ -6,10 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { serialize } from 'pg-protocol';
 import { startTestGateway, type TestGateway } from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { stopAll } from './support/processes.ts';
 import { type PsqlTarget, pgThrough, psqlCommand } from './support/psql.ts';
+import { dataRowValues, WireClient } from './support/wire.ts';
 
 // Names are qualified on purpose: only the table's own column is masked by rule, so nothing here
 // is masked merely for being called `email`.
@@ -167,6 +169,58 @@ describe('column masking follows values', { timeout: 300_000 }, () => {
       await c.end();
     }
   });
+
+  test('a protocol Bind of a SQL PREPAREd statement, and Execute of a SQL cursor, are traced too', async () => {
+    const w = await WireClient.connect(gw.target('agent'));
+    try {
+      w.write(serialize.query('PREPARE p2 AS SELECT lower(email) AS e, id FROM customers WHERE id = 1'));
+      await w.until('Z');
+      // A statement Airlock did not see parsed is judged unknown, and held: approve it.
+      w.write(
+        serialize.bind({ statement: 'p2' }),
+        serialize.describe({ type: 'P', name: '' }),
+        serialize.execute({}),
+        serialize.sync(),
+      );
+      await approvePending();
+      const frames = await w.until('Z', 60_000);
+      const rows = frames.filter((f) => f.type === 0x44).map(dataRowValues);
+      assert.deepEqual(rows, [['c********@example.com', '1']]);
+      w.write(
+        serialize.query('BEGIN; DECLARE c2 CURSOR FOR SELECT upper(email) AS e FROM customers WHERE id = 2'),
+      );
+      await w.until('Z');
+      w.write(serialize.execute({ portal: 'c2' }), serialize.sync());
+      await approvePending();
+      const more = await w.until('Z', 60_000);
+      const values = more.filter((f) => f.type === 0x44).map(dataRowValues);
+      assert.deepEqual(values, [['C********@EXAMPLE.COM']]);
+      w.write(serialize.query('COMMIT'));
+      await w.until('Z');
+    } finally {
+      w.end();
+    }
+  });
+
+  async function approvePending(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const res = await gw.api<{ requests: { id: number }[] }>(
+        'GET',
+        '/api/v1/requests?status=pending',
+        undefined,
+        'alice',
+      );
+      const r = res.body.requests[0];
+      if (r) {
+        const ok = await gw.api('POST', `/api/v1/requests/${r.id}/approve`, {}, 'alice');
+        assert.equal(ok.status, 200, ok.text);
+        return;
+      }
+      assert.ok(Date.now() < deadline, 'no request to approve');
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
 
   test('columns that draw on nothing masked stay as they are', async () => {
     const sql =

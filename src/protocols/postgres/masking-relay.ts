@@ -134,6 +134,9 @@ const MAX_LINEAGE_CACHE = 500;
 
 const EMPTY = Buffer.alloc(0);
 
+/** A statement whose text could not be traced: every column it returns gets the strictest mask. */
+const UNTRACEABLE: StatementLineage = { items: undefined };
+
 export class MaskingRelay {
   readonly #hooks: MaskingHooks;
   #masker: SessionMasker;
@@ -146,7 +149,7 @@ export class MaskingRelay {
   #copy: CopyOut | undefined;
   /** Traced statements by prepared-statement and portal name, and SQL-level cursors/PREPAREs. */
   readonly #statementLineage = new Map<string, StatementLineage | undefined>();
-  readonly #portalLineage = new Map<string, StatementLineage | undefined>();
+  readonly #portalLineage = new Map<string, StatementLineage>();
   readonly #statementText = new Map<string, string>();
   readonly #portalText = new Map<string, string>();
   readonly #sqlNames = new Map<string, readonly Item[] | undefined>();
@@ -214,7 +217,7 @@ export class MaskingRelay {
           if (this.#masker.hasColumns) {
             const portal = cString(b, 5);
             const statement = cString(b, 5 + Buffer.byteLength(portal) + 1);
-            this.#portalLineage.set(portal, this.#statementLineage.get(statement));
+            this.#portalLineage.set(portal, this.#preparedLineage(statement));
             this.#portalText.set(portal, this.#statementText.get(statement) ?? '');
           }
           break;
@@ -236,7 +239,7 @@ export class MaskingRelay {
               t: 'describe',
               ours: false,
               portal,
-              lineage: (portal ? this.#portalLineage : this.#statementLineage).get(name),
+              lineage: portal ? this.#cursorLineage(name) : this.#preparedLineage(name),
             });
           }
           break;
@@ -255,7 +258,7 @@ export class MaskingRelay {
               t: 'describe',
               ours: true,
               portal: true,
-              lineage: this.#portalLineage.get(name.toString('utf8')),
+              lineage: this.#cursorLineage(name.toString('utf8')),
               text: this.#portalText.get(name.toString('utf8')),
             });
           break;
@@ -370,13 +373,29 @@ export class MaskingRelay {
   }
 
   /**
+   * A protocol-level statement name: as Parse defined it, or else as SQL PREPARE did (a Bind may
+   * name either).
+   */
+  #preparedLineage(name: string): StatementLineage {
+    if (this.#statementLineage.has(name)) return this.#statementLineage.get(name) ?? UNTRACEABLE;
+    return { items: undefined, uses: { kind: 'prepared', name } };
+  }
+
+  /** A portal name: as Bind defined it, or else as SQL DECLARE did (Execute may name a cursor). */
+  #cursorLineage(name: string): StatementLineage {
+    if (this.#portalLineage.has(name)) return this.#portalLineage.get(name) ?? UNTRACEABLE;
+    return { items: undefined, uses: { kind: 'cursor', name } };
+  }
+
+  /**
    * The statement whose RowDescription or CopyOutResponse comes next: null when it is not known
    * which (nothing traced), so only the source columns RowDescription names are judged.
    */
   #peekLineage(): StatementLineage | null {
     const head = this.#pending[0];
-    if (head?.t === 'query') return head.statements?.[head.at] ?? null;
-    if (head?.t === 'describe') return head.lineage ?? null;
+    if (head?.t === 'query')
+      return head.statements?.[head.at] ?? (head.text === undefined ? null : UNTRACEABLE);
+    if (head?.t === 'describe') return head.lineage ?? UNTRACEABLE;
     return this.#executing ?? null;
   }
 
