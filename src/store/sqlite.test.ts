@@ -28,6 +28,55 @@ describe('SqliteStore', () => {
     return store;
   });
 
+  // A file store commits audit batches from its own thread (sqlite-audit-writer.ts): the same
+  // contract holds there.
+  let files = 0;
+  storeContract(async () => {
+    const store = new SqliteStore({ filename: join(dir, `contract-${files++}.db`) });
+    stores.push(store);
+    await store.migrate();
+    return store;
+  });
+
+  test('votes and request changes land while audit batches commit from the writer thread', async () => {
+    const store = new SqliteStore({ filename: join(dir, 'race.db') });
+    stores.push(store);
+    await store.migrate();
+    let seq = 0;
+    let prevHash = '0'.repeat(64);
+    const batch = () =>
+      Array.from({ length: 20 }, () => {
+        seq += 1;
+        const r = {
+          seq,
+          at: seq,
+          type: 't',
+          data: { seq },
+          prevHash,
+          hash: seq.toString(16).padStart(64, '0'),
+        };
+        prevHash = r.hash;
+        return r;
+      });
+    const appends = (async () => {
+      for (let i = 0; i < 100; i++) await store.appendAudit(batch());
+    })();
+    const decisions = (async () => {
+      for (let i = 0; i < 100; i++) {
+        const r = await store.createRequest(newRequest());
+        const voted = await store.addApproval(r.id, { by: 'alice', at: 2_000 });
+        assert.equal(voted?.approvals.length, 1);
+        const decided = await store.updateRequest(r.id, ['pending'], {
+          status: 'approved',
+          decidedAt: 3_000,
+        });
+        assert.equal(decided?.status, 'approved');
+      }
+    })();
+    await Promise.all([appends, decisions]);
+    assert.equal(await store.auditCount(), 2000);
+  });
+
   test('migrations are idempotent and keep data', async () => {
     const file = join(dir, 'nested', 'a.db');
     const s1 = new SqliteStore({ filename: file });

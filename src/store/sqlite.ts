@@ -106,14 +106,18 @@ export class SqliteStore extends KyselyStore implements Store, RawAuditReader {
 
   async addApproval(id: number, vote: ApprovalVote): Promise<ApprovalRequest | undefined> {
     if (!Number.isSafeInteger(id)) return undefined;
+    const v = voteRow(id, vote);
     return this.db.transaction().execute(async (trx) => {
+      // Write first: the audit log commits from its own connection, and a transaction that read
+      // before writing fails at once (SQLITE_BUSY, no wait) if that connection committed in
+      // between. The vote lands only while the request is pending; the row is read afterwards,
+      // under this transaction's write lock.
+      await sql`INSERT INTO request_approvals (request_id, "by", at, note, groups)
+        SELECT ${v.request_id}, ${v.by}, ${v.at}, ${v.note}, ${v.groups}
+        WHERE EXISTS (SELECT 1 FROM requests WHERE id = ${id} AND status = 'pending')
+        ON CONFLICT (request_id, "by") DO NOTHING`.execute(trx);
       const row = await trx.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
       if (row?.status !== 'pending') return undefined;
-      await trx
-        .insertInto('request_approvals')
-        .values(voteRow(id, vote))
-        .onConflict((oc) => oc.columns(['request_id', 'by']).doNothing())
-        .execute();
       return requestFromRow(row, await this.votes(trx, id));
     });
   }
