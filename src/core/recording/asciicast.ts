@@ -69,10 +69,19 @@ export class AsciicastWriter {
     return this.writer.close();
   }
 
+  /** Characters of event lines written so far (the header not counted): the recording's size as stored. */
+  get eventChars(): number {
+    return this.chars;
+  }
+
+  private chars = 0;
+
   private event(code: AsciicastCode, data: string): boolean {
     if (data.length === 0 && (code === 'o' || code === 'i')) return true;
     const t = Math.max(0, this.now() - this.start) / 1000;
-    return this.writer.write(`${JSON.stringify([Number(t.toFixed(6)), code, data])}\n`);
+    const line = `${JSON.stringify([Number(t.toFixed(6)), code, data])}\n`;
+    this.chars += line.length;
+    return this.writer.write(line);
   }
 }
 

@@ -55,6 +55,23 @@ test('past the byte bound output is counted, not kept, and a marker says so', as
   assert.ok(cast.events.some((e) => e.code === 'm' && e.data.includes('10 more bytes')));
 });
 
+test('the bound is on the stored size: control bytes stored as six-character escapes count six times', async () => {
+  const w = memoryWriter();
+  const rec = new TerminalRecording(new AsciicastWriter(w, { width: 80, height: 24 }), {
+    maxRecordedBytes: 1000,
+  });
+  for (let i = 0; i < 100; i++) rec.output(Buffer.alloc(100, 0));
+  await rec.close();
+  const lines = w.text().split('\n').slice(1).filter(Boolean);
+  const outputLines = lines.filter((l) => JSON.parse(l)[1] === 'o');
+  const stored = outputLines.reduce((n, l) => n + l.length + 1, 0);
+  // At most one chunk past the bound (100 NULs escape to 600 characters, plus the event's frame).
+  assert.ok(stored <= 1000 + 6 * 100 + 40, `stored ${stored}`);
+  assert.ok(outputLines.length >= 1);
+  const marker = lines.map((l) => JSON.parse(l)).find((e) => e[1] === 'm');
+  assert.match(marker[2], /more bytes of output were passed on but not recorded/);
+});
+
 test('property: however the output is split, the recording reads the same (UTF-8 and masking)', async () => {
   const text = 'héllo ✓ mail bob@example.org now\nzwei € café\n終わり';
   const whole = outputOf(await record([Buffer.from(text)]));

@@ -3,7 +3,8 @@
  * events, with the policy's masking detectors applied to recorded output — the caller's live
  * stream is never changed. A value the detectors look for could be split across two chunks, so
  * output is masked a line at a time (a partial line waits for its newline, for the next
- * keystroke, or for 8 KiB). Past a byte bound, output is counted instead of kept.
+ * keystroke, or for 8 KiB). Past a bound on the recording's stored size, output is counted
+ * instead of kept.
  */
 import { TextDecoder } from 'node:util';
 import type { AsciicastWriter } from './asciicast.ts';
@@ -28,7 +29,6 @@ export class TerminalRecording {
   readonly #limit: number;
   readonly #decoder = new TextDecoder('utf-8');
   #pending = '';
-  #recorded = 0;
   #skipped = 0;
 
   constructor(cast: AsciicastWriter, opts: TerminalRecordingOptions = {}) {
@@ -38,11 +38,13 @@ export class TerminalRecording {
   }
 
   output(chunk: Buffer): void {
-    if (this.#recorded + chunk.length > this.#limit) {
+    // The bound is on what is stored, not on what passed: a control byte is stored as a
+    // six-character JSON escape, so counting output bytes would let a stream of them (cat of a
+    // binary file) write six times the bound to disk, and spend the CPU to encode it.
+    if (this.#cast.eventChars + this.#pending.length + chunk.length > this.#limit) {
       this.#skipped += chunk.length;
       return;
     }
-    this.#recorded += chunk.length;
     if (!this.#masker) {
       this.#cast.output(chunk);
       return;
