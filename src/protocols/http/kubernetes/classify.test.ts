@@ -121,3 +121,24 @@ describe('Kubernetes kinds', () => {
     );
   });
 });
+
+it('a method other than GET under the deprecated /watch/ prefix is not a read', () => {
+  for (const method of ['PUT', 'POST', 'DELETE', 'PATCH']) {
+    const c = classifyKubernetes({
+      method,
+      target: '/api/v1/watch/namespaces/prod/pods/api',
+      query: new URLSearchParams(),
+      body: undefined,
+      impersonating: false,
+    });
+    assert.equal(c.kind, 'unknown', method);
+  }
+  const get = classifyKubernetes({
+    method: 'GET',
+    target: '/api/v1/watch/namespaces/prod/pods',
+    query: new URLSearchParams(),
+    body: undefined,
+    impersonating: false,
+  });
+  assert.equal(get.kind, 'read');
+});

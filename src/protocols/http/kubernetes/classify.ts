@@ -105,9 +105,10 @@ export function kubeRequestInfo(
     default:
       verb = plainVerb;
   }
-  // Deprecated /watch/ prefix.
+  // Deprecated /watch/ prefix: the API server serves it for GET only. Any other method there is
+  // not a watch; it gets a verb no rule allows (unknown), rather than being taken for a read.
   if (rest[0] === 'watch') {
-    verb = 'watch';
+    verb = verb === 'get' ? 'watch' : `${m.toLowerCase()} under /watch`;
     rest = rest.slice(1);
   }
   let namespace: string | undefined;
