@@ -11,6 +11,7 @@
  * AIRLOCK_SOAK_CLIENTS service clients per protocol (default 2), one agent each. A protocol
  * whose peer is not installed (mariadbd, sshd) is left out and reported as such.
  */
+
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import mysql from 'mysql2/promise';
 import type pg from 'pg';
 import ssh2 from 'ssh2';
+import { ownSignalFetch } from '../src/protocols/mcp/own-signal-fetch.ts';
 import { startHttpUpstream } from '../test/support/http-upstream.ts';
 import { mariadbAvailable, type PrivateMariadb, startMariadb } from '../test/support/mariadb.ts';
 import { startHttpToolServer } from '../test/support/mcp-http-server.ts';
@@ -319,6 +321,8 @@ async function main(): Promise<number> {
         new URL(`http://127.0.0.1:${served.apiPort}/mcp/tools`),
         {
           requestInit: { headers: { authorization: `Bearer ${served.tokens[who]}` } },
+          // One signal per request (the SDK shares one per session; fetch would pile listeners on it).
+          fetch: ownSignalFetch,
         },
       );
       await client.connect(transport);
