@@ -20,6 +20,7 @@ import type { Recorder } from '../../core/recording/types.ts';
 import type { Exchange, ProxyAdapter, ResponseFilter } from './adapter.ts';
 import { sendJson } from './adapter.ts';
 import { hasBody, readBody } from './body.ts';
+import { authenticateCaller } from './caller-auth.ts';
 import { BodyCapture, CREDENTIAL_MARK } from './capture.ts';
 import { pruneStaleScratch, removeActiveScratch } from './git/inspect.ts';
 import { callerHeaders, callerToken, upstreamHeaders } from './headers.ts';
@@ -296,30 +297,13 @@ export class HttpProxy {
       return;
     }
 
-    let principal: Principal;
-    try {
-      principal = await this.#o.tokens.authenticate(callerToken(req.headers.authorization), {
-        source,
-        protocol: adapter.protocol,
-        connection: connection.name,
-      });
-    } catch (err) {
-      const e = isAirlockError(err)
-        ? err
-        : new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the token could not be verified');
-      // No credential at all is the start of the HTTP challenge (git asks for one only after a
-      // 401), not a failed sign-in; a wrong one is audited.
-      if (req.headers.authorization !== undefined)
-        this.#o.gate.authFailed({
-          protocol: adapter.protocol,
-          source,
-          connection: connection.name,
-          reason: e.code,
-        });
+    const auth = await authenticateCaller(this.#o, req, source, adapter.protocol, connection.name);
+    if ('error' in auth) {
       req.resume();
-      adapter.unauthorized(base, e);
+      adapter.unauthorized(base, auth.error);
       return;
     }
+    const principal = auth.principal;
 
     const refused = this.#takeSlot(req.socket, principal, adapter.protocol, source);
     if (refused) {

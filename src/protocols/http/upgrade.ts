@@ -13,14 +13,14 @@ import type { IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Principal } from '../../core/action.ts';
-import { isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { HttpConnection } from '../../core/policy/connections/http.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
+import { authenticateCaller } from './caller-auth.ts';
 import { decodedPath } from './classify.ts';
-import { callerToken, upstreamHeaders } from './headers.ts';
+import { upstreamHeaders } from './headers.ts';
 import { hostRoutes, routeByHost } from './host-route.ts';
 import { handleKubernetesUpgrade } from './kubernetes/stream.ts';
 import { type Logger, normalizeTarget, parseRoute } from './proxy.ts';
@@ -78,29 +78,12 @@ export async function handleUpgrade(
     return;
   }
   const source = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
-  let principal: Principal;
-  try {
-    principal = await ctx.tokens.authenticate(callerToken(req.headers.authorization), {
-      source,
-      protocol: 'http',
-      connection: connection.name,
-    });
-  } catch (err) {
-    if (req.headers.authorization !== undefined)
-      ctx.gate.authFailed({
-        protocol: 'http',
-        source,
-        connection: connection.name,
-        reason: isAirlockError(err) ? err.code : 'error',
-      });
-    answer(
-      socket,
-      401,
-      'Unauthorized',
-      `airlock: ${isAirlockError(err) ? err.describe() : 'the token could not be verified'}\n`,
-    );
+  const auth = await authenticateCaller(ctx, req, source, 'http', connection.name);
+  if ('error' in auth) {
+    answer(socket, 401, 'Unauthorized', `airlock: ${auth.error.describe()}\n`);
     return;
   }
+  const principal = auth.principal;
   const target = normalizeTarget(route.target);
   const path = decodedPath(target);
   const upgrade = String(req.headers.upgrade ?? '').toLowerCase();

@@ -24,7 +24,7 @@ import { maskerFor } from '../../../core/masking/masker.ts';
 import type { KubernetesConnection } from '../../../core/policy/connections/kubernetes.ts';
 import { AsciicastWriter } from '../../../core/recording/asciicast.ts';
 import { TerminalRecording } from '../../../core/recording/terminal.ts';
-import { callerToken } from '../headers.ts';
+import { authenticateCaller } from '../caller-auth.ts';
 import { normalizeTarget } from '../proxy.ts';
 import type { UpgradeContext } from '../upgrade.ts';
 import {
@@ -107,29 +107,12 @@ export async function handleKubernetesUpgrade(
     return;
   }
   const source = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
-  let principal: Principal;
-  try {
-    principal = await ctx.tokens.authenticate(callerToken(req.headers.authorization), {
-      source,
-      protocol: 'kubernetes',
-      connection: connection.name,
-    });
-  } catch (err) {
-    if (req.headers.authorization !== undefined)
-      ctx.gate.authFailed({
-        protocol: 'kubernetes',
-        source,
-        connection: connection.name,
-        reason: isAirlockError(err) ? err.code : 'error',
-      });
-    refuseUpgrade(
-      socket,
-      401,
-      'Unauthorized',
-      `airlock: ${isAirlockError(err) ? err.describe() : 'the token could not be verified'}`,
-    );
+  const auth = await authenticateCaller(ctx, req, source, 'kubernetes', connection.name);
+  if ('error' in auth) {
+    refuseUpgrade(socket, 401, 'Unauthorized', `airlock: ${auth.error.describe()}`);
     return;
   }
+  const principal = auth.principal;
   const method = (req.method ?? 'GET').toUpperCase();
   const target = normalizeTarget(route.target);
   const query = new URLSearchParams(target.includes('?') ? target.slice(target.indexOf('?') + 1) : '');
