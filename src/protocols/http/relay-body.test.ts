@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
 import { PassThrough, Readable, Writable } from 'node:stream';
+import { test } from 'node:test';
 import { relayBody } from './relay-body.ts';
 
 function sink(opts: { slow?: boolean } = {}): Writable & { chunks: Buffer[] } {
