@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -146,6 +147,29 @@ describe('exec through Airlock', () => {
     assert.equal(exit.code, 7, p.output());
     assert.equal(p.stdout(), 'out\nline2');
     assert.equal(p.stderr(), 'err');
+  });
+
+  test('callers get the ciphers sshd would offer: chacha20-poly1305 exactly when ssh2 runs it natively', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    // Without ssh2's native addon chacha is withheld (it would run in WebAssembly at 2.5x the CPU
+    // of AES-GCM); with it, the OpenSSH client's first choice is accepted as sshd accepts it.
+    const native = (
+      createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as { bindingAvailable: boolean }
+    ).bindingAvailable;
+    const p = gw.sshClient('agent', 'web', ['printf ok'], ['-o', 'Ciphers=chacha20-poly1305@openssh.com']);
+    const exit = await p.waitForExit(60_000);
+    if (native) {
+      assert.equal(exit.code, 0, p.output());
+      assert.equal(p.stdout(), 'ok');
+    } else {
+      // The client's options keep it quiet; 255 is OpenSSH's status for a failed connection.
+      assert.equal(exit.code, 255, p.output());
+      assert.equal(p.stdout(), '');
+    }
+    const gcm = gw.sshClient('agent', 'web', ['printf ok'], ['-o', 'Ciphers=aes128-gcm@openssh.com']);
+    assert.equal((await gcm.waitForExit(60_000)).code, 0, gcm.output());
+    assert.equal(gcm.stdout(), 'ok');
   });
 
   test('the exit status, or the signal that ended a command, is in the audit log', {

@@ -3,6 +3,7 @@
  * own host key, kept next to the store so it survives restarts.
  * https://www.rfc-editor.org/rfc/rfc4253
  */
+import { createRequire } from 'node:module';
 import { createServer, type Socket } from 'node:net';
 import ssh2, { type Algorithms } from 'ssh2';
 import type { GatePort } from '../../core/gate-types.ts';
@@ -15,15 +16,29 @@ import { type AuditSink, type Logger, SshCallerSession } from './session.ts';
 import { coalesceWrites } from './wire.ts';
 
 /**
- * ssh2 runs chacha20-poly1305 without its optional native addon (not built here): a cipher set up
- * per packet and Poly1305 in WebAssembly, about 2.5 times the CPU of AES-GCM and 1.6 times that
- * of AES-CTR with HMAC-SHA2, which use the CPU's AES instructions. OpenSSH clients prefer chacha
- * when offered, so it is not offered to callers; AES-GCM and AES-CTR remain for every client.
+ * Without ssh2's optional native addon (built by `npm install` where a C++ toolchain is present),
+ * chacha20-poly1305 runs a cipher set up per packet and Poly1305 in WebAssembly: about 2.5 times
+ * the CPU of AES-GCM and 1.6 times that of AES-CTR with HMAC-SHA2, which use the CPU's AES
+ * instructions. OpenSSH clients prefer chacha when offered, so then it is not offered to callers;
+ * AES-GCM and AES-CTR remain for every client. With the addon all ciphers run in OpenSSL and chacha
+ * stays, so callers get the cipher they would get from sshd.
  * https://www.rfc-editor.org/rfc/rfc4253#section-7.1
  */
-const CALLER_ALGORITHMS: Algorithms = {
-  cipher: { append: [], prepend: [], remove: 'chacha20-poly1305@openssh.com' },
-};
+const CALLER_ALGORITHMS: Algorithms = sshCryptoAddonLoaded()
+  ? {}
+  : { cipher: { append: [], prepend: [], remove: 'chacha20-poly1305@openssh.com' } };
+
+function sshCryptoAddonLoaded(): boolean {
+  try {
+    // ssh2 has no "exports" map; this module says whether its addon loaded.
+    return (
+      (createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as { bindingAvailable?: boolean })
+        .bindingAvailable === true
+    );
+  } catch {
+    return false;
+  }
+}
 
 export interface SshListenerOptions {
   host: string;
