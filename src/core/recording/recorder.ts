@@ -169,6 +169,8 @@ class FileRecordingWriter implements RecordingWriter {
   private flushTimer: NodeJS.Timeout | undefined;
   private drainWaiters: (() => void)[] = [];
   private closing: Promise<RecordingMeta> | undefined;
+  /** Set when sealing starts: from then on every batch is written at once. */
+  private sealing = false;
 
   constructor(
     opts: RecordingsOptions,
@@ -243,10 +245,7 @@ class FileRecordingWriter implements RecordingWriter {
       this.flushTimer = undefined;
       this.pump();
     } else if (!this.flushTimer && !this.pumping) {
-      this.flushTimer = setTimeout(() => {
-        this.flushTimer = undefined;
-        this.pump();
-      }, FLUSH_MS);
+      this.flushTimer = setTimeout(this.onFlushTimer, FLUSH_MS);
     }
     return this.queuedBytes + this.text.length < this.highWater;
   }
@@ -278,9 +277,21 @@ class FileRecordingWriter implements RecordingWriter {
     if (this.pumping) return;
     this.pumping = this.drainQueue().finally(() => {
       this.pumping = undefined;
-      if ((this.queue.length > 0 || this.text.length > 0) && this.error === undefined) this.pump();
+      if (this.error !== undefined || (this.queue.length === 0 && this.text.length === 0)) return;
+      // What arrived during the write goes out at once only when it is a flush's worth, someone
+      // waits for room, or the recording is being sealed; otherwise it waits for the timer like
+      // any other small write. Pumping again at once would write one event per thread-pool
+      // round trip under steady traffic (a write and two thread wake-ups per statement or two).
+      if (this.sealing || this.drainWaiters.length > 0 || this.queuedBytes + this.text.length >= FLUSH_BYTES)
+        this.pump();
+      else this.flushTimer ??= setTimeout(this.onFlushTimer, FLUSH_MS);
     });
   }
+
+  private readonly onFlushTimer = (): void => {
+    this.flushTimer = undefined;
+    this.pump();
+  };
 
   private async drainQueue(): Promise<void> {
     let fh: FileHandle;
@@ -289,7 +300,8 @@ class FileRecordingWriter implements RecordingWriter {
     } catch {
       return; // fail() already recorded it
     }
-    while (this.queue.length > 0 && this.error === undefined) {
+    // One batch per pump: pump's continuation decides whether the next goes out now or later.
+    if (this.queue.length > 0 && this.error === undefined) {
       const batch = this.queue;
       this.queue = [];
       let total = 0;
@@ -332,6 +344,7 @@ class FileRecordingWriter implements RecordingWriter {
   }
 
   private async seal(): Promise<RecordingMeta> {
+    this.sealing = true;
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (this.queue.length > 0 || this.text.length > 0) this.pump();
