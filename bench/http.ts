@@ -1,7 +1,10 @@
 /**
  * HTTP proxy throughput: a small JSON GET over keep-alive with 32 connections, straight to an
- * upstream and through Airlock (policy allows reads, audit on). The upstream and the load
- * generator run in their own processes so the gateway's event loop is measured alone.
+ * upstream, through a bare Node reverse proxy (bench/http-relay.ts: the cost of one extra HTTP
+ * hop through Node) and through Airlock (policy allows reads, audit and recording on). The
+ * upstream and the load generator run in their own processes; the bare proxy and Airlock run in
+ * this one, one at a time. Runs alternate (direct, bare proxy, Airlock) for BENCH_HTTP_ROUNDS
+ * rounds (default 3) and are compared by their medians.
  *
  *   node --import tsx bench/http.ts        (BENCH_SECONDS, default 10; BENCH_CONNECTIONS, default 32)
  *
@@ -11,6 +14,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { startHttpTestGateway } from '../test/support/http-gateway.ts';
+import { startHttpRelay } from './http-relay.ts';
 
 const UPSTREAM = `
 const http = require('node:http');
@@ -81,23 +85,38 @@ async function load(url: string, token: string, seconds: number, connections: nu
 export interface HttpBenchResult {
   readonly seconds: number;
   readonly connections: number;
+  readonly rounds: number;
+  /** The median round of each (by req/s). */
   readonly direct: LoadResult;
+  readonly relay: LoadResult;
   readonly airlock: LoadResult;
-  /** Airlock req/s over direct req/s. */
+  /** Airlock req/s over direct req/s (medians). */
   readonly ratio: number;
+  /** Airlock req/s over the bare proxy's req/s (medians). */
+  readonly ratioToRelay: number;
+  /** The bare proxy's req/s over direct req/s (medians): what one Node hop costs here. */
+  readonly relayToDirect: number;
 }
 
-/** Direct and through Airlock, each warmed for a second first, then measured for `seconds`. */
+function median(runs: LoadResult[]): LoadResult {
+  const sorted = [...runs].sort((a, b) => a.rps - b.rps);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Direct, bare proxy and Airlock, each warmed first, then measured in alternating rounds. */
 export async function benchHttp(
-  o: { seconds?: number; connections?: number } = {},
+  o: { seconds?: number; connections?: number; rounds?: number } = {},
 ): Promise<HttpBenchResult> {
   const seconds = o.seconds ?? Number(process.env.BENCH_SECONDS ?? 10);
   const connections = o.connections ?? Number(process.env.BENCH_CONNECTIONS ?? 32);
+  const rounds = Math.max(1, o.rounds ?? Number(process.env.BENCH_HTTP_ROUNDS ?? 3));
   const upstream = child(UPSTREAM);
   let gw: Awaited<ReturnType<typeof startHttpTestGateway>> | undefined;
+  let relay: Awaited<ReturnType<typeof startHttpRelay>> | undefined;
   try {
     const port = Number(await firstLine(upstream));
     const upstreamUrl = `http://127.0.0.1:${port}`;
+    relay = await startHttpRelay(upstreamUrl);
     gw = await startHttpTestGateway({
       connections: `  shop:
     type: http
@@ -106,15 +125,32 @@ export async function benchHttp(
       rules: `rules:
   - { name: reads are free, connections: [shop], kinds: [read], effect: allow }`,
     });
+    const targets = [
+      { url: `${upstreamUrl}/items/7`, token: '' },
+      { url: `${relay.url}/items/7`, token: '' },
+      { url: `${gw.proxyUrl}/http/shop/items/7`, token: gw.tokens.bench },
+    ];
     const warm = Math.min(seconds, 1);
-    // Warm both paths (connections, JIT) before measuring.
-    await load(`${upstreamUrl}/items/7`, '', warm, connections);
-    const direct = await load(`${upstreamUrl}/items/7`, '', seconds, connections);
-    await load(`${gw.proxyUrl}/http/shop/items/7`, gw.tokens.bench, warm, connections);
-    const airlock = await load(`${gw.proxyUrl}/http/shop/items/7`, gw.tokens.bench, seconds, connections);
-    return { seconds, connections, direct, airlock, ratio: airlock.rps / direct.rps };
+    // Warm every path (connections, JIT) before measuring.
+    for (const t of targets) await load(t.url, t.token, warm, connections);
+    const runs: LoadResult[][] = [[], [], []];
+    for (let r = 0; r < rounds; r++)
+      for (const [i, t] of targets.entries()) runs[i]!.push(await load(t.url, t.token, seconds, connections));
+    const [direct, bare, airlock] = runs.map(median) as [LoadResult, LoadResult, LoadResult];
+    return {
+      seconds,
+      connections,
+      rounds,
+      direct,
+      relay: bare,
+      airlock,
+      ratio: airlock.rps / direct.rps,
+      ratioToRelay: airlock.rps / bare.rps,
+      relayToDirect: bare.rps / direct.rps,
+    };
   } finally {
     await gw?.close();
+    await relay?.close();
     upstream.kill();
   }
 }
@@ -122,10 +158,17 @@ export async function benchHttp(
 export function printHttpBench(r: HttpBenchResult): void {
   const fmt = (x: LoadResult) =>
     `${x.rps.toFixed(0).padStart(7)} req/s  p50 ${x.p50.toFixed(2)} ms  p99 ${x.p99.toFixed(2)} ms  failed ${x.failed}`;
-  console.log(`HTTP GET, ${r.connections} keep-alive connections, ${r.seconds}s each`);
-  console.log(`  direct   ${fmt(r.direct)}`);
-  console.log(`  airlock  ${fmt(r.airlock)}`);
-  console.log(`  ratio    ${r.ratio.toFixed(2)} (airlock / direct)`);
+  console.log(
+    `HTTP GET, ${r.connections} keep-alive connections, ${r.seconds}s per run, median of ${r.rounds} rounds`,
+  );
+  console.log(`  direct      ${fmt(r.direct)}`);
+  console.log(`  bare proxy  ${fmt(r.relay)}`);
+  console.log(`  airlock     ${fmt(r.airlock)}`);
+  console.log(`  airlock / direct      ${r.ratio.toFixed(2)} (target ≥ 0.8)`);
+  console.log(`  airlock / bare proxy  ${r.ratioToRelay.toFixed(2)}`);
+  console.log(
+    `  bare proxy / direct   ${r.relayToDirect.toFixed(2)} (one extra hop through Node on this machine)`,
+  );
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) printHttpBench(await benchHttp());

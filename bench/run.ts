@@ -430,7 +430,7 @@ async function main(): Promise<void> {
   // SSH: connections and bulk output, through Airlock vs straight to sshd.
   const ssh = await sshSection();
   // HTTP: small JSON GETs over 32 keep-alive connections, through Airlock vs direct.
-  const http = await boundedSection('HTTP', HTTP_SECONDS === 0 ? 0 : HTTP_SECONDS * 4 + 120, async () => {
+  const http = await boundedSection('HTTP', HTTP_SECONDS === 0 ? 0 : HTTP_SECONDS * 12 + 120, async () => {
     const { benchHttp } = await import('./http.ts');
     return benchHttp({ seconds: HTTP_SECONDS, connections: 32 });
   });
@@ -569,7 +569,7 @@ async function boundedSection<T extends object>(
 
 // The whole run stops by itself even if something hangs.
 const budgetMs =
-  (MODES.length * 4 * (SECONDS + 60) + 900 + SSH_SECONDS + HTTP_SECONDS * 4 + 120 + GIT_SECONDS) * 1000;
+  (MODES.length * 4 * (SECONDS + 60) + 900 + SSH_SECONDS + HTTP_SECONDS * 12 + 120 + GIT_SECONDS) * 1000;
 const watchdog = setTimeout(() => {
   log(`the benchmark exceeded its ${Math.round(budgetMs / 1000)} s budget; stopping`);
   void stopAll().finally(() => process.exit(2));
