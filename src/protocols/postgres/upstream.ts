@@ -13,7 +13,7 @@ import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { AirlockError } from '../../core/errors.ts';
-import type { Secret } from '../../core/policy/secret.ts';
+import type { SqlUpstream } from '../../core/policy/connections/sql-upstream.ts';
 import { BackendType, BodyReader, type Frame, MessageReader, PgProtocolError } from './codec.ts';
 import {
   parseErrorFields,
@@ -25,17 +25,10 @@ import {
 } from './messages.ts';
 import { SCRAM_SHA_256, ScramClient } from './scram.ts';
 
-export interface UpstreamTarget {
+/** The connection's upstream block; a relative `ca` is resolved against `baseDir`. */
+export interface UpstreamTarget extends SqlUpstream {
   /** Connection name, for messages. */
   readonly name: string;
-  readonly host: string;
-  readonly port: number;
-  readonly database: string;
-  readonly user: string;
-  readonly password?: Secret | undefined;
-  readonly tls: 'off' | 'verify-full';
-  /** PEM file with the CA, resolved against `baseDir`. */
-  readonly ca?: string | undefined;
   readonly baseDir?: string;
 }
 
