@@ -2,15 +2,16 @@
  * The MySQL listener callers connect to (MySQL and MariaDB clients).
  * https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
-import { createServer, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import type { AuditSink, Logger } from '../../core/adapter-ports.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
+import { type SessionListener, startSessionListener } from '../../core/session-listener.ts';
 import { generateRsaKeys } from './auth.ts';
-import { type AuditSink, type Logger, MysqlSession } from './session.ts';
+import { MysqlSession } from './session.ts';
 
 export interface MysqlListenerOptions {
   host: string;
@@ -31,15 +32,9 @@ export interface MysqlListenerOptions {
   serverVersion?: string;
 }
 
-export interface MysqlListener {
-  readonly port: number;
-  readonly host: string;
-  close(): Promise<void>;
-  sessions(): number;
-}
+export type MysqlListener = SessionListener;
 
 export async function startMysqlListener(o: MysqlListenerOptions): Promise<MysqlListener> {
-  const sessions = new Set<MysqlSession>();
   const tls = o.tls ? createSecureContext({ cert: o.tls.cert, key: o.tls.key }) : undefined;
   // caching_sha2_password on plain connections: callers encrypt their token with this key.
   const rsa = generateRsaKeys();
@@ -61,34 +56,12 @@ export async function startMysqlListener(o: MysqlListenerOptions): Promise<Mysql
       return nextId;
     },
   };
-  const server = createServer((socket: Socket) => {
-    try {
-      const session = new MysqlSession(socket, ctx, () => sessions.delete(session));
-      sessions.add(session);
-    } catch (err) {
-      o.log?.error({ err: (err as Error).message }, 'mysql connection could not be set up');
-      socket.destroy();
-    }
-  });
-  server.on('error', (err) => o.log?.error({ err: err.message }, 'mysql listener error'));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : o.port;
-  o.log?.info({ host: o.host, port, tls: Boolean(tls) }, 'mysql listener started');
-  return {
-    port,
+  return startSessionListener({
+    protocol: 'mysql',
     host: o.host,
-    sessions: () => sessions.size,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of [...sessions]) s.destroy();
-      }),
-  };
+    port: o.port,
+    tls: Boolean(tls),
+    log: o.log,
+    open: (socket, closed) => new MysqlSession(socket, ctx, closed),
+  });
 }

@@ -26,6 +26,7 @@ import {
   kindOfParts,
   type Principal,
 } from '../../core/action.ts';
+import type { AuditSink, Logger } from '../../core/adapter-ports.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
@@ -76,17 +77,6 @@ import { type Expect, type Phase, ResponseTracker } from './response.ts';
 import { classifyShaped } from './shape.ts';
 import { connectUpstream, type UpstreamSession } from './upstream.ts';
 import { USE_OTHER_CONNECTION, useMeaning, useOutcome, useStatement } from './use.ts';
-
-export interface Logger {
-  info(o: object, msg?: string): void;
-  warn(o: object, msg?: string): void;
-  error(o: object, msg?: string): void;
-}
-
-/** What the session needs from the audit log for refusals the Gate never sees. */
-export interface AuditSink {
-  append(type: string, data: Readonly<Record<string, unknown>>): Promise<unknown>;
-}
 
 export interface SessionContext {
   readonly policy: Policy;

@@ -6,13 +6,15 @@
 import { createRequire } from 'node:module';
 import { createServer, type Socket } from 'node:net';
 import ssh2, { type Algorithms } from 'ssh2';
+import type { AuditSink, Logger } from '../../core/adapter-ports.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
+import { listenOn } from '../../core/session-listener.ts';
 import { hostKeyPath, loadOrCreateHostKey, publicKeyOf } from './host-keys.ts';
-import { type AuditSink, type Logger, SshCallerSession } from './session.ts';
+import { SshCallerSession } from './session.ts';
 import { coalesceWrites } from './wire.ts';
 
 /**
@@ -132,15 +134,7 @@ export async function startSshListener(o: SshListenerOptions): Promise<SshListen
   });
   server.on('error', (err: Error) => o.log?.error({ err: err.message }, 'ssh listener error'));
   listener.on('error', (err: Error) => o.log?.error({ err: err.message }, 'ssh listener error'));
-  await new Promise<void>((resolve, reject) => {
-    listener.once('error', reject);
-    listener.listen(o.port, o.host, () => {
-      listener.off('error', reject);
-      resolve();
-    });
-  });
-  const address = listener.address();
-  const port = typeof address === 'object' && address ? address.port : o.port;
+  const port = await listenOn(listener, o.port, o.host);
   o.log?.info({ host: o.host, port, fingerprint: hostKey.fingerprint }, 'ssh listener started');
   return {
     host: o.host,

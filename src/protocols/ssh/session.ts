@@ -24,6 +24,7 @@ import type {
 } from 'ssh2';
 import type { Action, ActionKind, ActionPart, Principal } from '../../core/action.ts';
 import { kindOfParts } from '../../core/action.ts';
+import type { AuditSink, Logger } from '../../core/adapter-ports.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
@@ -44,17 +45,6 @@ import { runSftp } from './sftp-relay.ts';
 import { watchStall } from './stall.ts';
 import { isScpUpload, UPLOADS_NEED_A_RULE, uploadRefusal } from './uploads.ts';
 import { connectUpstream } from './upstream.ts';
-
-export interface Logger {
-  info(o: object, msg?: string): void;
-  warn(o: object, msg?: string): void;
-  error(o: object, msg?: string): void;
-}
-
-/** What the adapter needs from the audit log for refusals the Gate never sees. */
-export interface AuditSink {
-  append(type: string, data: Readonly<Record<string, unknown>>): Promise<unknown>;
-}
 
 export interface SshSessionContext {
   readonly policy: Policy;
