@@ -111,3 +111,34 @@ export function kindOfParts(parts: readonly ActionPart[]): ActionKind {
   for (const part of parts) kind = riskier(kind, part.kind);
   return kind;
 }
+
+/** What every action of one signed-in session repeats. */
+export interface ActionOrigin {
+  readonly protocol: string;
+  readonly connection: string;
+  readonly principal: Principal;
+  readonly sessionId: string;
+  readonly source?: string | undefined;
+}
+
+/** An action of the session `origin`, of the riskiest kind among its parts. */
+export function actionOf(
+  origin: ActionOrigin,
+  summary: string,
+  normalized: string,
+  parts: readonly ActionPart[],
+  attributes: Readonly<Record<string, unknown>>,
+): Action {
+  return {
+    protocol: origin.protocol,
+    connection: origin.connection,
+    principal: origin.principal,
+    sessionId: origin.sessionId,
+    source: origin.source,
+    kind: kindOfParts(parts),
+    summary,
+    normalized,
+    parts,
+    attributes,
+  };
+}

@@ -21,9 +21,10 @@ import { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import {
   type Action,
+  type ActionOrigin,
   type ActionPart,
+  actionOf,
   fingerprintOf,
-  kindOfParts,
   type Principal,
 } from '../../core/action.ts';
 import type { AuditSink, Logger } from '../../core/adapter-ports.ts';
@@ -36,6 +37,7 @@ import type { MysqlConnection } from '../../core/policy/connections/mysql.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
+import { settlementEvent, statementEvent } from '../../core/statement-events.ts';
 import { type RsaKeys, rsaDecryptPassword } from './auth.ts';
 import { type ClassifiedSql, classifySql, type MysqlPart } from './classify.ts';
 import {
@@ -146,8 +148,9 @@ export class MysqlSession {
   #hello: HandshakeResponse | undefined;
   #authStep: AuthStep = 'switch';
   #seq = 0;
-  #principal: Principal | undefined;
   #connection: MysqlConnection | undefined;
+  /** Set at sign-in: what every action of this session repeats. */
+  #origin: ActionOrigin | undefined;
   #opened = false;
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
@@ -438,8 +441,14 @@ export class MysqlSession {
         return;
       }
     }
-    this.#principal = principal;
     this.#connection = connection;
+    this.#origin = {
+      protocol: 'mysql',
+      connection: connection.name,
+      principal,
+      sessionId: this.id,
+      source: this.#source,
+    };
     const masker = maskerFor(policy.masking, connection.name, principal);
     this.#masker = masker;
     if (masker) this.#rows = new RowMasker(masker);
@@ -888,18 +897,10 @@ export class MysqlSession {
     parts: readonly ActionPart[],
     attributes: Record<string, unknown>,
   ): Action {
-    return {
-      protocol: 'mysql',
-      connection: this.#connection!.name,
-      principal: this.#principal!,
-      sessionId: this.id,
-      source: this.#source,
-      kind: kindOfParts(parts),
-      summary,
-      normalized,
-      parts,
-      attributes: { database: this.#connection!.upstream.database, ...attributes },
-    };
+    return actionOf(this.#origin!, summary, normalized, parts, {
+      database: this.#connection!.upstream.database,
+      ...attributes,
+    });
   }
 
   /** Asks the gate; holds if told to. Returns true to forward, or the denial to send. */
@@ -911,16 +912,7 @@ export class MysqlSession {
     } catch (err) {
       return this.#failClosed(err);
     }
-    if (this.#recording)
-      this.#record('statement', {
-        // The recording is masked as results are; the audit log keeps the exact text.
-        text: this.#masker ? this.#masker.scan(action.summary) : action.summary,
-        kind: action.kind,
-        ...(action.attributes.parameters ? { parameters: action.attributes.parameters } : {}),
-        decision: outcome.verdict,
-        rule: outcome.decision.rule.name,
-        ...(outcome.verdict === 'hold' ? { request: outcome.request.id } : {}),
-      });
+    if (this.#recording) this.#record('statement', statementEvent(action, outcome, this.#masker));
     this.#forwardedAt = performance.now();
     if (outcome.verdict === 'allow') return true;
     if (outcome.verdict === 'deny')
@@ -937,11 +929,7 @@ export class MysqlSession {
     );
     try {
       const s = await gate.settled(id, this.#abort.signal);
-      this.#record('decision', {
-        request: id,
-        status: s.status,
-        ...(s.status === 'approved' ? {} : { reason: s.reason }),
-      });
+      this.#record('decision', settlementEvent(id, s));
       if (s.status !== 'approved')
         return { ...ErrorCode.DENIED, message: `denied by Airlock: ${s.reason} (request ${id})` };
       if (this.#state !== State.Ready)

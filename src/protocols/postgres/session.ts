@@ -17,7 +17,15 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
-import { type Action, type ActionPart, kindOfParts, type Principal } from '../../core/action.ts';
+import {
+  type Action,
+  type ActionOrigin,
+  type ActionPart,
+  actionOf,
+  kindOfParts,
+  type Principal,
+} from '../../core/action.ts';
+import type { Logger } from '../../core/adapter-ports.ts';
 import { AirlockError, isAirlockError } from '../../core/errors.ts';
 import type { GatePort } from '../../core/gate-types.ts';
 import type { Authenticator } from '../../core/identity/authenticator.ts';
@@ -26,6 +34,7 @@ import { maskerFor, SessionMasker } from '../../core/masking/masker.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
+import { settlementEvent, statementEvent } from '../../core/statement-events.ts';
 import { estimable } from './blast-radius.ts';
 import { type CancelKeys, sendCancel } from './cancel.ts';
 import type { Catalog, Catalogs } from './catalog.ts';
@@ -64,12 +73,6 @@ import {
 import { BackendRelay } from './relay.ts';
 import { SessionState, TxStatus } from './states.ts';
 import { connectUpstream, UpstreamRefusal } from './upstream.ts';
-
-export interface Logger {
-  info(o: object, msg?: string): void;
-  warn(o: object, msg?: string): void;
-  error(o: object, msg?: string): void;
-}
 
 export interface SessionContext {
   readonly policy: Policy;
@@ -164,8 +167,9 @@ export class PgSession {
   readonly #source: string;
   #tls = false;
   #params = new Map<string, string>();
-  #principal: Principal | undefined;
   #connection: Extract<PolicyConnection, { type: 'postgres' }> | undefined;
+  /** Set at sign-in: what every action of this session repeats. */
+  #origin: ActionOrigin | undefined;
   #opened = false;
   #gatewayPid = 0;
   readonly #abort = new AbortController();
@@ -435,8 +439,14 @@ export class PgSession {
         return;
       }
     }
-    this.#principal = principal;
     this.#connection = connection;
+    this.#origin = {
+      protocol: 'postgres',
+      connection: connection.name,
+      principal,
+      sessionId: this.id,
+      source: this.#source,
+    };
     this.#catalog = this.#ctx.catalogs?.for(connection);
     this.#masker = maskerFor(policy.masking, connection.name, principal);
     if (this.#masker) this.#masking = this.#maskingRelay(this.#masker);
@@ -784,18 +794,10 @@ export class PgSession {
     parts: readonly ActionPart[],
     attributes: Record<string, unknown>,
   ): Action {
-    return {
-      protocol: 'postgres',
-      connection: this.#connection!.name,
-      principal: this.#principal!,
-      sessionId: this.id,
-      source: this.#source,
-      kind: kindOfParts(parts),
-      summary,
-      normalized,
-      parts,
-      attributes: { database: this.#connection!.upstream.database, ...attributes },
-    };
+    return actionOf(this.#origin!, summary, normalized, parts, {
+      database: this.#connection!.upstream.database,
+      ...attributes,
+    });
   }
 
   /** Remember SQL-level PREPARE / DECLARE: they create names the extended protocol can use. */
@@ -1073,16 +1075,7 @@ export class PgSession {
     } catch (err) {
       return this.#failClosed(err);
     }
-    if (this.#recording)
-      this.#record('statement', {
-        // What the recording keeps is masked as results are; the audit log keeps the exact text.
-        text: this.#masker ? this.#masker.scan(action.summary) : action.summary,
-        kind: action.kind,
-        ...(action.attributes.parameters ? { parameters: action.attributes.parameters } : {}),
-        decision: outcome.verdict,
-        rule: outcome.decision.rule.name,
-        ...(outcome.verdict === 'hold' ? { request: outcome.request.id } : {}),
-      });
+    if (this.#recording) this.#record('statement', statementEvent(action, outcome, this.#masker));
     if (outcome.verdict === 'allow') {
       this.#forwardedAt = performance.now();
       return true;
@@ -1111,11 +1104,7 @@ export class PgSession {
     this.#holding = true;
     try {
       const s = await gate.settled(id, this.#abort.signal);
-      this.#record('decision', {
-        request: id,
-        status: s.status,
-        ...(s.status === 'approved' ? {} : { reason: s.reason }),
-      });
+      this.#record('decision', settlementEvent(id, s));
       if (s.status !== 'approved') return { code: '42501', message: `denied by Airlock: ${s.reason}` };
       if (this.#state !== SessionState.Ready) return { code: '57014', message: 'the session closed' };
       await gate.release(id);
