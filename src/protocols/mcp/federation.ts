@@ -32,13 +32,14 @@ import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
-import { failClosedText, judgeToolCall } from './judge.ts';
+import { progressTokenOf, sendToCaller, TOOL_CALL_NEEDS, toolCallParams } from './caller.ts';
+import { failClosedText, type HeldRequest, type JudgedCaller, judgeToolCall } from './judge.ts';
 import { maskToolResult } from './mask.ts';
 import { SessionRecording } from './record.ts';
 import { initializeForUpstream, refuseRoots } from './roots.ts';
 import { MCP_ERRORS } from './session.ts';
 import { possibleKinds, type SqlClassifier, type ToolInfo, toolCallAction } from './tool-action.ts';
-import { openUpstream, type UpstreamTransport } from './upstream.ts';
+import { endUpstream, openUpstream, type UpstreamTransport } from './upstream.ts';
 import { mayEverCall } from './visibility.ts';
 
 /** Between the connection name and the tool name: `files__read_file`. */
@@ -72,11 +73,9 @@ interface Link {
   ok: boolean;
 }
 
-interface Pending {
+interface Pending extends HeldRequest {
   readonly method: string;
-  readonly progressToken: string | number | undefined;
   link?: Link;
-  hold?: AbortController;
 }
 
 export class FederatedSession {
@@ -103,6 +102,7 @@ export class FederatedSession {
   /** Tool servers getting a new session; calls wait for them rather than find no tool. */
   readonly #reconnecting = new Map<string, Promise<void>>();
   readonly #onClosed: (s: FederatedSession) => void;
+  readonly #caller: JudgedCaller;
 
   constructor(
     ctx: FederationContext,
@@ -111,6 +111,7 @@ export class FederatedSession {
   ) {
     this.ctx = ctx;
     this.#onClosed = onClosed;
+    this.#caller = { toCaller: (msg, related) => this.#toClient(msg, related), closed: () => this.#closed };
     for (const c of ctx.connections) {
       const masker = maskerFor(ctx.policy.masking, c.name, ctx.principal);
       if (masker) this.#maskers.set(c.name, masker);
@@ -140,11 +141,7 @@ export class FederatedSession {
   #fromClient(msg: JSONRPCMessage): void {
     this.lastActive = Date.now();
     if (isJSONRPCRequest(msg)) {
-      const token = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta?.progressToken;
-      const pending: Pending = {
-        method: msg.method,
-        progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
-      };
+      const pending: Pending = { method: msg.method, progressToken: progressTokenOf(msg) };
       this.#pending.set(msg.id, pending);
       switch (msg.method) {
         case 'initialize':
@@ -355,17 +352,12 @@ export class FederatedSession {
   }
 
   async #callTool(msg: JSONRPCRequest, pending: Pending): Promise<void> {
-    const params = msg.params as { name?: unknown; arguments?: unknown } | undefined;
-    const name = params?.name;
-    const args = params?.arguments ?? {};
-    if (typeof name !== 'string' || typeof args !== 'object' || args === null || Array.isArray(args)) {
-      this.#error(
-        msg.id,
-        MCP_ERRORS.invalidParams,
-        'tools/call needs a tool name and an object of arguments',
-      );
+    const call = toolCallParams(msg);
+    if (!call) {
+      this.#error(msg.id, MCP_ERRORS.invalidParams, TOOL_CALL_NEEDS);
       return;
     }
+    const { name, args } = call;
     if (this.#reconnecting.size > 0) await Promise.all(this.#reconnecting.values());
     const route = this.#route(name);
     if (!route) {
@@ -377,7 +369,7 @@ export class FederatedSession {
     }
     const { link, tool } = route;
     const action = toolCallAction(
-      { name: tool, arguments: args as Record<string, unknown> },
+      { name: tool, arguments: args },
       {
         connection: link.connection,
         principal: this.ctx.principal,
@@ -389,19 +381,7 @@ export class FederatedSession {
       },
     );
     this.#recording?.call(msg.id, name, args);
-    const hold = new AbortController();
-    pending.hold = hold;
-    const verdict = await judgeToolCall(action, {
-      gate: this.ctx.gate,
-      log: this.ctx.log,
-      progressToken: pending.progressToken,
-      progressIntervalMs: this.ctx.progressIntervalMs,
-      progress: (p) =>
-        this.#toClient({ jsonrpc: '2.0', method: 'notifications/progress', params: p }, msg.id),
-      signal: hold.signal,
-      closed: () => this.#closed,
-    });
-    delete pending.hold;
+    const verdict = await judgeToolCall(action, msg.id, pending, this.ctx, this.#caller);
     if (this.#closed) return;
     this.#recording?.decision(
       msg.id,
@@ -541,12 +521,7 @@ export class FederatedSession {
   }
 
   #toClient(msg: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    if (this.#closed) return;
-    this.downstream
-      .send(msg, relatedRequestId === undefined ? undefined : { relatedRequestId })
-      .catch((err: Error) =>
-        this.ctx.log?.debug({ session: this.id, err: err.message }, 'mcp message to the caller dropped'),
-      );
+    if (!this.#closed) sendToCaller(this, this.ctx.log, msg, relatedRequestId);
   }
 
   #reply(id: RequestId, result: Record<string, unknown>): void {
@@ -569,16 +544,7 @@ export class FederatedSession {
     // Forget it (and free its slot) at once: nothing new reaches a closing session.
     this.#onClosed(this);
     for (const p of this.#pending.values()) p.hold?.abort();
-    await Promise.all(
-      [...this.#links.values()].map(async (link) => {
-        link.up.transport.onclose = undefined;
-        if ('terminateSession' in link.up.transport)
-          await (link.up.transport as { terminateSession(): Promise<void> })
-            .terminateSession()
-            .catch(() => {});
-        await link.up.transport.close().catch(() => {});
-      }),
-    );
+    await Promise.all([...this.#links.values()].map((link) => endUpstream(link.up)));
     await this.downstream.close().catch(() => {});
     if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
     await this.#recording

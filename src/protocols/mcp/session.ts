@@ -35,7 +35,8 @@ import type { McpConnection } from '../../core/policy/connections/mcp.ts';
 import { globMatch } from '../../core/policy/evaluate.ts';
 import type { Policy } from '../../core/policy/policy.ts';
 import type { Recorder } from '../../core/recording/types.ts';
-import { failClosedText, judgeToolCall } from './judge.ts';
+import { progressTokenOf, sendToCaller, TOOL_CALL_NEEDS, toolCallParams } from './caller.ts';
+import { failClosedText, type HeldRequest, type JudgedCaller, judgeToolCall } from './judge.ts';
 import { maskResourceResult, maskToolResult } from './mask.ts';
 import { SessionRecording } from './record.ts';
 import { initializeForUpstream, refuseRoots } from './roots.ts';
@@ -48,7 +49,7 @@ import {
   toolCallAction,
   UNJUDGED_METHODS,
 } from './tool-action.ts';
-import { openUpstream, type UpstreamTransport } from './upstream.ts';
+import { endUpstream, openUpstream, type UpstreamTransport } from './upstream.ts';
 import { mayEverCall } from './visibility.ts';
 
 /** JSON-RPC error codes Airlock answers with (the implementation-defined server range). */
@@ -83,18 +84,10 @@ export interface RelayContext {
   readonly progressIntervalMs: number;
 }
 
-interface Pending {
+interface Pending extends HeldRequest {
   readonly method: string;
-  readonly progressToken: string | number | undefined;
   /** True once the tool server has the request (so a cancel must go there). */
   forwarded: boolean;
-  /** Set while a call is held for approval. */
-  hold?: AbortController;
-}
-
-function progressTokenOf(msg: JSONRPCRequest): string | number | undefined {
-  const token = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta?.progressToken;
-  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
 }
 
 export class RelaySession {
@@ -122,6 +115,7 @@ export class RelaySession {
   readonly #askedClient = new Map<RequestId, (msg: JSONRPCMessage) => void>();
   #clientCanElicit = false;
   readonly #onClosed: (session: RelaySession) => void;
+  readonly #caller: JudgedCaller;
 
   constructor(
     ctx: RelayContext,
@@ -131,6 +125,7 @@ export class RelaySession {
     this.ctx = ctx;
     this.#onClosed = onClosed;
     this.#masker = maskerFor(ctx.policy.masking, ctx.connection.name, ctx.principal);
+    this.#caller = { toCaller: (msg, related) => this.#toClient(msg, related), closed: () => this.#closed };
     this.#ready = new Promise((resolve) => {
       this.#setReady = resolve;
     });
@@ -376,20 +371,15 @@ export class RelaySession {
   // tools/call
 
   async #toolsCall(msg: JSONRPCRequest, pending: Pending): Promise<void> {
-    const { gate, connection, log } = this.ctx;
-    const params = msg.params as { name?: unknown; arguments?: unknown } | undefined;
-    const name = params?.name;
-    const args = params?.arguments ?? {};
-    if (typeof name !== 'string' || typeof args !== 'object' || args === null || Array.isArray(args)) {
-      this.#error(
-        msg.id,
-        MCP_ERRORS.invalidParams,
-        'tools/call needs a tool name and an object of arguments',
-      );
+    const { connection } = this.ctx;
+    const call = toolCallParams(msg);
+    if (!call) {
+      this.#error(msg.id, MCP_ERRORS.invalidParams, TOOL_CALL_NEEDS);
       return;
     }
+    const { name, args } = call;
     const action = toolCallAction(
-      { name, arguments: args as Record<string, unknown> },
+      { name, arguments: args },
       {
         connection,
         principal: this.ctx.principal,
@@ -400,19 +390,7 @@ export class RelaySession {
       },
     );
     this.#recording?.call(msg.id, name, args);
-    const hold = new AbortController();
-    pending.hold = hold;
-    const verdict = await judgeToolCall(action, {
-      gate,
-      log,
-      progressToken: pending.progressToken,
-      progressIntervalMs: this.ctx.progressIntervalMs,
-      progress: (params) =>
-        this.#toClient({ jsonrpc: '2.0', method: 'notifications/progress', params }, msg.id),
-      signal: hold.signal,
-      closed: () => this.#closed,
-    });
-    delete pending.hold;
+    const verdict = await judgeToolCall(action, msg.id, pending, this.ctx, this.#caller);
     let refusal = verdict.forward ? undefined : verdict.text;
     // Allowed by policy; some tools are also confirmed by the person at the agent's client.
     if (refusal === undefined && connection.confirm.some((p) => globMatch(p, name)))
@@ -473,19 +451,7 @@ export class RelaySession {
       sessionId: this.id,
       source: this.ctx.source,
     });
-    const hold = new AbortController();
-    pending.hold = hold;
-    const verdict = await judgeToolCall(action, {
-      gate: this.ctx.gate,
-      log: this.ctx.log,
-      progressToken: pending.progressToken,
-      progressIntervalMs: this.ctx.progressIntervalMs,
-      progress: (params) =>
-        this.#toClient({ jsonrpc: '2.0', method: 'notifications/progress', params }, msg.id),
-      signal: hold.signal,
-      closed: () => this.#closed,
-    });
-    delete pending.hold;
+    const verdict = await judgeToolCall(action, msg.id, pending, this.ctx, this.#caller);
     if (verdict.forward) return this.#forward(msg, pending);
     if (!this.#closed) this.#error(msg.id, MCP_ERRORS.refused, verdict.text);
   }
@@ -563,12 +529,7 @@ export class RelaySession {
   }
 
   #toClient(msg: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    if (this.#closed) return;
-    this.downstream
-      .send(msg, relatedRequestId === undefined ? undefined : { relatedRequestId })
-      .catch((err: Error) =>
-        this.ctx.log?.debug({ session: this.id, err: err.message }, 'mcp message to the caller dropped'),
-      );
+    if (!this.#closed) sendToCaller(this, this.ctx.log, msg, relatedRequestId);
   }
 
   #toolError(id: RequestId, text: string): void {
@@ -602,13 +563,7 @@ export class RelaySession {
     this.#onClosed(this);
     this.#setReady(false);
     for (const p of this.#pending.values()) p.hold?.abort();
-    const up = this.#upstream;
-    if (up) {
-      up.transport.onclose = undefined;
-      if ('terminateSession' in up.transport)
-        await (up.transport as { terminateSession(): Promise<void> }).terminateSession().catch(() => {});
-      await up.transport.close().catch(() => {});
-    }
+    if (this.#upstream) await endUpstream(this.#upstream);
     await this.downstream.close().catch(() => {});
     if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
     await this.#recording

@@ -24,6 +24,17 @@ export interface UpstreamTransport {
   setProtocolVersion(version: string): void;
 }
 
+/**
+ * Ends the session with the tool server for good: Airlock is closing, so its close is no news to
+ * act on, and an HTTP server is told to drop the session. Failures are moot by then.
+ */
+export async function endUpstream(up: UpstreamTransport): Promise<void> {
+  up.transport.onclose = undefined;
+  if ('terminateSession' in up.transport)
+    await (up.transport as { terminateSession(): Promise<void> }).terminateSession().catch(() => {});
+  await up.transport.close().catch(() => {});
+}
+
 export function openUpstream(connection: McpConnection, log: Logger | undefined): UpstreamTransport {
   const up = connection.upstream;
   if (up.transport === 'http') {
