@@ -34,6 +34,8 @@ export interface RelationInfo {
   readonly kind: string;
   /** Column names in attribute order. */
   readonly columns: readonly string[];
+  /** Type OIDs of the columns, in the same order (a domain's base type in its place). */
+  readonly types?: readonly number[] | undefined;
   /** A view's or materialized view's defining query. */
   readonly definition?: string | undefined;
 }
@@ -60,6 +62,7 @@ export class Catalog {
   #tables = new Map<number, Cached<TableColumns | null>>();
   #functions = new Map<string, Cached<Volatility | null>>();
   #relations = new Map<string, Cached<readonly RelationInfo[]>>();
+  #queryTypes = new Map<string, Cached<readonly number[] | null>>();
   #closed = false;
   #explainClient: pg.Client | undefined;
   #explainConnected = false;
@@ -75,6 +78,54 @@ export class Catalog {
     this.#tables.clear();
     this.#functions.clear();
     this.#relations.clear();
+    this.#queryTypes.clear();
+  }
+
+  /**
+   * The cached output column types of a query: type OIDs, null (they could not be learned), or
+   * undefined (ask queryTypes()).
+   */
+  cachedQueryTypes(query: string): readonly number[] | null | undefined {
+    const c = this.#queryTypes.get(query);
+    if (!c || Date.now() - c.at > TTL_MS) return undefined;
+    return c.value;
+  }
+
+  /**
+   * Learns the output column types of a query (binary COPY does not say them) without running
+   * it: the query becomes a temporary view in a transaction that is always rolled back, and the
+   * view's columns are read from pg_attribute. Sent as one extended-protocol statement, so the
+   * text cannot carry a second one. Queries a view cannot hold (INSERT ... RETURNING, a temporary
+   * table of the caller's own session) get null.
+   */
+  async queryTypes(query: string): Promise<void> {
+    if (this.cachedQueryTypes(query) !== undefined) return;
+    const types = await this.#onReviewClient(async (client): Promise<number[] | null> => {
+      await client.query('BEGIN');
+      try {
+        await client.query("SET LOCAL statement_timeout = '2s'");
+        try {
+          await client.query({
+            text: `CREATE TEMPORARY VIEW airlock_copy_columns AS ${query}`,
+            queryMode: 'extended',
+          } as pg.QueryConfig);
+        } catch {
+          return null;
+        }
+        const r = await client.query<{ t: string }>(
+          `SELECT (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END)::int8 AS t
+             FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+            WHERE a.attrelid = 'pg_temp.airlock_copy_columns'::pg_catalog.regclass
+              AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum`,
+        );
+        return r.rows.map((row) => Number(row.t));
+      } finally {
+        await client.query('ROLLBACK');
+      }
+    });
+    if (this.#queryTypes.size > MAX_ENTRIES) this.#queryTypes.clear();
+    this.#queryTypes.set(query, { value: types ?? null, at: Date.now() });
   }
 
   /**
@@ -103,12 +154,17 @@ export class Catalog {
       relkind: string;
       def: string | null;
       cols: string[];
+      types: string[];
     }>(
       `SELECT q.i, n.nspname, c.relname, c.relkind::text AS relkind,
               CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END AS def,
               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                     ORDER BY a.attnum) AS cols
+                     ORDER BY a.attnum) AS cols,
+              ARRAY(SELECT (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END)::int8
+                      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                     ORDER BY a.attnum) AS types
          FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q(schema, name, i)
          JOIN pg_catalog.pg_class c ON c.relname = q.name
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -122,6 +178,7 @@ export class Catalog {
         table: r.relname,
         kind: r.relkind,
         columns: r.cols,
+        types: r.types.map(Number),
         definition: r.def ?? undefined,
       });
     const now = Date.now();

@@ -117,3 +117,24 @@ test('statements of one shape have the same lineage (the relay shares it between
     lineageOf("COPY users TO STDOUT (DELIMITER '|')"),
   );
 });
+
+test('COPY says what it copies: a table and its column list, or the text of its query', () => {
+  assert.deepEqual(lineageOf('COPY s.users (name, email) TO STDOUT (FORMAT binary)')![0]!.copy?.source, {
+    t: 'table',
+    schema: 's',
+    table: 'users',
+    columns: ['name', 'email'],
+  });
+  assert.deepEqual(lineageOf('COPY users TO STDOUT')![0]!.copy?.source, {
+    t: 'table',
+    schema: undefined,
+    table: 'users',
+    columns: undefined,
+  });
+  // Parentheses inside strings and quoted names, text before the statement, characters over a byte.
+  const sql = `SELECT 1; /* é */ COPY ( SELECT $$)$$, 'é)' AS "a)" FROM (SELECT 1) t ) TO STDOUT (FORMAT binary)`;
+  assert.deepEqual(lineageOf(sql)![1]!.copy?.source, {
+    t: 'query',
+    text: ` SELECT $$)$$, 'é)' AS "a)" FROM (SELECT 1) t `,
+  });
+});

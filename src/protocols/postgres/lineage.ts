@@ -20,7 +20,7 @@
  *    (its body may read a masked column), a column of such a function in FROM, a cursor or
  *    prepared statement it did not see defined. The caller masks these conservatively.
  */
-import { parseSync } from 'libpg-query';
+import { parseSync, scanSync } from 'libpg-query';
 import { knownHarmless } from './classify.ts';
 
 type Obj = Record<string, unknown>;
@@ -71,6 +71,19 @@ export interface CopyFormat {
   readonly header: boolean;
   /** ENCODING option, when given: rows are then not in the session's UTF-8. */
   readonly encoding?: string | undefined;
+  /**
+   * What is copied, for learning the columns' types (binary COPY does not say them): a table
+   * and its column list, or the text of the query (undefined when it could not be cut out).
+   */
+  readonly source?:
+    | {
+        readonly t: 'table';
+        readonly schema?: string | undefined;
+        readonly table: string;
+        readonly columns: readonly string[] | undefined;
+      }
+    | { readonly t: 'query'; readonly text: string | undefined }
+    | undefined;
 }
 
 interface Source {
@@ -106,13 +119,44 @@ function only(node: unknown): [string, Obj] | undefined {
 
 /** Lineage of every statement in `sql`, in order; undefined when the text does not parse. */
 export function lineageOf(sql: string): StatementLineage[] | undefined {
-  let tree: { stmts?: { stmt?: unknown }[] };
+  let tree: { stmts?: { stmt?: unknown; stmt_location?: number; stmt_len?: number }[] };
   try {
     tree = parseSync(sql) as typeof tree;
   } catch {
     return undefined;
   }
-  return (tree.stmts ?? []).map((s) => ({ ...statementLineage(s.stmt), ...statementFacts(s.stmt) }));
+  let bytes: Buffer | undefined;
+  return (tree.stmts ?? []).map((s) => {
+    const l = { ...statementLineage(s.stmt), ...statementFacts(s.stmt) };
+    if (l.copy?.source?.t !== 'query') return l;
+    // Positions are in bytes; a length of 0 means to the end of the text.
+    bytes ??= Buffer.from(sql, 'utf8');
+    const from = s.stmt_location ?? 0;
+    const text = bytes.toString('utf8', from, s.stmt_len ? from + s.stmt_len : bytes.length);
+    return { ...l, copy: { ...l.copy, source: { t: 'query' as const, text: copyQueryText(text) } } };
+  });
+}
+
+/** The text of the query in `COPY (query) TO ...`: between the first parenthesis and its match. */
+function copyQueryText(stmt: string): string | undefined {
+  let tokens: { start: number; end: number; text: string }[];
+  try {
+    tokens = scanSync(stmt).tokens;
+  } catch {
+    return undefined;
+  }
+  const open = tokens.findIndex((t) => t.text === '(');
+  if (open < 0) return undefined;
+  let depth = 0;
+  for (let i = open; i < tokens.length; i++) {
+    const t = tokens[i]!.text;
+    if (t === '(') depth++;
+    else if (t === ')' && --depth === 0) {
+      const b = Buffer.from(stmt, 'utf8');
+      return b.toString('utf8', tokens[open]!.end, tokens[i]!.start);
+    }
+  }
+  return undefined;
 }
 
 /** What a statement reads anywhere in its text, not only in its output columns. */
@@ -219,7 +263,11 @@ function copyLineage(node: Obj): StatementLineage {
     header,
     encoding: str(opts.get('encoding')),
   };
-  if (node.query) return { items: queryItems(node.query, EMPTY_SCOPE, 0), copy };
+  if (node.query)
+    return {
+      items: queryItems(node.query, EMPTY_SCOPE, 0),
+      copy: { ...copy, source: { t: 'query', text: undefined } },
+    };
   const rel = node.relation as Obj | undefined;
   if (!rel) return { items: undefined, copy };
   const schema = rel.schemaname as string | undefined;
@@ -229,7 +277,13 @@ function copyLineage(node: Obj): StatementLineage {
     attlist.length > 0
       ? attlist.map((c) => ({ t: 'col', name: c, refs: [{ t: 'col', schema, table, column: c }] }))
       : [{ t: 'star', of: { t: 'rel', schema, table } }];
-  return { items, copy };
+  return {
+    items,
+    copy: {
+      ...copy,
+      source: { t: 'table', schema, table, columns: attlist.length > 0 ? attlist : undefined },
+    },
+  };
 }
 
 /**
