@@ -26,8 +26,14 @@
  * COPY TO STDOUT in text or CSV format is masked field by field: CopyOutResponse names no
  * columns, so the COPY's own text says which column each field is (the table's columns in
  * catalog order, or the query's output columns), and each row is split, masked and put back
- * with COPY's own escaping (copy-fields.ts). Binary COPY is not parsed, so the session is ended
- * rather than send unmasked data. Notices, errors and notifications are scanned too, since they
+ * with COPY's own escaping (copy-fields.ts). Binary COPY is read tuple by tuple (copy-binary.ts)
+ * and re-framed into CopyData messages of whole tuples; since it does not say the columns' types,
+ * they are learned from the catalog (a table's pg_attribute; a query's output, from a temporary
+ * view that is rolled back) before the first tuple is sent. A masked field of a text type carries
+ * the masked text; one of any other type cannot hold it and is sent as NULL, as are values of a
+ * number or binary type a detector flags. When the types cannot be learned, or the stream cannot
+ * be read, the session is ended rather than send unmasked data; a session where nothing is masked
+ * passes binary COPY as it is. Notices, errors and notifications are scanned too, since they
  * echo values ("Key (email)=(...) already exists").
  */
 
@@ -36,6 +42,7 @@ import { type MaskSpec, STRATEGY_RANK } from '../../core/masking/strategy.ts';
 import type { RelationInfo, TableColumns } from './catalog.ts';
 import { BackendType, type Frame, FrontendType, MessageReader, PgProtocolError } from './codec.ts';
 import { ColumnMasks, type RelationName } from './column-masks.ts';
+import { type BinaryCopyItem, BinaryCopyReader, encodeTuple } from './copy-binary.ts';
 import { type CopyField, encodeField, joinRow, splitRow } from './copy-fields.ts';
 import { type CopyFormat, type Item, lineageOf, type StatementLineage } from './lineage.ts';
 import type { RelayHooks } from './relay.ts';
@@ -48,6 +55,9 @@ export interface MaskingHooks extends RelayHooks {
   /** Relations by name (cached answers synchronously when possible), for traced columns. */
   relations(schema: string | undefined, table: string): readonly RelationInfo[] | undefined;
   lookupRelations(names: readonly RelationName[]): Promise<unknown>;
+  /** Output column types of a query (cached: types, null if they cannot be learned, or undefined). */
+  queryTypes(query: string): readonly number[] | null | undefined;
+  lookupQueryTypes(query: string): Promise<unknown>;
   /** Output produced after an asynchronous lookup. */
   write(out: Buffer[]): void;
   pauseUpstream(): void;
@@ -67,6 +77,14 @@ const INT2 = 21;
 const INT4 = 23;
 const INT8 = 20;
 const NUMERIC = 1700;
+/** Types a masked text can stand in for in binary COPY (whose columns keep their types). */
+const COPY_TEXT = new Set([25, 1043, 1042]);
+/** Binary sizes of the integers, checked so a type learned wrongly fails instead of passing. */
+const INT_SIZE = new Map([
+  [INT2, 2],
+  [INT4, 4],
+  [INT8, 8],
+]);
 /** Types whose values cannot contain anything a detector looks for. */
 const NOTHING_TO_FIND = new Set([
   16, // bool
@@ -128,6 +146,21 @@ interface CopyOut {
   header: boolean;
 }
 
+/** Binary COPY TO output being masked tuple by tuple. */
+interface BinaryOut {
+  readonly specs: readonly (MaskSpec | undefined)[];
+  /** Type OIDs of the columns, as learned from the catalog. */
+  readonly types: readonly number[];
+  readonly reader: BinaryCopyReader;
+}
+
+/** What the catalog must still say before a result can be masked. */
+interface Missing {
+  readonly oids: number[];
+  readonly relations: RelationName[];
+  readonly queries: string[];
+}
+
 /** Rounds of catalog lookups for one result (views over views reveal more names each round). */
 const MAX_LOOKUP_ROUNDS = 8;
 const MAX_LINEAGE_CACHE = 500;
@@ -147,6 +180,7 @@ export class MaskingRelay {
   #columns: Column[] | undefined;
   #copyText = false;
   #copy: CopyOut | undefined;
+  #binary: BinaryOut | undefined;
   /** Traced statements by prepared-statement and portal name, and SQL-level cursors/PREPAREs. */
   readonly #statementLineage = new Map<string, StatementLineage | undefined>();
   readonly #portalLineage = new Map<string, StatementLineage>();
@@ -199,6 +233,10 @@ export class MaskingRelay {
           if (this.#masker.hasColumns) {
             const text = cString(b, 5);
             this.#pending.push({ t: 'query', statements: this.#trace(text), at: 0, text });
+          } else if (this.#masker.hasDetectors && /copy/i.test(cString(b, 5))) {
+            // Detectors alone need no tracing, except to learn the column types of binary COPY.
+            const text = cString(b, 5);
+            this.#pending.push({ t: 'query', statements: this.#trace(text, true), at: 0, text });
           } else this.#pending.push({ t: 'query', at: 0 });
           break;
         case FrontendType.FunctionCall:
@@ -279,8 +317,9 @@ export class MaskingRelay {
     try {
       for (let f = this.#reader.next(); f; f = this.#reader.next()) {
         if (
-          (f.type === BackendType.RowDescription || f.type === BackendType.CopyOutResponse) &&
-          this.#masker.hasColumns &&
+          ((f.type === BackendType.RowDescription && this.#masker.hasColumns) ||
+            (f.type === BackendType.CopyOutResponse &&
+              (this.#masker.hasColumns || (f.raw[5] !== 0 && this.#masker.hasDetectors)))) &&
           this.#missing(f)
         ) {
           this.#block(f, 1);
@@ -309,6 +348,7 @@ export class MaskingRelay {
     Promise.all([
       need && need.oids.length > 0 ? this.#hooks.lookup(need.oids) : undefined,
       need && need.relations.length > 0 ? this.#hooks.lookupRelations(need.relations) : undefined,
+      ...(need?.queries ?? []).map((q) => this.#hooks.lookupQueryTypes(q)),
     ]).then(
       () => {
         if (this.#failed) return;
@@ -336,15 +376,18 @@ export class MaskingRelay {
   }
 
   /** What the catalog must still say before this message can be masked; undefined: nothing. */
-  #missing(f: Frame): { oids: number[]; relations: RelationName[] } | undefined {
+  #missing(f: Frame): Missing | undefined {
     const masks = this.#columnMasks();
     let oids: number[] = [];
+    const queries: string[] = [];
     if (f.type === BackendType.RowDescription) {
       oids = tableOids(f).filter((oid) => this.#hooks.cached(oid) === undefined);
       this.#rowDescription(f, masks, this.#peekLineage(), undefined, true);
-    } else this.#copyOut(f, masks, this.#peekLineage(), true);
+    } else this.#copyOut(f, masks, this.#peekLineage(), queries);
     const relations = [...masks.missing.values()];
-    return oids.length > 0 || relations.length > 0 ? { oids, relations } : undefined;
+    return oids.length > 0 || relations.length > 0 || queries.length > 0
+      ? { oids, relations, queries }
+      : undefined;
   }
 
   #columnMasks(): ColumnMasks {
@@ -354,8 +397,8 @@ export class MaskingRelay {
   }
 
   /** Lineage of the statements of a Query or Parse, when column rules apply. */
-  #trace(sql: string): readonly StatementLineage[] | undefined {
-    if (!this.#masker.hasColumns) return undefined;
+  #trace(sql: string, copyOnly = false): readonly StatementLineage[] | undefined {
+    if (!this.#masker.hasColumns && !copyOnly) return undefined;
     // Where a value comes from does not depend on literal values, so statements of one shape
     // share a trace — except COPY, whose options (delimiter, quote, NULL) are literals.
     const shape = shapeOf(sql)?.key;
@@ -452,6 +495,7 @@ export class MaskingRelay {
         this.#columns = undefined;
         this.#copyText = false;
         this.#copy = undefined;
+        this.#binary = undefined;
         this.#executing = undefined;
         this.#executingText = undefined;
         this.#parsing = undefined;
@@ -480,20 +524,31 @@ export class MaskingRelay {
         return EMPTY;
       case BackendType.CopyOutResponse:
       case BackendType.CopyBothResponse:
-        if (f.raw[5] !== 0) {
-          this.#fail('binary COPY TO STDOUT cannot be masked; use COPY in text or CSV format');
+        if (f.type === BackendType.CopyBothResponse && f.raw[5] !== 0) {
+          this.#fail('binary COPY BOTH cannot be masked');
           return EMPTY;
         }
+        if (f.raw[5] !== 0) {
+          if (this.#masker.hasColumns || this.#masker.hasDetectors)
+            this.#copyOut(f, this.#columnMasks(), this.#peekLineage());
+          return this.#failed ? EMPTY : f.raw;
+        }
         this.#copyText = true;
-        if (this.#masker.hasColumns) this.#copyOut(f, this.#columnMasks(), this.#peekLineage(), false);
+        if (this.#masker.hasColumns) this.#copyOut(f, this.#columnMasks(), this.#peekLineage());
         return this.#failed ? EMPTY : f.raw;
       case BackendType.CopyData:
+        if (this.#binary) return this.#binaryData(f, this.#binary);
         if (this.#copy) return this.#copyRow(f, this.#copy);
         return this.#copyText ? this.#copyData(f) : f.raw;
-      case BackendType.CopyDone:
+      case BackendType.CopyDone: {
+        const binary = this.#binary;
         this.#copyText = false;
         this.#copy = undefined;
+        this.#binary = undefined;
+        // Held bytes would be a tuple cut short: the caller must not take the copy as complete.
+        if (binary && !binary.reader.done) throw new Error('binary COPY ended before its trailer');
         return f.raw;
+      }
       case BackendType.CommandComplete:
       case BackendType.EmptyQueryResponse: {
         const head = this.#pending[0];
@@ -581,15 +636,33 @@ export class MaskingRelay {
   }
 
   /**
-   * Which field of each COPY row gets which mask. `probe`: only learn what the catalog must say
-   * first. A COPY whose statement is not known cannot be split into columns: refused.
+   * Which field of each COPY row gets which mask (and for binary COPY, which type each field
+   * has). `probe`: only learn what the catalog must say first, noting queries whose types are
+   * not known yet. A COPY whose statement is not known cannot be split into columns: refused.
    */
-  #copyOut(f: Frame, masks: ColumnMasks, lineage: StatementLineage | null, probe: boolean): void {
+  #copyOut(f: Frame, masks: ColumnMasks, lineage: StatementLineage | null, probe?: string[]): void {
     if (f.raw.length < 8) throw new PgProtocolError('invalid backend message: truncated CopyOutResponse');
     const n = f.raw.readInt16BE(6);
     if (!lineage?.copy) {
       if (!probe)
         this.#fail('COPY TO STDOUT cannot be masked here: Airlock could not tell which columns it sends');
+      return;
+    }
+    if (f.raw[5] !== 0) {
+      const specs: (MaskSpec | undefined)[] = this.#masker.hasColumns
+        ? masks.outputs(lineage.items, n)
+        : new Array(n).fill(undefined);
+      // Nothing can change: the stream passes as it is, unparsed.
+      if (!this.#masker.hasDetectors && !specs.some(Boolean)) return;
+      const types = this.#copyTypes(lineage.copy, masks, n, probe);
+      if (probe) return;
+      if (!types) {
+        this.#fail(
+          'binary COPY TO STDOUT cannot be masked here: Airlock could not learn the types of its columns; use COPY in text or CSV format',
+        );
+        return;
+      }
+      this.#binary = { specs, types, reader: new BinaryCopyReader(MAX_BACKEND_MESSAGE) };
       return;
     }
     const encoding = lineage.copy.encoding;
@@ -599,6 +672,99 @@ export class MaskingRelay {
     }
     const specs = masks.outputs(lineage.items, n);
     if (!probe) this.#copy = { format: lineage.copy, specs, header: lineage.copy.header };
+  }
+
+  /**
+   * Type OIDs of the `n` columns a binary COPY sends; undefined when not known. Unknown tables
+   * are noted in `masks.missing`, unknown queries in `queries`, for the catalog to answer.
+   */
+  #copyTypes(
+    copy: CopyFormat,
+    masks: ColumnMasks,
+    n: number,
+    queries?: string[],
+  ): readonly number[] | undefined {
+    const src = copy.source;
+    if (src?.t === 'query') {
+      if (src.text === undefined) return undefined;
+      const types = this.#hooks.queryTypes(src.text);
+      if (types === undefined) queries?.push(src.text);
+      return types?.length === n ? types : undefined;
+    }
+    if (src?.t !== 'table') return undefined;
+    const found = this.#hooks.relations(src.schema, src.table);
+    if (found === undefined) {
+      masks.missing.set(`${src.schema ?? ''}\u0000${src.table}`, { schema: src.schema, table: src.table });
+      return undefined;
+    }
+    // An unqualified name may be a table in several schemas: usable only if their types agree.
+    let types: readonly number[] | undefined;
+    for (const rel of found) {
+      const all = rel.types;
+      if (!all || all.length !== rel.columns.length) return undefined;
+      const these = src.columns
+        ? src.columns.map((c) => {
+            const i = rel.columns.indexOf(c);
+            return i < 0 ? -1 : all[i]!;
+          })
+        : all;
+      if (these.includes(-1)) return undefined;
+      if (types && (types.length !== these.length || types.some((t, i) => t !== these[i]))) return undefined;
+      types = these;
+    }
+    return types?.length === n ? types : undefined;
+  }
+
+  /**
+   * One CopyData of a binary COPY: the tuples it completes, masked, in one CopyData (none when
+   * it completes none); the message as it is when it held exactly whole tuples that keep their
+   * values.
+   */
+  #binaryData(f: Frame, b: BinaryOut): Buffer {
+    let changed = b.reader.held > 0;
+    const items = b.reader.push(f.raw.subarray(5));
+    if (b.reader.held > 0) changed = true;
+    const parts: Buffer[] = [];
+    let size = 0;
+    for (const it of items) {
+      const bytes = it.t === 'tuple' ? this.#binaryTuple(it, b) : it.raw;
+      if (bytes !== it.raw) changed = true;
+      parts.push(bytes);
+      size += bytes.length;
+    }
+    if (!changed) return f.raw;
+    if (size === 0) return EMPTY;
+    const msg = Buffer.allocUnsafe(5 + size);
+    msg[0] = BackendType.CopyData;
+    msg.writeInt32BE(4 + size, 1);
+    let at = 5;
+    for (const p of parts) at += p.copy(msg, at);
+    return msg;
+  }
+
+  #binaryTuple(it: Extract<BinaryCopyItem, { t: 'tuple' }>, b: BinaryOut): Buffer {
+    const n = b.types.length;
+    if (it.fields.length !== n)
+      throw new Error(`a binary COPY tuple had ${it.fields.length} fields where ${n} were expected`);
+    let fields: (Buffer | null)[] | undefined;
+    for (let i = 0; i < n; i++) {
+      const v = it.fields[i];
+      if (!v) continue;
+      const type = b.types[i]!;
+      const size = INT_SIZE.get(type);
+      if (size !== undefined && v.length !== size)
+        throw new Error(`a binary COPY field of type ${type} had ${v.length} bytes`);
+      const spec = b.specs[i];
+      const replacement = spec
+        ? COPY_TEXT.has(type)
+          ? Buffer.from(this.#masker.mask(v.toString('utf8'), spec), 'utf8')
+          : null
+        : this.#value(v, { type, binary: true, spec: undefined });
+      if (replacement === undefined) continue;
+      fields ??= [...it.fields];
+      fields[i] = replacement;
+    }
+    return fields ? encodeTuple(fields) : it.raw;
   }
 
   #copyRow(f: Frame, copy: CopyOut): Buffer {
