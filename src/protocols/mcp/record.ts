@@ -4,8 +4,9 @@
  * Secret-looking argument keys are dropped, as in the audit log.
  */
 import { scrub } from '../../core/gate.ts';
-import { EventStreamWriter } from '../../core/recording/events.ts';
+import type { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
+import { openSessionEvents } from '../../core/session-events.ts';
 
 /** A result larger than this is recorded by size only, so one call cannot flood the recording. */
 const MAX_RESULT_CHARS = 64 * 1024;
@@ -17,13 +18,7 @@ export class SessionRecording {
     recorder: Recorder,
     header: { session: string; connection: string; principal: string; source?: string | undefined },
   ) {
-    this.#writer = new EventStreamWriter(
-      recorder.open(header.session, header.connection, 'events-jsonl', {
-        protocol: 'mcp',
-        principal: header.principal,
-      }),
-      { protocol: 'mcp', ...header },
-    );
+    this.#writer = openSessionEvents(recorder, { protocol: 'mcp', ...header });
   }
 
   request(id: unknown, method: string): void {

@@ -35,8 +35,9 @@ import type { Limits } from '../../core/limits/limits.ts';
 import { maskerFor, type SessionMasker } from '../../core/masking/masker.ts';
 import type { MysqlConnection } from '../../core/policy/connections/mysql.ts';
 import type { Policy } from '../../core/policy/policy.ts';
-import { EventStreamWriter } from '../../core/recording/events.ts';
+import type { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
+import { endSessionEvents, openSessionEvents } from '../../core/session-events.ts';
 import { settlementEvent, statementEvent } from '../../core/statement-events.ts';
 import { type RsaKeys, rsaDecryptPassword } from './auth.ts';
 import { type ClassifiedSql, classifySql, type MysqlPart } from './classify.ts';
@@ -516,21 +517,15 @@ export class MysqlSession {
     }
     this.#opened = true;
     if (this.#ctx.recorder) {
-      this.#recording = new EventStreamWriter(
-        this.#ctx.recorder.open(this.id, connection.name, 'events-jsonl', {
-          protocol: 'mysql',
-          principal: principal.name,
-        }),
-        {
-          protocol: 'mysql',
-          session: this.id,
-          connection: connection.name,
-          principal: principal.name,
-          source: this.#source,
-          user,
-          tls: this.#tls,
-        },
-      );
+      this.#recording = openSessionEvents(this.#ctx.recorder, {
+        protocol: 'mysql',
+        session: this.id,
+        connection: connection.name,
+        principal: principal.name,
+        source: this.#source,
+        user,
+        tls: this.#tls,
+      });
     }
     clearTimeout(this.#timer);
     this.#state = State.Ready;
@@ -1169,12 +1164,8 @@ export class MysqlSession {
     this.#releaseSlot?.();
     this.#releaseSlot = undefined;
     if (this.#recording) {
-      this.#record('end', { reason });
-      const r = this.#recording;
+      endSessionEvents(this.#recording, reason, this.#ctx.log, 'mysql', this.id);
       this.#recording = undefined;
-      r.close().catch((err: Error) =>
-        this.#ctx.log?.error({ session: this.id, err: err.message }, 'mysql session recording failed'),
-      );
     }
     if (this.#opened) this.#ctx.gate.sessionClosed(this.id, { reason });
     this.#ctx.log?.info({ session: this.id, reason }, 'mysql session closed');

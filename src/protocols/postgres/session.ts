@@ -32,8 +32,9 @@ import type { Authenticator } from '../../core/identity/authenticator.ts';
 import type { Limits } from '../../core/limits/limits.ts';
 import { maskerFor, SessionMasker } from '../../core/masking/masker.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
-import { EventStreamWriter } from '../../core/recording/events.ts';
+import type { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
+import { endSessionEvents, openSessionEvents } from '../../core/session-events.ts';
 import { settlementEvent, statementEvent } from '../../core/statement-events.ts';
 import { estimable } from './blast-radius.ts';
 import { type CancelKeys, sendCancel } from './cancel.ts';
@@ -532,22 +533,16 @@ export class PgSession {
     }
     if (this.#state !== SessionState.Connecting) return;
     if (this.#ctx.recorder) {
-      this.#recording = new EventStreamWriter(
-        this.#ctx.recorder.open(this.id, connection.name, 'events-jsonl', {
-          protocol: 'postgres',
-          principal: principal.name,
-        }),
-        {
-          protocol: 'postgres',
-          session: this.id,
-          connection: connection.name,
-          principal: principal.name,
-          source: this.#source,
-          user,
-          application_name: this.#params.get('application_name') ?? null,
-          tls: this.#tls,
-        },
-      );
+      this.#recording = openSessionEvents(this.#ctx.recorder, {
+        protocol: 'postgres',
+        session: this.id,
+        connection: connection.name,
+        principal: principal.name,
+        source: this.#source,
+        user,
+        application_name: this.#params.get('application_name') ?? null,
+        tls: this.#tls,
+      });
     }
     this.#txStatus = upstream.status;
     this.#client.write(
@@ -588,8 +583,6 @@ export class PgSession {
       lookup: (oids) => (catalog ? catalog.tables(oids) : Promise.resolve()),
       relations: (schema, table) => (catalog ? catalog.cachedRelations(schema, table) : []),
       lookupRelations: (names) => (catalog ? catalog.relations(names) : Promise.resolve()),
-      queryTypes: (query) => (catalog ? catalog.cachedQueryTypes(query) : null),
-      lookupQueryTypes: (query) => (catalog ? catalog.queryTypes(query) : Promise.resolve()),
       write: (out) => this.#writeOut(out),
       pauseUpstream: () => this.#upstream?.pause(),
       // Unless the caller is itself behind: its drain resumes the target then.
@@ -1217,12 +1210,8 @@ export class PgSession {
     clearTimeout(this.#stallTimer);
     if (this.#opened) this.#ctx.gate.sessionClosed(this.id, { reason });
     if (this.#recording) {
-      this.#record('end', { reason });
-      const r = this.#recording;
+      endSessionEvents(this.#recording, reason, this.#ctx.log, 'postgres', this.id);
       this.#recording = undefined;
-      r.close().catch((err: Error) =>
-        this.#ctx.log?.error({ session: this.id, err: err.message }, 'postgres session recording failed'),
-      );
     }
     this.#ctx.log?.info({ session: this.id, reason }, 'postgres session closed');
     this.#onClosed();
