@@ -583,6 +583,8 @@ export class PgSession {
       lookup: (oids) => (catalog ? catalog.tables(oids) : Promise.resolve()),
       relations: (schema, table) => (catalog ? catalog.cachedRelations(schema, table) : []),
       lookupRelations: (names) => (catalog ? catalog.relations(names) : Promise.resolve()),
+      queryTypes: (query) => (catalog ? catalog.cachedQueryTypes(query) : null),
+      lookupQueryTypes: (query) => (catalog ? catalog.queryTypes(query) : Promise.resolve()),
       write: (out) => this.#writeOut(out),
       pauseUpstream: () => this.#upstream?.pause(),
       // Unless the caller is itself behind: its drain resumes the target then.
