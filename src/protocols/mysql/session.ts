@@ -38,6 +38,7 @@ import type { Policy } from '../../core/policy/policy.ts';
 import type { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import { endSessionEvents, openSessionEvents } from '../../core/session-events.ts';
+import { namedConnection, tokenRefused } from '../../core/sign-in.ts';
 import { settlementEvent, statementEvent } from '../../core/statement-events.ts';
 import { type RsaKeys, rsaDecryptPassword } from './auth.ts';
 import { type ClassifiedSql, classifySql, type MysqlPart } from './classify.ts';
@@ -396,6 +397,13 @@ export class MysqlSession {
     const user = hello.user;
     const name = hello.database ?? user;
     const attempt = { protocol: 'mysql', source: this.#source, identity: user || undefined };
+    const signIn = {
+      protocol: 'mysql',
+      session: this.id,
+      source: this.#source,
+      connection: name,
+      user,
+    } as const;
     let principal: Principal;
     try {
       this.#ctx.limits?.beforeAuth(attempt);
@@ -405,28 +413,15 @@ export class MysqlSession {
         connection: name,
       });
     } catch (err) {
-      const e = isAirlockError(err)
-        ? err
-        : new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the Airlock token was not recognised');
-      if (e.code !== 'AIRLOCK_E_RATE_LIMITED') this.#ctx.limits?.authFailed(attempt);
-      gate.authFailed({ protocol: 'mysql', source: this.#source, connection: name, user, reason: e.code });
-      log?.warn(
-        { session: this.id, source: this.#source, connection: name, reason: e.code },
-        'mysql login refused',
-      );
+      if (!isAirlockError(err) || err.code !== 'AIRLOCK_E_RATE_LIMITED')
+        this.#ctx.limits?.authFailed(attempt);
+      const e = tokenRefused(err, signIn, gate, log);
       this.#fatal(ErrorCode.ACCESS_DENIED, `Access denied by Airlock: ${e.describe()}`);
       return;
     }
-    const connection = policy.connections.get(name);
-    if (connection?.type !== 'mysql') {
-      const names = [...policy.connections.values()].filter((c) => c.type === 'mysql').map((c) => c.name);
-      gate.authFailed({
-        protocol: 'mysql',
-        source: this.#source,
-        connection: name,
-        user,
-        reason: 'AIRLOCK_E_CONNECTION_UNKNOWN',
-      });
+    const connection = namedConnection(policy, gate, signIn);
+    if ('known' in connection) {
+      const names = connection.known;
       this.#fatal(
         ErrorCode.BAD_DB,
         `Airlock has no MySQL connection "${name}" — ${names.length > 0 ? `use one of these as the database name: ${names.join(', ')}` : 'no MySQL connections are configured'}`,

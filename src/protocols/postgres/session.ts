@@ -35,6 +35,7 @@ import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import type { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import { endSessionEvents, openSessionEvents } from '../../core/session-events.ts';
+import { namedConnection, tokenRefused } from '../../core/sign-in.ts';
 import { settlementEvent, statementEvent } from '../../core/statement-events.ts';
 import { estimable } from './blast-radius.ts';
 import { type CancelKeys, sendCancel } from './cancel.ts';
@@ -385,6 +386,13 @@ export class PgSession {
     const { policy, gate, log } = this.#ctx;
     const user = this.#params.get('user') ?? '';
     const database = this.#params.get('database') || user;
+    const signIn = {
+      protocol: 'postgres',
+      session: this.id,
+      source: this.#source,
+      connection: database,
+      user,
+    } as const;
     let principal: Principal;
     try {
       principal = await this.#ctx.tokens.authenticate(token === '' ? undefined : token, {
@@ -394,33 +402,13 @@ export class PgSession {
         connection: database,
       });
     } catch (err) {
-      const e = isAirlockError(err)
-        ? err
-        : new AirlockError('AIRLOCK_E_TOKEN_INVALID', 'the Airlock token was not recognised');
-      gate.authFailed({
-        protocol: 'postgres',
-        source: this.#source,
-        connection: database,
-        user,
-        reason: e.code,
-      });
-      log?.warn(
-        { session: this.id, source: this.#source, connection: database, reason: e.code },
-        'postgres login refused',
-      );
+      const e = tokenRefused(err, signIn, gate, log);
       this.#fatal('28P01', e.message, e.hint);
       return;
     }
-    const connection = policy.connections.get(database);
-    if (connection?.type !== 'postgres') {
-      const names = [...policy.connections.values()].filter((c) => c.type === 'postgres').map((c) => c.name);
-      gate.authFailed({
-        protocol: 'postgres',
-        source: this.#source,
-        connection: database,
-        user,
-        reason: 'AIRLOCK_E_CONNECTION_UNKNOWN',
-      });
+    const connection = namedConnection(policy, gate, signIn);
+    if ('known' in connection) {
+      const names = connection.known;
       this.#fatal(
         '3D000',
         `connection "${database}" is not configured in Airlock`,
