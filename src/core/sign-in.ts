@@ -3,6 +3,7 @@
  * pass, and a database name that is not a connection of the adapter's type, are both audited as
  * failed sign-ins and logged the same way whatever the protocol.
  */
+import type { ActionOrigin, Principal } from './action.ts';
 import type { Logger } from './adapter-ports.ts';
 import { AirlockError, isAirlockError } from './errors.ts';
 import type { GatePort } from './gate-types.ts';
@@ -57,5 +58,16 @@ export function namedConnection<T extends PolicyConnection['type']>(
   });
   return {
     known: [...policy.connections.values()].filter((c) => c.type === protocol).map((c) => c.name),
+  };
+}
+
+/** Once signed in: what every action of the session repeats. */
+export function originOf(attempt: SignInAttempt, principal: Principal): ActionOrigin {
+  return {
+    protocol: attempt.protocol,
+    connection: attempt.connection,
+    principal,
+    sessionId: attempt.session,
+    source: attempt.source,
   };
 }

@@ -38,7 +38,7 @@ import type { Policy } from '../../core/policy/policy.ts';
 import type { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import { endSessionEvents, openSessionEvents } from '../../core/session-events.ts';
-import { namedConnection, tokenRefused } from '../../core/sign-in.ts';
+import { namedConnection, originOf, tokenRefused } from '../../core/sign-in.ts';
 import { settlementEvent, statementEvent } from '../../core/statement-events.ts';
 import { type RsaKeys, rsaDecryptPassword } from './auth.ts';
 import { type ClassifiedSql, classifySql, type MysqlPart } from './classify.ts';
@@ -438,13 +438,7 @@ export class MysqlSession {
       }
     }
     this.#connection = connection;
-    this.#origin = {
-      protocol: 'mysql',
-      connection: connection.name,
-      principal,
-      sessionId: this.id,
-      source: this.#source,
-    };
+    this.#origin = originOf(signIn, principal);
     const masker = maskerFor(policy.masking, connection.name, principal);
     this.#masker = masker;
     if (masker) this.#rows = new RowMasker(masker);

@@ -35,7 +35,7 @@ import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import type { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
 import { endSessionEvents, openSessionEvents } from '../../core/session-events.ts';
-import { namedConnection, tokenRefused } from '../../core/sign-in.ts';
+import { namedConnection, originOf, tokenRefused } from '../../core/sign-in.ts';
 import { settlementEvent, statementEvent } from '../../core/statement-events.ts';
 import { estimable } from './blast-radius.ts';
 import { type CancelKeys, sendCancel } from './cancel.ts';
@@ -429,13 +429,7 @@ export class PgSession {
       }
     }
     this.#connection = connection;
-    this.#origin = {
-      protocol: 'postgres',
-      connection: connection.name,
-      principal,
-      sessionId: this.id,
-      source: this.#source,
-    };
+    this.#origin = originOf(signIn, principal);
     this.#catalog = this.#ctx.catalogs?.for(connection);
     this.#masker = maskerFor(policy.masking, connection.name, principal);
     if (this.#masker) this.#masking = this.#maskingRelay(this.#masker);
