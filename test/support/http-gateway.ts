@@ -3,14 +3,12 @@
  * port, the test principals' tokens by `${file:...}` reference, and connections and rules
  * given as YAML by the test.
  */
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPolicyFile } from '../../src/core/policy/load.ts';
-import { startGateway } from '../../src/server/gateway.ts';
-import { PRINCIPALS, type PrincipalName } from './gateway.ts';
+import type { startGateway } from '../../src/server/gateway.ts';
+import { pendingRequestWhere } from './eventually.ts';
+import { apiUrlOf, makePolicyDir, PRINCIPALS, type PrincipalName } from './policy-dir.ts';
+import { selfSignedCert } from './tls.ts';
 
 export interface HttpTestGateway {
   readonly dir: string;
@@ -46,115 +44,44 @@ export async function startHttpTestGateway(opts: {
   /** Extra top-level YAML (e.g. a `limits:` block). */
   extra?: string;
 }): Promise<HttpTestGateway> {
-  const dir = mkdtempSync(join(tmpdir(), 'airlock-httpgw-'));
-  mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
-  const tokens = {} as Record<PrincipalName, string>;
-  const identities: string[] = [];
-  for (const [name, p] of Object.entries(PRINCIPALS) as [
-    PrincipalName,
-    (typeof PRINCIPALS)[PrincipalName],
-  ][]) {
-    tokens[name] = `alk_test_${name}_${randomBytes(24).toString('base64url')}`;
-    writeFileSync(join(dir, 'secrets', `${name}.token`), `${tokens[name]}\n`, { mode: 0o600 });
-    identities.push(
-      `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
-    );
-  }
-  for (const [name, value] of Object.entries(opts.secrets ?? {}))
-    writeFileSync(join(dir, 'secrets', name), value, { mode: 0o600 });
+  const files = makePolicyDir('airlock-httpgw-', PRINCIPALS);
+  const { dir } = files;
+  for (const [name, value] of Object.entries(opts.secrets ?? {})) files.secret(name, value);
   let tlsBlock = '';
   if (opts.tls) {
     mkdirSync(join(dir, 'tls'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-days',
-        '1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        '-keyout',
-        join(dir, 'tls', 'key.pem'),
-        '-out',
-        join(dir, 'tls', 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSignedCert(join(dir, 'tls'), '127.0.0.1');
     tlsBlock = 'tls: { cert: "${file:./tls/cert.pem}", key: "${file:./tls/key.pem}" }\n';
   }
-  const policyFile = join(dir, 'airlock.yaml');
-  writeFileSync(
-    policyFile,
-    `listen:
-  api: 127.0.0.1:0
-  postgres: false
-  http: 127.0.0.1:0
-store: sqlite:./data/airlock.db
-${tlsBlock}identities:
-  tokens:
-${identities.join('\n')}
-connections:
+  files.writePolicy(
+    { listen: ['http'], top: tlsBlock },
+    `connections:
 ${opts.connections}
 ${opts.rules}
-${opts.extra ?? ''}
-`,
+${opts.extra ?? ''}`,
   );
-  const policy = loadPolicyFile(policyFile);
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
-  try {
-    gateway = await startGateway({ policy });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  const apiUrl = gateway.api.url.replace(/\/$/, '');
+  const gateway = await files.start();
   const http = gateway.listeners.http;
-  if (!http) throw new Error('the HTTP listener did not start');
-  const api = async <T>(method: string, path: string, body?: unknown, as?: PrincipalName) => {
-    const headers: Record<string, string> = {};
-    if (as !== undefined) headers.authorization = `Bearer ${tokens[as]}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(apiUrl + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-  };
+  if (!http) {
+    await files.close(gateway);
+    throw new Error('the HTTP listener did not start');
+  }
+  const api = files.api(gateway);
   return {
     dir,
-    apiUrl,
+    apiUrl: apiUrlOf(gateway),
     proxyUrl: `${opts.tls ? 'https' : 'http'}://${http.host}:${http.port}`,
-    tokens,
+    tokens: files.tokens,
     gateway,
     api,
-    async pendingRequest(connection, summary) {
-      for (;;) {
-        const r = await api<{
-          requests: { id: number; connection: string; status: string; summary: string }[];
-        }>('GET', '/api/v1/requests?status=pending', undefined, 'alice');
-        const found = r.body.requests.find(
-          (q) =>
-            q.connection === connection && q.status === 'pending' && (!summary || summary.test(q.summary)),
-        );
-        if (found) return found;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    },
-    async close() {
-      try {
-        await gateway.close();
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+    pendingRequest: (connection, summary) =>
+      pendingRequestWhere(
+        api,
+        `a pending request on ${connection}${summary ? ` matching ${summary}` : ''}`,
+        (q: { id: number; connection: string; status: string; summary: string }) =>
+          q.connection === connection && q.status === 'pending' && (!summary || summary.test(q.summary)),
+        50,
+      ),
+    close: () => files.close(gateway),
   };
 }

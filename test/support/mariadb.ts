@@ -12,9 +12,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { after, before } from 'node:test';
 import mysql from 'mysql2/promise';
+import { defaultRules } from './gateway.ts';
+import { apiUrlOf, makePolicyDir } from './policy-dir.ts';
 import { freePort } from './ports.ts';
-import { type ManagedProcess, startProcess } from './processes.ts';
+import { type ManagedProcess, startProcess, stopAll } from './processes.ts';
 
 export interface PrivateMariadb {
   readonly host: '127.0.0.1';
@@ -207,42 +210,7 @@ export type MysqlPrincipal = keyof typeof MYSQL_PRINCIPALS;
 /** The connection name callers put where a database name goes. */
 export const MYSQL_CONNECTION = 'shop';
 
-export const MYSQL_DEFAULT_RULES = `
-rules:
-  - name: reads are free
-    connections: [${MYSQL_CONNECTION}]
-    kinds: [read]
-    effect: allow
-  - name: the benchmark may write
-    connections: [${MYSQL_CONNECTION}]
-    principals: [bench]
-    kinds: [write]
-    effect: allow
-  - name: no drops outside migrations
-    statements: [DropStmt, TruncateStmt]
-    effect: deny
-    reason: schema drops go through the migration pipeline
-  - name: agent notes expire quickly
-    connections: [${MYSQL_CONNECTION}]
-    principals: [agent]
-    tables: [audit_notes]
-    kinds: [write]
-    effect: review
-    review: { groups: [dba], approvals: 1, expires: 2s, hold: wait }
-  - name: customer changes are approved per statement
-    connections: [${MYSQL_CONNECTION}]
-    principal_kinds: [agent, human]
-    tables: [customers]
-    kinds: [write]
-    effect: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: retry, window: 10m }
-  - name: writes need a DBA
-    connections: [${MYSQL_CONNECTION}]
-    principal_kinds: [agent, human]
-    kinds: [write]
-    effect: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
-`;
+export const MYSQL_DEFAULT_RULES = defaultRules(MYSQL_CONNECTION);
 
 export interface MysqlTestGateway {
   readonly dir: string;
@@ -260,65 +228,34 @@ export interface MysqlTestGateway {
 }
 
 /** An Airlock gateway whose `shop` connection is the private MariaDB (policy file, tokens by reference). */
+export interface MysqlGatewayOptions {
+  rules?: string;
+  extra?: string;
+  connectionExtra?: string;
+  /** Log in to the target as this account instead of `app_rw`. */
+  upstreamUser?: { user: string; password: string };
+  /** What actions no rule matches get (default review). */
+  connectionDefault?: 'allow' | 'review' | 'deny';
+  /** YAML lines appended under `upstream:` (6-space indent). */
+  upstreamExtra?: string;
+  tls?: { cert: string; key: string };
+}
+
 export async function startMysqlTestGateway(
   target: PrivateMariadb,
-  opts: {
-    rules?: string;
-    extra?: string;
-    connectionExtra?: string;
-    /** Log in to the target as this account instead of `app_rw`. */
-    upstreamUser?: { user: string; password: string };
-    /** What actions no rule matches get (default review). */
-    connectionDefault?: 'allow' | 'review' | 'deny';
-    /** YAML lines appended under `upstream:` (6-space indent). */
-    upstreamExtra?: string;
-    tls?: { cert: string; key: string };
-  } = {},
+  opts: MysqlGatewayOptions = {},
 ): Promise<MysqlTestGateway> {
-  const { mkdirSync, writeFileSync } = await import('node:fs');
-  const { loadPolicyFile } = await import('../../src/core/policy/load.ts');
-  const { startGateway } = await import('../../src/server/gateway.ts');
-  const dir = mkdtempSync(join(tmpdir(), 'airlock-mysql-gw-'));
-  mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
-  const tokens = {} as Record<MysqlPrincipal, string>;
-  const identities: string[] = [];
-  for (const [name, p] of Object.entries(MYSQL_PRINCIPALS) as [
-    MysqlPrincipal,
-    (typeof MYSQL_PRINCIPALS)[MysqlPrincipal],
-  ][]) {
-    tokens[name] = `alk_test_${name}_${randomBytes(24).toString('base64url')}`;
-    writeFileSync(join(dir, 'secrets', `${name}.token`), `${tokens[name]}\n`, { mode: 0o600 });
-    identities.push(
-      `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
-    );
-  }
-  writeFileSync(
-    join(dir, 'secrets', 'upstream.password'),
-    `${opts.upstreamUser?.password ?? target.app.password}\n`,
-    {
-      mode: 0o600,
-    },
-  );
-  let tlsBlock = '';
+  const files = makePolicyDir('airlock-mysql-gw-', MYSQL_PRINCIPALS);
+  files.secret('upstream.password', `${opts.upstreamUser?.password ?? target.app.password}\n`);
+  let tls = '';
   if (opts.tls) {
-    writeFileSync(join(dir, 'secrets', 'tls.crt'), opts.tls.cert);
-    writeFileSync(join(dir, 'secrets', 'tls.key'), opts.tls.key, { mode: 0o600 });
-    tlsBlock = `tls:\n  cert: "\${file:./secrets/tls.crt}"\n  key: "\${file:./secrets/tls.key}"\n`;
+    files.secret('tls.crt', opts.tls.cert);
+    files.secret('tls.key', opts.tls.key);
+    tls = `tls:\n  cert: "\${file:./secrets/tls.crt}"\n  key: "\${file:./secrets/tls.key}"\n`;
   }
-  const policyFile = join(dir, 'airlock.yaml');
-  writeFileSync(
-    policyFile,
-    `listen:
-  api: 127.0.0.1:0
-  postgres: false
-  mysql: 127.0.0.1:0
-store: sqlite:./data/airlock.db
-${tlsBlock}
-identities:
-  tokens:
-${identities.join('\n')}
-
-connections:
+  files.writePolicy(
+    { listen: ['mysql'], top: tls },
+    `connections:
   ${MYSQL_CONNECTION}:
     type: mysql
     upstream:
@@ -331,54 +268,70 @@ ${opts.upstreamExtra ?? ''}    default: ${opts.connectionDefault ?? 'review'}
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
 ${opts.connectionExtra ?? ''}
 ${opts.rules ?? MYSQL_DEFAULT_RULES}
-${opts.extra ?? ''}
-`,
+${opts.extra ?? ''}`,
   );
-  const policy = loadPolicyFile(policyFile);
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
-  try {
-    gateway = await startGateway({ policy });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  const apiUrl = gateway.api.url.replace(/\/$/, '');
+  const gateway = await files.start();
   const addr = gateway.listeners.mysql;
-  if (!addr) throw new Error('the MySQL listener did not start');
-  let closed = false;
+  if (!addr) {
+    await files.close(gateway);
+    throw new Error('the MySQL listener did not start');
+  }
   return {
-    dir,
-    apiUrl,
+    dir: files.dir,
+    apiUrl: apiUrlOf(gateway),
     mysql: { host: addr.host, port: addr.port },
-    tokens,
-    storeFile: join(dir, 'data', 'airlock.db'),
-    async api<T>(method: string, path: string, body?: unknown, as?: MysqlPrincipal) {
-      const headers: Record<string, string> = {};
-      if (as) headers.authorization = `Bearer ${tokens[as]}`;
-      if (body !== undefined) headers['content-type'] = 'application/json';
-      const res = await fetch(apiUrl + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(30_000),
-      });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text.length > 0 ? JSON.parse(text) : undefined;
-      } catch {
-        // not JSON
-      }
-      return { status: res.status, body: parsed as T, text };
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      try {
-        await gateway.close();
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+    tokens: files.tokens,
+    storeFile: files.storeFile,
+    api: files.api(gateway),
+    close: () => files.close(gateway),
   };
+}
+
+/**
+ * The hooks of a test file that runs against one private MariaDB with a gateway in front of it:
+ * `before` starts both and hands them to `use`, `after` stops them and every process the file
+ * started. Nothing starts when `skip` says why MariaDB cannot run here.
+ */
+export function mariadbGatewayHooks(
+  skip: string | undefined,
+  use: (target: PrivateMariadb, gw: MysqlTestGateway) => void,
+  opts: MysqlGatewayOptions | ((target: PrivateMariadb) => MysqlGatewayOptions) = {},
+): void {
+  let target: PrivateMariadb | undefined;
+  let gw: MysqlTestGateway | undefined;
+  before(async () => {
+    if (skip) return;
+    target = await startMariadb();
+    gw = await startMysqlTestGateway(target, typeof opts === 'function' ? opts(target) : opts);
+    use(target, gw);
+  });
+  after(async () => {
+    await gw?.close();
+    await target?.stop();
+    await stopAll();
+  });
+}
+
+/** The `mariadb` CLI through the gateway as `who` (default the agent), in batch mode (tab-separated output). */
+export function mariadbCli(
+  gw: MysqlTestGateway,
+  sql: string,
+  o: { who?: MysqlPrincipal; token?: string; database?: string; port?: number; args?: string[] } = {},
+): ManagedProcess {
+  const who = o.who ?? 'agent';
+  return startProcess('mariadb', [
+    '--no-defaults',
+    '--batch',
+    '-h',
+    '127.0.0.1',
+    '-P',
+    String(o.port ?? gw.mysql.port),
+    '-u',
+    who,
+    `-p${o.token ?? gw.tokens[who]}`,
+    ...(o.args ?? []),
+    o.database ?? MYSQL_CONNECTION,
+    '-e',
+    sql,
+  ]);
 }

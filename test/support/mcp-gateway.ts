@@ -3,18 +3,12 @@
  * HTTP (its credential by `${file:...}` reference) and one to the same tools over stdio (a
  * process Airlock launches, a secret in its environment). Principals as in ./gateway.ts.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import pino from 'pino';
-import { loadPolicyFile } from '../../src/core/policy/load.ts';
-import { startGateway } from '../../src/server/gateway.ts';
-import { PRINCIPALS, type PrincipalName } from './gateway.ts';
+import type { startGateway } from '../../src/server/gateway.ts';
 import type { HttpToolServer } from './mcp-http-server.ts';
-import { findLeaks, leaksIn } from './secret-scan.ts';
+import { apiUrlOf, makePolicyDir, PRINCIPALS, type PrincipalName } from './policy-dir.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -35,6 +29,38 @@ export interface McpTestGateway {
   close(): Promise<void>;
 }
 
+/** What a tools/call answers, as far as the tests read it. */
+export type ToolResult = { content: { type: string; text?: string }[]; isError?: boolean };
+
+/** The text parts of a tool result, one a line. */
+export function textOf(result: unknown): string {
+  return (result as ToolResult).content.map((c) => c.text ?? '').join('\n');
+}
+
+/** Connects `client` (by default a plain agent) to the MCP endpoint at `url` with a bearer token. */
+export async function connectMcpClient(
+  url: string,
+  token: string,
+  client = new Client({ name: 'coding-agent', version: '1.0.0' }),
+): Promise<Client> {
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(url), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+    }),
+  );
+  return client;
+}
+
+/**
+ * Ends the client's session (DELETE) and then closes it, as a well-behaved client does: one that
+ * only drops its streams reconnects its GET stream while the gateway is closing. A gateway that
+ * is already gone is no error here.
+ */
+export async function closeMcpClient(client: Client | undefined): Promise<void> {
+  await (client?.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => {});
+  await client?.close().catch(() => {});
+}
+
 export interface ClientOptions {
   /** Answers sampling/createMessage with this text. */
   readonly sampling?: string;
@@ -43,35 +69,12 @@ export interface ClientOptions {
 }
 
 export async function startMcpTestGateway(http: HttpToolServer, rules: string): Promise<McpTestGateway> {
-  const dir = mkdtempSync(join(tmpdir(), 'airlock-mcp-'));
-  mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
-  const tokens = {} as Record<PrincipalName, string>;
-  const identities: string[] = [];
-  for (const [name, p] of Object.entries(PRINCIPALS) as [
-    PrincipalName,
-    (typeof PRINCIPALS)[PrincipalName],
-  ][]) {
-    tokens[name] = `alk_test_${name}_${randomBytes(24).toString('base64url')}`;
-    writeFileSync(join(dir, 'secrets', `${name}.token`), `${tokens[name]}\n`, { mode: 0o600 });
-    identities.push(
-      `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
-    );
-  }
-  writeFileSync(join(dir, 'secrets', 'tools.token'), `${http.token}\n`, { mode: 0o600 });
-  writeFileSync(join(dir, 'secrets', 'stdio.secret'), 'stdio-secret-value\n', { mode: 0o600 });
-  const policyFile = join(dir, 'airlock.yaml');
-  writeFileSync(
-    policyFile,
-    `listen:
-  api: 127.0.0.1:0
-  postgres: false
-store: sqlite:./data/airlock.db
-
-identities:
-  tokens:
-${identities.join('\n')}
-
-connections:
+  const files = makePolicyDir('airlock-mcp-', PRINCIPALS);
+  files.secret('tools.token', `${http.token}\n`, "the tool server's token");
+  files.secret('stdio.secret', 'stdio-secret-value\n', 'the stdio secret');
+  files.writePolicy(
+    { listen: [] },
+    `connections:
   tools:
     type: mcp
     upstream:
@@ -98,29 +101,13 @@ connections:
     annotations: trust
     default: review
     review: { groups: [dba], approvals: 1, expires: 10m, hold: retry, window: 5m }
-${rules}
-`,
+${rules}`,
   );
-  const policy = loadPolicyFile(policyFile);
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
-  try {
-    // Everything the gateway logs, at debug level, is scanned for secrets when the test closes it.
-    gateway = await startGateway({
-      policy,
-      listen: { api: '127.0.0.1:0', postgres: false },
-      logger: pino({ level: 'debug' }, pino.destination({ dest: join(dir, 'gateway.log'), sync: true })),
-    });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  const apiUrl = gateway.api.url.replace(/\/$/, '');
+  // Everything the gateway logs, at debug level, is scanned for secrets when the test closes it.
+  const gateway = await files.start({ debugLog: true, listen: { api: '127.0.0.1:0', postgres: false } });
+  const apiUrl = apiUrlOf(gateway);
+  const { tokens, secrets } = files;
   const clients: Client[] = [];
-  const secrets: Record<string, string> = {
-    ...Object.fromEntries(Object.entries(tokens).map(([n, t]) => [`${n}'s token`, t])),
-    "the tool server's token": http.token,
-    'the stdio secret': 'stdio-secret-value',
-  };
 
   return {
     apiUrl,
@@ -154,59 +141,18 @@ ${rules}
           model: 'test-model',
         }));
       }
-      const transport = new StreamableHTTPClientTransport(
-        new URL(connection === '' ? `${apiUrl}/mcp` : `${apiUrl}/mcp/${connection}`),
-        {
-          requestInit: { headers: { authorization: `Bearer ${token}` } },
-        },
+      await connectMcpClient(
+        connection === '' ? `${apiUrl}/mcp` : `${apiUrl}/mcp/${connection}`,
+        token,
+        client,
       );
-      await client.connect(transport);
       clients.push(client);
       return client;
     },
-    async api<T>(method: string, path: string, body?: unknown, as?: PrincipalName) {
-      const headers: Record<string, string> = {};
-      if (as) headers.authorization = `Bearer ${tokens[as]}`;
-      if (body !== undefined) headers['content-type'] = 'application/json';
-      const res = await fetch(apiUrl + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(30_000),
-      });
-      const text = await res.text();
-      const leaked = leaksIn(text, secrets);
-      if (leaked.length > 0)
-        throw new Error(`${method} ${path} answered with a secret in it: ${leaked.join(', ')}`);
-      let parsed: unknown = text;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        // not JSON
-      }
-      return { status: res.status, body: parsed as T, text };
-    },
+    api: files.api(gateway, true),
     async close() {
-      // End each session first (DELETE), as a well-behaved client does: a client that only drops
-      // its streams reconnects its GET stream while the gateway is closing.
-      await Promise.all(
-        clients.map(async (c) => {
-          await (c.transport as StreamableHTTPClientTransport | undefined)
-            ?.terminateSession()
-            .catch(() => {});
-          await c.close().catch(() => {});
-        }),
-      );
-      try {
-        await gateway.close();
-        const leaks = findLeaks(dir, secrets, (path) => path === join(dir, 'secrets') || path === policyFile);
-        if (leaks.length > 0)
-          throw new Error(
-            `secrets leaked into the gateway's files: ${leaks.map((l) => `${l.secret} in ${l.where}`).join('; ')}`,
-          );
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      await Promise.all(clients.map(closeMcpClient));
+      await files.close(gateway, true);
     },
   };
 }

@@ -4,13 +4,11 @@
  * principals and rules of gateway.ts. Replicas start in this process (startGateway) or in a
  * child process (replica-process.ts) that a test can kill.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPolicyFile } from '../../src/core/policy/load.ts';
 import { type Gateway, startGateway } from '../../src/server/gateway.ts';
-import { CONNECTION, DEFAULT_RULES, PRINCIPALS, type PrincipalName } from './gateway.ts';
+import { CONNECTION, DEFAULT_RULES, postgresConnection } from './gateway.ts';
+import { apiCaller, makePolicyDir, PRINCIPALS, type PrincipalName } from './policy-dir.ts';
 import type { PrivatePostgres } from './postgres.ts';
 import { type ManagedProcess, startProcess } from './processes.ts';
 import type { PsqlTarget } from './psql.ts';
@@ -54,46 +52,15 @@ export function setupReplicas(
   storeUrl: string,
   rules = DEFAULT_RULES,
 ): ReplicaSetup {
-  const dir = mkdtempSync(join(tmpdir(), 'airlock-replicas-'));
-  mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
-  const tokens = {} as Record<PrincipalName, string>;
-  const identities: string[] = [];
-  for (const [name, p] of Object.entries(PRINCIPALS) as [
-    PrincipalName,
-    (typeof PRINCIPALS)[PrincipalName],
-  ][]) {
-    tokens[name] = `alk_test_${name}_${randomBytes(24).toString('base64url')}`;
-    writeFileSync(join(dir, 'secrets', `${name}.token`), `${tokens[name]}\n`, { mode: 0o600 });
-    identities.push(
-      `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
-    );
-  }
-  writeFileSync(join(dir, 'secrets', 'upstream.password'), `${target.app.password}\n`, { mode: 0o600 });
-  const policyFile = join(dir, 'airlock.yaml');
-  writeFileSync(
-    policyFile,
-    `listen:
-  api: 127.0.0.1:0
-  postgres: 127.0.0.1:0
-store: ${storeUrl}
-
-identities:
-  tokens:
-${identities.join('\n')}
-
-connections:
-  ${CONNECTION}:
-    type: postgres
-    upstream:
-      host: ${target.host}
-      port: ${target.port}
-      database: ${target.app.database}
-      user: ${target.app.user}
-      password: "\${file:./secrets/upstream.password}"
-    default: review
+  const files = makePolicyDir('airlock-replicas-', PRINCIPALS);
+  const { dir, policyFile, tokens } = files;
+  files.secret('upstream.password', `${target.app.password}\n`);
+  files.writePolicy(
+    { listen: ['postgres'], store: storeUrl },
+    `connections:
+${postgresConnection(target)}
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
-${rules}
-`,
+${rules}`,
   );
 
   return {
@@ -119,25 +86,7 @@ ${rules}
       return { process: proc, replica: { name: 'child', api: info.api, pg: info.postgres } };
     },
     via: (replica, who = 'agent') => ({ ...replica.pg, database: CONNECTION, token: tokens[who], user: who }),
-    async api<T>(replica: Replica, method: string, path: string, body?: unknown, as?: PrincipalName) {
-      const headers: Record<string, string> = {};
-      if (as) headers.authorization = `Bearer ${tokens[as]}`;
-      if (body !== undefined) headers['content-type'] = 'application/json';
-      const res = await fetch(replica.api + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(30_000),
-      });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        // keep the text
-      }
-      return { status: res.status, body: parsed as T, text };
-    },
-    remove: () => rmSync(dir, { recursive: true, force: true }),
+    api: (replica, method, path, body, as) => apiCaller(replica.api, tokens)(method, path, body, as),
+    remove: files.remove,
   };
 }

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_RULES } from './gateway.ts';
+import { apiCaller } from './policy-dir.ts';
 import { freePort } from './ports.ts';
 import type { PrivatePostgres } from './postgres.ts';
 import { type ManagedProcess, startProcess } from './processes.ts';
@@ -112,17 +113,10 @@ ${extra}
       return p;
     },
     async api<T>(method: string, path: string, body?: unknown): Promise<T> {
-      const res = await fetch(`http://127.0.0.1:${apiPort}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${tokens.alice}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(30_000),
-      });
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-      return (await res.json()) as T;
+      const res = await apiCaller(`http://127.0.0.1:${apiPort}`, tokens)<T>(method, path, body, 'alice');
+      if (res.status < 200 || res.status > 299)
+        throw new Error(`${method} ${path}: ${res.status} ${res.text}`);
+      return res.body;
     },
     target: (who) => ({ host: '127.0.0.1', port: pgPort, database: 'app', token: tokens[who], user: who }),
     usage() {

@@ -4,12 +4,10 @@
  * and Airlock's own host key is pinned in a known_hosts file the client checks strictly.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPolicyFile } from '../../src/core/policy/load.ts';
-import { startGateway } from '../../src/server/gateway.ts';
-import { type ApiResponse, PRINCIPALS, type PrincipalName } from './gateway.ts';
+import type { startGateway } from '../../src/server/gateway.ts';
+import { type ApiResponse, apiUrlOf, makePolicyDir, PRINCIPALS, type PrincipalName } from './policy-dir.ts';
 import { type ManagedProcess, startProcess } from './processes.ts';
 import type { PrivateSshd } from './sshd.ts';
 
@@ -43,70 +41,52 @@ export interface SshGatewayOptions {
   extra?: string;
 }
 
-export async function startSshTestGateway(
+/**
+ * An `ssh` connection (YAML under `connections:`) to `sshd` with Airlock's key from
+ * secrets/host.key, pinning the host key given (by default the server's own).
+ */
+export function sshConnection(
   sshd: PrivateSshd,
-  opts: SshGatewayOptions,
-): Promise<SshTestGateway> {
-  const dir = mkdtempSync(join(tmpdir(), 'airlock-sshgw-'));
-  mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
-  const tokens = {} as Record<PrincipalName, string>;
-  const identities: string[] = [];
-  for (const [name, p] of Object.entries(PRINCIPALS) as [
-    PrincipalName,
-    (typeof PRINCIPALS)[PrincipalName],
-  ][]) {
-    tokens[name] = `alk_test_${name}_${randomBytes(24).toString('base64url')}`;
-    writeFileSync(join(dir, 'secrets', `${name}.token`), `${tokens[name]}\n`, { mode: 0o600 });
-    identities.push(
-      `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
-    );
-    writeAskpass(dir, name, tokens[name]);
-  }
-  writeAskpass(dir, 'nobody', `alk_not_a_token_${randomBytes(8).toString('hex')}`);
-  writeFileSync(join(dir, 'secrets', 'host.key'), sshd.clientKey, { mode: 0o600 });
-  const policyFile = join(dir, 'airlock.yaml');
-  writeFileSync(
-    policyFile,
-    `listen:
-  api: 127.0.0.1:0
-  postgres: false
-  ssh: 127.0.0.1:0
-store: sqlite:./data/airlock.db
-
-identities:
-  tokens:
-${identities.join('\n')}
-
-connections:
-  web:
+  name = 'web',
+  o: { hostKey?: string; default?: 'allow' | 'review' | 'deny' } = {},
+): string {
+  return `  ${name}:
     type: ssh
     upstream:
       host: ${sshd.host}
       port: ${sshd.port}
       user: ${sshd.user}
       private_key: "\${file:./secrets/host.key}"
-      host_key: "${sshd.hostKeyFingerprint}"
-    default: review
+      host_key: "${o.hostKey ?? sshd.hostKeyFingerprint}"
+    default: ${o.default ?? 'review'}`;
+}
+
+export async function startSshTestGateway(
+  sshd: PrivateSshd,
+  opts: SshGatewayOptions,
+): Promise<SshTestGateway> {
+  const files = makePolicyDir('airlock-sshgw-', PRINCIPALS);
+  const { dir, tokens } = files;
+  for (const [name, token] of Object.entries(tokens)) writeAskpass(dir, name, token);
+  writeAskpass(dir, 'nobody', `alk_not_a_token_${randomBytes(8).toString('hex')}`);
+  files.secret('host.key', sshd.clientKey);
+  files.writePolicy(
+    { listen: ['ssh'] },
+    `connections:
+${sshConnection(sshd)}
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
 ${opts.webExtra ?? ''}
 ${opts.extraConnections ?? ''}
 ${opts.rules}
-${opts.extra ?? ''}
-`,
+${opts.extra ?? ''}`,
   );
-  const policy = loadPolicyFile(policyFile);
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
-  try {
-    gateway = await startGateway({ policy });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  const apiUrl = gateway.api.url.replace(/\/$/, '');
+  const gateway = await files.start();
   const ssh = gateway.listeners.ssh;
-  if (!ssh) throw new Error('the SSH listener did not start');
+  if (!ssh) {
+    await files.close(gateway);
+    throw new Error('the SSH listener did not start');
+  }
   // Pin Airlock's own host key, so the client proves it talks to this gateway.
-  const { readFileSync } = await import('node:fs');
   const pub = readFileSync(join(dir, 'data', 'ssh_host_ed25519_key.pub'), 'utf8')
     .trim()
     .split(/\s+/);
@@ -139,30 +119,9 @@ ${opts.extra ?? ''}
     ],
   });
 
-  const api = async <T>(method: string, path: string, body?: unknown, as?: PrincipalName) => {
-    const headers: Record<string, string> = {};
-    if (as !== undefined) headers.authorization = `Bearer ${tokens[as]}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(apiUrl + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text.length > 0 ? JSON.parse(text) : undefined;
-    } catch {
-      // not JSON
-    }
-    return { status: res.status, body: parsed as T, text };
-  };
-
-  let closed = false;
   return {
     dir,
-    apiUrl,
+    apiUrl: apiUrlOf(gateway),
     ssh,
     tokens,
     gateway,
@@ -176,16 +135,8 @@ ${opts.extra ?? ''}
         { env },
       );
     },
-    api,
-    async close() {
-      if (closed) return;
-      closed = true;
-      try {
-        await gateway.close();
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+    api: files.api(gateway),
+    close: () => files.close(gateway),
   };
 }
 
