@@ -4,15 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { requestJson } from '../src/server/api.ts';
+import { pendingRequestFrom } from './support/eventually.ts';
 import { startTestGateway, type TestGateway } from './support/gateway.ts';
+import { closeMcpClient, connectMcpClient, type ToolResult, textOf } from './support/mcp-gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 
 const TEST_TIMEOUT = 60_000;
 type RequestView = ReturnType<typeof requestJson>;
-type ToolResult = { content: { type: string; text?: string }[]; isError?: boolean };
 
 let upstream: PrivatePostgres;
 let gw: TestGateway;
@@ -30,38 +30,17 @@ access:
     review: { groups: [dba] }
 `,
   });
-  agent = new Client({ name: 'coding-agent', version: '1.0.0' });
-  await agent.connect(
-    new StreamableHTTPClientTransport(new URL(`${gw.apiUrl}/mcp/airlock`), {
-      requestInit: { headers: { authorization: `Bearer ${gw.tokens.agent}` } },
-    }),
-  );
+  agent = await connectMcpClient(`${gw.apiUrl}/mcp/airlock`, gw.tokens.agent);
 });
 
 after(async () => {
-  await agent?.close();
+  await closeMcpClient(agent);
   await gw?.close();
   await upstream?.stop();
 });
 
-function textOf(result: unknown): string {
-  return (result as ToolResult).content.map((c) => c.text ?? '').join('\n');
-}
-
-async function pendingRequest(principal: string, text: string): Promise<RequestView> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const res = await gw.api<{ requests: RequestView[] }>(
-      'GET',
-      '/api/v1/requests?status=pending',
-      undefined,
-      'alice',
-    );
-    const found = res.body.requests.find((r) => r.principal.name === principal && r.summary.includes(text));
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no pending request for ${text}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function pendingRequest(principal: string, text: string): Promise<RequestView> {
+  return pendingRequestFrom(gw.api, principal, text, 50);
 }
 
 describe('Airlock tools over MCP', () => {

@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { requestJson } from '../src/server/api.ts';
-import { type McpTestGateway, startMcpTestGateway } from './support/mcp-gateway.ts';
+import { eventually, pendingRequestFrom } from './support/eventually.ts';
+import { type McpTestGateway, startMcpTestGateway, type ToolResult, textOf } from './support/mcp-gateway.ts';
 import { type HttpToolServer, startHttpToolServer } from './support/mcp-http-server.ts';
 
 const TEST_TIMEOUT = 60_000;
@@ -60,7 +61,6 @@ masking:
 `;
 
 type RequestView = ReturnType<typeof requestJson>;
-type ToolResult = { content: { type: string; text?: string }[]; isError?: boolean };
 
 let upstream: HttpToolServer;
 let gw: McpTestGateway;
@@ -75,35 +75,8 @@ after(async () => {
   await upstream?.close();
 });
 
-function textOf(result: unknown): string {
-  return (result as ToolResult).content.map((c) => c.text ?? '').join('\n');
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function pendingRequest(principal: string, text: string): Promise<RequestView> {
-  return eventually(`a pending request from ${principal} for ${text}`, async () => {
-    const res = await gw.api<{ requests: RequestView[] }>(
-      'GET',
-      '/api/v1/requests?status=pending',
-      undefined,
-      'alice',
-    );
-    assert.equal(res.status, 200, res.text);
-    return res.body.requests.find((r) => r.principal.name === principal && r.summary.includes(text));
-  });
+  return pendingRequestFrom(gw.api, principal, text);
 }
 
 async function requestStatus(id: number): Promise<string> {

@@ -5,35 +5,24 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   MYSQL_CONNECTION,
   type MysqlPrincipal,
   type MysqlTestGateway,
   mariadbAvailable,
-  type PrivateMariadb,
-  startMariadb,
-  startMysqlTestGateway,
+  mariadbGatewayHooks,
 } from './support/mariadb.ts';
-import { startProcess, stopAll } from './support/processes.ts';
+import { startProcess } from './support/processes.ts';
 
 const TEST_TIMEOUT = 180_000;
 const skip = mariadbAvailable();
 const ROOT = join(import.meta.dirname, '..');
 
-let target: PrivateMariadb;
 let gw: MysqlTestGateway;
 
-before(async () => {
-  if (skip) return;
-  target = await startMariadb();
-  gw = await startMysqlTestGateway(target);
-});
-
-after(async () => {
-  await gw?.close();
-  await target?.stop();
-  await stopAll();
+mariadbGatewayHooks(skip, (_target, g) => {
+  gw = g;
 });
 
 function airlock(args: string[], as: MysqlPrincipal = 'agent') {

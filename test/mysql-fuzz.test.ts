@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import mysql from 'mysql2/promise';
 import { Cap } from '../src/protocols/mysql/constants.ts';
@@ -16,28 +16,20 @@ import {
   MYSQL_CONNECTION,
   type MysqlTestGateway,
   mariadbAvailable,
-  type PrivateMariadb,
-  startMariadb,
-  startMysqlTestGateway,
+  mariadbGatewayHooks,
 } from './support/mariadb.ts';
-import { stopAll } from './support/processes.ts';
 
 const skip = mariadbAvailable();
-let target: PrivateMariadb;
 let gw: MysqlTestGateway;
 
-before(async () => {
-  if (skip) return;
-  target = await startMariadb();
-  // Deny what no rule allows, so random commands are answered at once rather than held.
-  gw = await startMysqlTestGateway(target, { connectionDefault: 'deny' });
-});
-
-after(async () => {
-  await gw?.close();
-  await target?.stop();
-  await stopAll();
-});
+// Deny what no rule allows, so random commands are answered at once rather than held.
+mariadbGatewayHooks(
+  skip,
+  (_target, g) => {
+    gw = g;
+  },
+  { connectionDefault: 'deny' },
+);
 
 /** Reads from a socket until `done(bytes)` says so, the socket closes, or 10 s pass. */
 function readUntil(s: Socket, done: (all: Buffer) => boolean): Promise<Buffer> {

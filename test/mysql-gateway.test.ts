@@ -7,16 +7,18 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
+import { eventually, pendingRequestFrom } from './support/eventually.ts';
 import {
   MYSQL_CONNECTION,
   type MysqlPrincipal,
   type MysqlTestGateway,
   mariadbAvailable,
+  mariadbCli,
+  mariadbGatewayHooks,
   type PrivateMariadb,
-  startMariadb,
   startMysqlTestGateway,
 } from './support/mariadb.ts';
-import { type ManagedProcess, startProcess, stopAll } from './support/processes.ts';
+import { type ManagedProcess, startProcess } from './support/processes.ts';
 
 const TEST_TIMEOUT = 120_000;
 const skip = mariadbAvailable();
@@ -24,16 +26,9 @@ const skip = mariadbAvailable();
 let target: PrivateMariadb;
 let gw: MysqlTestGateway;
 
-before(async () => {
-  if (skip) return;
-  target = await startMariadb();
-  gw = await startMysqlTestGateway(target);
-});
-
-after(async () => {
-  await gw?.close();
-  await target?.stop();
-  await stopAll();
+mariadbGatewayHooks(skip, (t, g) => {
+  target = t;
+  gw = g;
 });
 
 interface RequestView {
@@ -46,26 +41,8 @@ interface RequestView {
 }
 
 /** The `mariadb` CLI through Airlock (batch mode, tab-separated output). */
-function cli(
-  sql: string,
-  o: { who?: MysqlPrincipal; token?: string; database?: string; port?: number; args?: string[] } = {},
-): ManagedProcess {
-  const who = o.who ?? 'agent';
-  return startProcess('mariadb', [
-    '--no-defaults',
-    '--batch',
-    '-h',
-    '127.0.0.1',
-    '-P',
-    String(o.port ?? gw.mysql.port),
-    '-u',
-    who,
-    `-p${o.token ?? gw.tokens[who]}`,
-    ...(o.args ?? []),
-    o.database ?? MYSQL_CONNECTION,
-    '-e',
-    sql,
-  ]);
+function cli(sql: string, o: Parameters<typeof mariadbCli>[2] = {}): ManagedProcess {
+  return mariadbCli(gw, sql, o);
 }
 
 /** The same client straight to the target, for transparency comparisons. */
@@ -105,31 +82,8 @@ function through(
     });
 }
 
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function pendingRequest(principal: string, text: string): Promise<RequestView> {
-  return eventually(`a pending request from ${principal} for ${text}`, async () => {
-    const res = await gw.api<{ requests: RequestView[] }>(
-      'GET',
-      '/api/v1/requests?status=pending',
-      undefined,
-      'alice',
-    );
-    assert.equal(res.status, 200, res.text);
-    return res.body.requests.find((r) => r.principal.name === principal && r.summary.includes(text));
-  });
+  return pendingRequestFrom(gw.api, principal, text);
 }
 
 /** A promise's outcome without an unhandled rejection while the test does other things. */

@@ -4,18 +4,19 @@
  * `local_infile: true` (audited like any denial), and USE naming a connection rather than a schema.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
+import { eventually, pendingRequestWhere } from './support/eventually.ts';
 import {
   MYSQL_CONNECTION,
   type MysqlPrincipal,
   type MysqlTestGateway,
   mariadbAvailable,
+  mariadbCli,
+  mariadbGatewayHooks,
   type PrivateMariadb,
-  startMariadb,
-  startMysqlTestGateway,
 } from './support/mariadb.ts';
-import { type ManagedProcess, startProcess, stopAll } from './support/processes.ts';
+import type { ManagedProcess } from './support/processes.ts';
 
 const TEST_TIMEOUT = 120_000;
 const skip = mariadbAvailable();
@@ -23,11 +24,14 @@ const skip = mariadbAvailable();
 let target: PrivateMariadb;
 let gw: MysqlTestGateway;
 
-before(async () => {
-  if (skip) return;
-  target = await startMariadb();
-  // A second MySQL connection, so `USE warehouse` names a connection and not a schema.
-  gw = await startMysqlTestGateway(target, {
+// A second MySQL connection, so `USE warehouse` names a connection and not a schema.
+mariadbGatewayHooks(
+  skip,
+  (t, g) => {
+    target = t;
+    gw = g;
+  },
+  (target) => ({
     connectionExtra: `  warehouse:
     type: mysql
     upstream:
@@ -38,14 +42,8 @@ before(async () => {
       password: "\${file:./secrets/upstream.password}"
     default: deny
 `,
-  });
-});
-
-after(async () => {
-  await gw?.close();
-  await target?.stop();
-  await stopAll();
-});
+  }),
+);
 
 interface AuditRecord {
   type: string;
@@ -57,36 +55,7 @@ function cli(
   sql: string,
   o: { who?: MysqlPrincipal; database?: string; args?: string[] } = {},
 ): ManagedProcess {
-  const who = o.who ?? 'agent';
-  return startProcess('mariadb', [
-    '--no-defaults',
-    '--batch',
-    '-h',
-    '127.0.0.1',
-    '-P',
-    String(gw.mysql.port),
-    '-u',
-    who,
-    `-p${gw.tokens[who]}`,
-    ...(o.args ?? []),
-    o.database ?? MYSQL_CONNECTION,
-    '-e',
-    sql,
-  ]);
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return mariadbCli(gw, sql, o);
 }
 
 interface RequestView {
@@ -98,15 +67,9 @@ interface RequestView {
 }
 
 function pendingRequest(text: string): Promise<RequestView> {
-  return eventually(`a pending request for ${text}`, async () => {
-    const res = await gw.api<{ requests: RequestView[] }>(
-      'GET',
-      '/api/v1/requests?status=pending',
-      undefined,
-      'alice',
-    );
-    return res.body.requests.find((r) => r.summary.includes(text));
-  });
+  return pendingRequestWhere(gw.api, `a pending request for ${text}`, (r: RequestView) =>
+    r.summary.includes(text),
+  );
 }
 
 async function connectAgent(): Promise<mysql.Connection> {

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import type { requestJson } from '../src/server/api.ts';
+import { eventually, pendingRequestFrom } from './support/eventually.ts';
 import { CONNECTION, startTestGateway, type TestGateway } from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { startProcess, stopAll } from './support/processes.ts';
@@ -54,32 +55,9 @@ async function rowExists(table: 'orders' | 'customers', id: number): Promise<boo
 }
 
 /** Polls until `check` returns a value other than undefined. */
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** The newest pending request from `principal` whose summary contains `text`. */
 function pendingRequest(principal: string, text: string): Promise<RequestView> {
-  return eventually(`a pending request from ${principal} for ${text}`, async () => {
-    const res = await gw.api<{ requests: RequestView[] }>(
-      'GET',
-      '/api/v1/requests?status=pending',
-      undefined,
-      'alice',
-    );
-    assert.equal(res.status, 200, res.text);
-    return res.body.requests.find((r) => r.principal.name === principal && r.summary.includes(text));
-  });
+  return pendingRequestFrom(gw.api, principal, text);
 }
 
 function requestIdFrom(text: string): number {

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { verifyChain } from '../src/core/audit/verify.ts';
 import type { Gateway } from '../src/server/gateway.ts';
 import { PostgresStore } from '../src/store/postgres.ts';
+import { eventually } from './support/eventually.ts';
 import type { PrincipalName } from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { type ManagedProcess, stopAll } from './support/processes.ts';
@@ -64,20 +65,6 @@ async function statusOn(replica: Replica, id: number): Promise<RequestView> {
   );
   assert.equal(res.status, 200, res.text);
   return res.body.request;
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function rowExists(id: number): Promise<boolean> {

@@ -11,8 +11,9 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { recordingsDirOf } from '../src/core/audit/evidence.ts';
 import { parseAsciicast } from '../src/core/recording/asciicast.ts';
+import { eventually } from './support/eventually.ts';
 import { stopAll } from './support/processes.ts';
-import { type SshTestGateway, startSshTestGateway } from './support/ssh-gateway.ts';
+import { type SshTestGateway, sshConnection, startSshTestGateway } from './support/ssh-gateway.ts';
 import { generateKey, type PrivateSshd, startSshd } from './support/sshd.ts';
 
 const TEST_TIMEOUT = 120_000;
@@ -56,16 +57,7 @@ before(async () => {
   gw = await startSshTestGateway(sshd, {
     rules: RULES,
     webExtra: `    caller_keys:\n      alice: ["${aliceKey.publicKey}"]`,
-    extraConnections: `  web-pinned-wrong:
-    type: ssh
-    upstream:
-      host: ${sshd.host}
-      port: ${sshd.port}
-      user: ${sshd.user}
-      private_key: "\${file:./secrets/host.key}"
-      host_key: "SHA256:${'A'.repeat(43)}"
-    default: allow
-`,
+    extraConnections: `${sshConnection(sshd, 'web-pinned-wrong', { hostKey: `SHA256:${'A'.repeat(43)}`, default: 'allow' })}\n`,
   });
 });
 
@@ -81,20 +73,6 @@ interface RequestView {
   summary: string;
   kind: string;
   principal: { name: string } | string;
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function auditTypes(): { type: string; data: string }[] {

@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import ssh2 from 'ssh2';
 import { recordingsDirOf } from '../src/core/audit/evidence.ts';
 import { parseAsciicast } from '../src/core/recording/asciicast.ts';
+import { eventually } from './support/eventually.ts';
 import { startProcess, stopAll } from './support/processes.ts';
 import { type SshTestGateway, startSshTestGateway } from './support/ssh-gateway.ts';
 import { type PrivateSshd, startSshd } from './support/sshd.ts';
@@ -69,20 +70,6 @@ function audit(): { type: string; data: string }[] {
     return db.prepare('SELECT type, data FROM audit ORDER BY seq').all() as { type: string; data: string }[];
   } finally {
     db.close();
-  }
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
