@@ -3,31 +3,16 @@
  * https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
 import { createSecureContext } from 'node:tls';
-import type { AuditSink, Logger } from '../../core/adapter-ports.ts';
-import type { GatePort } from '../../core/gate-types.ts';
-import type { Authenticator } from '../../core/identity/authenticator.ts';
-import type { Limits } from '../../core/limits/limits.ts';
-import type { Policy } from '../../core/policy/policy.ts';
-import type { Recorder } from '../../core/recording/types.ts';
+import type { AuditSink, ListenerOptions } from '../../core/adapter-ports.ts';
 import { type SessionListener, startSessionListener } from '../../core/session-listener.ts';
 import { generateRsaKeys } from './auth.ts';
 import { MysqlSession } from './session.ts';
 
-export interface MysqlListenerOptions {
-  host: string;
-  /** 0 picks a free port. */
-  port: number;
-  policy: Policy;
-  gate: GatePort;
-  tokens: Authenticator;
+export interface MysqlListenerOptions extends ListenerOptions {
   /** Where refusals made before the Gate is asked are audited. */
   audit?: AuditSink | undefined;
   /** PEM strings; when absent the handshake does not offer TLS. */
   tls?: { cert: string; key: string };
-  log?: Logger;
-  limits?: Limits;
-  /** Session recordings; none are made without one. */
-  recorder?: Recorder | undefined;
   /** Shown to clients in the handshake (they read features from it). */
   serverVersion?: string;
 }

@@ -3,32 +3,16 @@
  * https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import { createSecureContext } from 'node:tls';
-import type { Logger } from '../../core/adapter-ports.ts';
-import type { GatePort } from '../../core/gate-types.ts';
-import type { Authenticator } from '../../core/identity/authenticator.ts';
-import type { Limits } from '../../core/limits/limits.ts';
-import type { Policy } from '../../core/policy/policy.ts';
-import type { Recorder } from '../../core/recording/types.ts';
+import type { ListenerOptions } from '../../core/adapter-ports.ts';
 import { type SessionListener, startSessionListener } from '../../core/session-listener.ts';
 import { CancelKeys } from './cancel.ts';
 import { Catalogs } from './catalog.ts';
 import { initClassifier } from './classify.ts';
 import { PgSession } from './session.ts';
 
-export interface PostgresListenerOptions {
-  host: string;
-  /** 0 picks a free port. */
-  port: number;
-  policy: Policy;
-  gate: GatePort;
-  tokens: Authenticator;
+export interface PostgresListenerOptions extends ListenerOptions {
   /** PEM strings; when absent SSLRequest is answered 'N'. */
   tls?: { cert: string; key: string };
-  log?: Logger;
-  /** Connection slots, sign-in throttling and the startup timeout. */
-  limits?: Limits;
-  /** Session recordings; none are made without one. */
-  recorder?: Recorder | undefined;
   /** While a statement is held, a NoticeResponse goes to the caller this often. */
   keepaliveNoticeMs?: number;
 }

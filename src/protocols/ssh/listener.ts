@@ -6,12 +6,8 @@
 import { createRequire } from 'node:module';
 import { createServer, type Socket } from 'node:net';
 import ssh2, { type Algorithms } from 'ssh2';
-import type { AuditSink, Logger } from '../../core/adapter-ports.ts';
-import type { GatePort } from '../../core/gate-types.ts';
-import type { Authenticator } from '../../core/identity/authenticator.ts';
+import type { AuditSink, ListenerOptions } from '../../core/adapter-ports.ts';
 import type { Limits } from '../../core/limits/limits.ts';
-import type { Policy } from '../../core/policy/policy.ts';
-import type { Recorder } from '../../core/recording/types.ts';
 import { listenOn } from '../../core/session-listener.ts';
 import { hostKeyPath, loadOrCreateHostKey, publicKeyOf } from './host-keys.ts';
 import { SshCallerSession } from './session.ts';
@@ -42,16 +38,8 @@ function sshCryptoAddonLoaded(): boolean {
   }
 }
 
-export interface SshListenerOptions {
-  host: string;
-  /** 0 picks a free port. */
-  port: number;
-  policy: Policy;
-  gate: GatePort;
-  tokens: Authenticator;
+export interface SshListenerOptions extends ListenerOptions {
   audit?: AuditSink | undefined;
-  recorder?: Recorder | undefined;
-  log?: Logger | undefined;
   /** Airlock's host key file; default: next to the SQLite store, generated when missing. */
   hostKeyFile?: string | undefined;
   /** While a command is held, a line goes to the caller's stderr this often. */
