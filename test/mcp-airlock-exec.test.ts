@@ -6,80 +6,50 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import Database from 'better-sqlite3';
-import { loadPolicyFile } from '../src/core/policy/load.ts';
 import type { requestJson } from '../src/server/api.ts';
-import { startGateway } from '../src/server/gateway.ts';
-import { PRINCIPALS, type PrincipalName } from './support/gateway.ts';
+import type { Gateway } from '../src/server/gateway.ts';
+import { pendingRequestWhere } from './support/eventually.ts';
 import { type HttpUpstream, startHttpUpstream } from './support/http-upstream.ts';
 import { type KubeApiServer, startKubeApiServer } from './support/kube-apiserver.ts';
+import { closeMcpClient, connectMcpClient, type ToolResult, textOf } from './support/mcp-gateway.ts';
+import {
+  apiUrlOf,
+  makePolicyDir,
+  type PolicyDir,
+  PRINCIPALS,
+  type PrincipalName,
+} from './support/policy-dir.ts';
 import { stopAll } from './support/processes.ts';
+import { sshConnection } from './support/ssh-gateway.ts';
 import { type PrivateSshd, startSshd } from './support/sshd.ts';
 
 const TEST_TIMEOUT = 120_000;
 type RequestView = ReturnType<typeof requestJson>;
-type ToolResult = { content: { type: string; text?: string }[]; isError?: boolean };
 
 let sshd: PrivateSshd;
 let service: HttpUpstream;
 let cluster: KubeApiServer;
-let dir: string;
-let gateway: Awaited<ReturnType<typeof startGateway>>;
-let apiUrl: string;
+let files: PolicyDir<PrincipalName>;
+let gateway: Gateway;
 let agent: Client;
-const tokens = {} as Record<PrincipalName, string>;
 
 before(async () => {
   sshd = await startSshd();
   service = await startHttpUpstream();
   cluster = await startKubeApiServer('cluster-secret-token');
   cluster.addPod('prod', 'web-1');
-  dir = mkdtempSync(join(tmpdir(), 'airlock-mcp-exec-'));
-  mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
-  const identities: string[] = [];
-  for (const [name, p] of Object.entries(PRINCIPALS) as [
-    PrincipalName,
-    (typeof PRINCIPALS)[PrincipalName],
-  ][]) {
-    tokens[name] = `alk_test_${name}_${randomBytes(24).toString('base64url')}`;
-    writeFileSync(join(dir, 'secrets', `${name}.token`), `${tokens[name]}\n`, { mode: 0o600 });
-    identities.push(
-      `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
-    );
-  }
-  writeFileSync(join(dir, 'secrets', 'host.key'), sshd.clientKey, { mode: 0o600 });
-  writeFileSync(join(dir, 'secrets', 'api.token'), 'upstream-api-secret\n', { mode: 0o600 });
-  writeFileSync(join(dir, 'secrets', 'cluster.token'), 'cluster-secret-token\n', { mode: 0o600 });
-  const policyFile = join(dir, 'airlock.yaml');
-  writeFileSync(
-    policyFile,
-    `listen:
-  api: 127.0.0.1:0
-  postgres: false
-  ssh: 127.0.0.1:0
-  http: 127.0.0.1:0
-store: sqlite:./data/airlock.db
-
-identities:
-  tokens:
-${identities.join('\n')}
-
-connections:
-  web:
-    type: ssh
-    upstream:
-      host: ${sshd.host}
-      port: ${sshd.port}
-      user: ${sshd.user}
-      private_key: "\${file:./secrets/host.key}"
-      host_key: "${sshd.hostKeyFingerprint}"
-    default: review
+  files = makePolicyDir('airlock-mcp-exec-', PRINCIPALS);
+  files.secret('host.key', sshd.clientKey);
+  files.secret('api.token', 'upstream-api-secret\n');
+  files.secret('cluster.token', 'cluster-secret-token\n');
+  files.writePolicy(
+    { listen: ['ssh', 'http'] },
+    `connections:
+${sshConnection(sshd)}
     review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
   api:
     type: http
@@ -115,29 +85,18 @@ rules:
   - name: reads are free
     connections: [api]
     kinds: [read]
-    effect: allow
-`,
+    effect: allow`,
   );
-  gateway = await startGateway({
-    policy: loadPolicyFile(policyFile),
-    listen: { api: '127.0.0.1:0', postgres: false },
-  });
-  apiUrl = gateway.api.url.replace(/\/$/, '');
-  agent = new Client({ name: 'coding-agent', version: '1.0.0' });
-  await agent.connect(
-    new StreamableHTTPClientTransport(new URL(`${apiUrl}/mcp/airlock`), {
-      requestInit: { headers: { authorization: `Bearer ${tokens.agent}` } },
-    }),
-  );
+  gateway = await files.start({ listen: { api: '127.0.0.1:0', postgres: false } });
+  agent = await connectMcpClient(`${apiUrlOf(gateway)}/mcp/airlock`, files.tokens.agent);
 });
 
 after(async () => {
-  await (agent?.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => {});
-  await agent?.close().catch(() => {});
+  await closeMcpClient(agent);
   try {
-    await gateway?.close();
+    if (gateway) await files.close(gateway);
+    else files?.remove();
   } finally {
-    if (dir) rmSync(dir, { recursive: true, force: true });
     await service?.close();
     await cluster?.close();
     await sshd?.stop();
@@ -145,35 +104,19 @@ after(async () => {
   }
 });
 
-function textOf(result: unknown): string {
-  return (result as ToolResult).content.map((c) => c.text ?? '').join('\n');
+/** The API as alice, a reviewer. */
+function api<T>(method: string, path: string, body?: unknown) {
+  return files.api(gateway)<T>(method, path, body, 'alice');
 }
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(apiUrl + path, {
-    method,
-    headers: {
-      authorization: `Bearer ${tokens.alice}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-}
-
-async function pendingRequest(connection: string, text: string): Promise<RequestView> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const res = await api<{ requests: RequestView[] }>('GET', '/api/v1/requests?status=pending');
-    const found = res.body.requests.find(
-      (r) => r.principal.name === 'agent' && r.connection === connection && r.summary.includes(text),
-    );
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no pending request for ${text}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function pendingRequest(connection: string, text: string): Promise<RequestView> {
+  return pendingRequestWhere(
+    files.api(gateway),
+    `a pending request on ${connection} for ${text}`,
+    (r: RequestView) =>
+      r.principal.name === 'agent' && r.connection === connection && r.summary.includes(text),
+    50,
+  );
 }
 
 describe('exec over MCP', () => {
@@ -255,7 +198,7 @@ describe('exec over MCP', () => {
   });
 
   test('the exec is audited as the agent on the SSH connection', { timeout: TEST_TIMEOUT }, async () => {
-    const db = new Database(join(dir, 'data', 'airlock.db'), { readonly: true });
+    const db = new Database(files.storeFile, { readonly: true });
     try {
       const rows = db.prepare("SELECT type, data FROM audit WHERE data LIKE '%echo hello%'").all() as {
         type: string;

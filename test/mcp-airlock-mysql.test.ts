@@ -4,8 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import {
   MYSQL_CONNECTION,
   type MysqlTestGateway,
@@ -14,11 +13,11 @@ import {
   startMariadb,
   startMysqlTestGateway,
 } from './support/mariadb.ts';
+import { closeMcpClient, connectMcpClient, type ToolResult, textOf } from './support/mcp-gateway.ts';
 import { stopAll } from './support/processes.ts';
 
 const TEST_TIMEOUT = 120_000;
 const skip = mariadbAvailable();
-type ToolResult = { content: { type: string; text?: string }[]; isError?: boolean };
 interface RequestView {
   id: number;
   protocol: string;
@@ -34,25 +33,15 @@ before(async () => {
   if (skip) return;
   target = await startMariadb();
   gw = await startMysqlTestGateway(target);
-  agent = new Client({ name: 'coding-agent', version: '1.0.0' });
-  await agent.connect(
-    new StreamableHTTPClientTransport(new URL(`${gw.apiUrl}/mcp/airlock`), {
-      requestInit: { headers: { authorization: `Bearer ${gw.tokens.agent}` } },
-    }),
-  );
+  agent = await connectMcpClient(`${gw.apiUrl}/mcp/airlock`, gw.tokens.agent);
 });
 
 after(async () => {
-  await (agent?.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => {});
-  await agent?.close().catch(() => {});
+  await closeMcpClient(agent);
   await gw?.close();
   await target?.stop();
   await stopAll();
 });
-
-function textOf(result: unknown): string {
-  return (result as ToolResult).content.map((c) => c.text ?? '').join('\n');
-}
 
 describe('query on a MySQL connection over MCP', { skip }, () => {
   test('a read returns rows', { timeout: TEST_TIMEOUT }, async () => {

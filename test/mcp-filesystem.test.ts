@@ -6,23 +6,26 @@
  * not listed.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { loadPolicyFile } from '../src/core/policy/load.ts';
 import type { requestJson } from '../src/server/api.ts';
-import { startGateway } from '../src/server/gateway.ts';
-import { PRINCIPALS, type PrincipalName } from './support/gateway.ts';
+import type { Gateway } from '../src/server/gateway.ts';
+import { pendingRequestFrom } from './support/eventually.ts';
+import { closeMcpClient, connectMcpClient, type ToolResult, textOf } from './support/mcp-gateway.ts';
+import {
+  apiUrlOf,
+  makePolicyDir,
+  type PolicyDir,
+  PRINCIPALS,
+  type PrincipalName,
+} from './support/policy-dir.ts';
 
 const TEST_TIMEOUT = 60_000;
 type RequestView = ReturnType<typeof requestJson>;
-type ToolResult = { content: { type: string; text?: string }[]; isError?: boolean };
 
 /** The server's own entry point, as its package's `bin` names it. */
 const FILESYSTEM_SERVER = join(
@@ -32,46 +35,25 @@ const FILESYSTEM_SERVER = join(
   'index.js',
 );
 
+let policy: PolicyDir<PrincipalName>;
 let dir: string;
 let files: string;
-let gateway: Awaited<ReturnType<typeof startGateway>>;
+let gateway: Gateway;
 let apiUrl: string;
-const tokens = {} as Record<PrincipalName, string>;
 const clients: Client[] = [];
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'airlock-mcp-fs-'));
+  policy = makePolicyDir('airlock-mcp-fs-', PRINCIPALS);
+  dir = policy.dir;
   files = join(dir, 'files');
   mkdirSync(join(files, 'protected'), { recursive: true });
   mkdirSync(join(files, 'notes'));
   writeFileSync(join(files, 'notes', 'todo.txt'), 'ship the release\n');
   writeFileSync(join(files, 'protected', 'keys.txt'), 'do not touch\n');
   writeFileSync(join(dir, 'outside.txt'), 'not for the agent\n');
-  mkdirSync(join(dir, 'secrets'), { mode: 0o700 });
-  const identities: string[] = [];
-  for (const [name, p] of Object.entries(PRINCIPALS) as [
-    PrincipalName,
-    (typeof PRINCIPALS)[PrincipalName],
-  ][]) {
-    tokens[name] = `alk_test_${name}_${randomBytes(24).toString('base64url')}`;
-    writeFileSync(join(dir, 'secrets', `${name}.token`), `${tokens[name]}\n`, { mode: 0o600 });
-    identities.push(
-      `    - { name: ${name}, token: "\${file:./secrets/${name}.token}", kind: ${p.kind}, groups: [${p.groups.join(', ')}] }`,
-    );
-  }
-  const policyFile = join(dir, 'airlock.yaml');
-  writeFileSync(
-    policyFile,
-    `listen:
-  api: 127.0.0.1:0
-  postgres: false
-store: sqlite:./data/airlock.db
-
-identities:
-  tokens:
-${identities.join('\n')}
-
-connections:
+  policy.writePolicy(
+    { listen: [] },
+    `connections:
   files:
     type: mcp
     description: the team's shared files
@@ -107,26 +89,16 @@ rules:
     tools: [move_file]
     principal_kinds: [agent]
     effect: deny
-    reason: moving files breaks links; copy and ask a person to delete
-`,
+    reason: moving files breaks links; copy and ask a person to delete`,
   );
-  gateway = await startGateway({
-    policy: loadPolicyFile(policyFile),
-    listen: { api: '127.0.0.1:0', postgres: false },
-  });
-  apiUrl = gateway.api.url.replace(/\/$/, '');
+  gateway = await policy.start({ listen: { api: '127.0.0.1:0', postgres: false } });
+  apiUrl = apiUrlOf(gateway);
 });
 
 after(async () => {
-  for (const c of clients) {
-    await (c.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => {});
-    await c.close().catch(() => {});
-  }
-  try {
-    await gateway?.close();
-  } finally {
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }
+  for (const c of clients) await closeMcpClient(c);
+  if (gateway) await policy.close(gateway);
+  else policy?.remove();
 });
 
 async function agentClient(who: PrincipalName = 'agent', roots?: string[]): Promise<Client> {
@@ -138,42 +110,18 @@ async function agentClient(who: PrincipalName = 'agent', roots?: string[]): Prom
     client.setRequestHandler(ListRootsRequestSchema, async () => ({
       roots: roots.map((r) => ({ uri: `file://${r}`, name: r })),
     }));
-  await client.connect(
-    new StreamableHTTPClientTransport(new URL(`${apiUrl}/mcp/files`), {
-      requestInit: { headers: { authorization: `Bearer ${tokens[who]}` } },
-    }),
-  );
+  await connectMcpClient(`${apiUrl}/mcp/files`, policy.tokens[who], client);
   clients.push(client);
   return client;
 }
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(apiUrl + path, {
-    method,
-    headers: {
-      authorization: `Bearer ${tokens.alice}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+/** The API as alice, a reviewer. */
+function api<T>(method: string, path: string, body?: unknown) {
+  return policy.api(gateway)<T>(method, path, body, 'alice');
 }
 
-function textOf(result: unknown): string {
-  return (result as ToolResult).content.map((c) => c.text ?? '').join('\n');
-}
-
-async function pendingRequest(principal: string, text: string): Promise<RequestView> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const res = await api<{ requests: RequestView[] }>('GET', '/api/v1/requests?status=pending');
-    const found = res.body.requests.find((r) => r.principal.name === principal && r.summary.includes(text));
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no pending request for ${text}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function pendingRequest(principal: string, text: string): Promise<RequestView> {
+  return pendingRequestFrom(policy.api(gateway), principal, text, 50);
 }
 
 describe('the reference filesystem server behind Airlock', () => {
