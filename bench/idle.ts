@@ -31,11 +31,15 @@ const pg = require('pg');
 const [host, port, database, user, password, n] = process.argv.slice(1);
 (async () => {
   const clients = [];
-  for (let i = 0; i < Number(n); i++) {
-    const c = new pg.Client({ host, port: Number(port), database, user, password });
-    c.on('error', () => {});
-    await c.connect();
-    clients.push(c);
+  // A few sign-ins at a time: thousands one after another would take minutes of round trips.
+  for (let i = 0; i < Number(n); i += 16) {
+    const batch = [];
+    for (let j = i; j < Math.min(Number(n), i + 16); j++) {
+      const c = new pg.Client({ host, port: Number(port), database, user, password });
+      c.on('error', () => {});
+      batch.push(c.connect().then(() => c));
+    }
+    clients.push(...(await Promise.all(batch)));
   }
   await Promise.all(clients.map((c) => c.query('SELECT 1')));
   console.log('ready');
@@ -56,7 +60,8 @@ export async function benchIdle(
   );
   try {
     // Every connection has signed in and answered a query by now.
-    await child.waitForOutput(/ready/, 120_000, 'stdout');
+    // Each connection is a sign-in to Airlock and a new backend process on the target.
+    await child.waitForOutput(/ready/, Math.max(120_000, n * 100), 'stdout');
     // Let the sessions settle into idle (login buffers released).
     await new Promise((r) => setTimeout(r, 1000));
     const after = measure();
