@@ -72,6 +72,14 @@ export interface ActionPart {
   readonly fields?: Readonly<Record<string, readonly string[]>>;
 }
 
+/** A part as the SQL classifiers give it: statement type, relations, functions and why, always. */
+export interface SqlStatementPart extends ActionPart {
+  readonly statement: string;
+  readonly tables: readonly string[];
+  readonly functions: readonly string[];
+  readonly why: string;
+}
+
 export interface Action {
   readonly protocol: string;
   readonly connection: string;

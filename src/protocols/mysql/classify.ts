@@ -13,19 +13,13 @@
  */
 import { createHash } from 'node:crypto';
 import nodeSqlParser from 'node-sql-parser';
-import { type ActionKind, type ActionPart, riskier } from '../../core/action.ts';
+import { type ActionKind, riskier, type SqlStatementPart } from '../../core/action.ts';
 import { type LexedStatement, lexStatements, normalizeTokens, type Token } from './lexer.ts';
 
 const parser = new nodeSqlParser.Parser();
 const DIALECT = { database: 'MariaDB' } as const;
 
-export interface MysqlPart extends ActionPart {
-  readonly kind: ActionKind;
-  readonly text: string;
-  readonly statement: string;
-  readonly tables: readonly string[];
-  readonly functions: readonly string[];
-  readonly why: string;
+export interface MysqlPart extends SqlStatementPart {
   /** PREPARE name FROM '...': the statement name and the classified text. */
   readonly prepares?: { readonly name: string; readonly parts: readonly MysqlPart[] } | undefined;
   /** EXECUTE name: the session substitutes what it saw prepared under that name. */

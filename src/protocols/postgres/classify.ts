@@ -15,19 +15,13 @@
  */
 import { createHash } from 'node:crypto';
 import { loadModule, parseSync } from 'libpg-query';
-import { type ActionKind, type ActionPart, KIND_RISK } from '../../core/action.ts';
+import { type ActionKind, type ActionPart, KIND_RISK, type SqlStatementPart } from '../../core/action.ts';
 import { type Literal, type Shape, shapeOf, statementText } from './shape.ts';
 
 type Obj = Record<string, unknown>;
 
 /** One classified statement. The extra fields let the adapter re-judge unknown functions later. */
-export interface SqlPart extends ActionPart {
-  readonly kind: ActionKind;
-  readonly text: string;
-  readonly statement: string;
-  readonly tables: readonly string[];
-  readonly functions: readonly string[];
-  readonly why: string;
+export interface SqlPart extends SqlStatementPart {
   /**
    * Functions called that are neither known harmless nor known dangerous, as written. Each makes
    * the part `unknown`; the adapter may clear them with pg_proc.provolatile (see refinePart).
