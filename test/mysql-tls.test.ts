@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -19,6 +19,7 @@ import {
   startMysqlTestGateway,
 } from './support/mariadb.ts';
 import { startProcess, stopAll } from './support/processes.ts';
+import { selfSignedCert } from './support/tls.ts';
 
 const skip =
   mariadbAvailable() ??
@@ -34,30 +35,7 @@ let gw: MysqlTestGateway;
 before(async () => {
   if (skip) return;
   dir = mkdtempSync(join(tmpdir(), 'airlock-mysql-tls-'));
-  const made = spawnSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-days',
-      '1',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { encoding: 'utf8' },
-  );
-  assert.equal(made.status, 0, made.stderr);
-  cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
-  key = readFileSync(join(dir, 'key.pem'), 'utf8');
+  ({ cert, key } = selfSignedCert(dir));
   target = await startMariadb({
     extraArgs: [
       `--ssl-cert=${join(dir, 'cert.pem')}`,

@@ -3,8 +3,7 @@
  * with a scripted GatePort so each test decides exactly what is allowed, held or denied.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import { Secret } from '../src/core/policy/secret.ts';
 import { startPostgresListener } from '../src/protocols/postgres/listener.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { psqlCommand, psqlSession } from './support/psql.ts';
+import { selfSignedCert } from './support/tls.ts';
 
 const TOKEN = 'alk_test_agent_token';
 const agent: Principal = { name: 'agent', kind: 'agent', groups: ['agents'] };
@@ -375,35 +375,14 @@ test('malformed startup packets get an error and the gateway keeps serving', asy
 test('SSLRequest gets TLS when a certificate is configured', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-tls-'));
   try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        '/CN=localhost',
-        '-days',
-        '1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSignedCert(dir);
     const tlsListener = await startPostgresListener({
       host: '127.0.0.1',
       port: 0,
       policy: policyFor(server),
       gate,
       tokens: { authenticate: async () => agent, principal: () => undefined },
-      tls: {
-        cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-        key: readFileSync(join(dir, 'key.pem'), 'utf8'),
-      },
+      tls: { cert, key },
     });
     try {
       const p = psqlCommand({ ...target(), port: tlsListener.port }, 'SELECT 7', ['-tA']);

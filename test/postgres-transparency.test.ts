@@ -7,7 +7,6 @@
  * prepared-statement caches and pipelines, and TLS from callers with sslmode=verify-full.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { serialize } from 'pg-protocol';
 import { startTestGateway, type TestGateway } from './support/gateway.ts';
 import { findTool, type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { startProcess, stopAll } from './support/processes.ts';
+import { selfSignedCert } from './support/tls.ts';
 import { WireClient } from './support/wire.ts';
 
 const CORPUS = join(import.meta.dirname, 'corpus', 'sql');
@@ -30,28 +30,7 @@ before(async () => {
   upstream = await startPostgres();
   tlsDir = mkdtempSync(join(tmpdir(), 'airlock-caller-tls-'));
   // A self-signed certificate is its own CA: verify-full checks the chain and the host name.
-  const r = spawnSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-days',
-      '1',
-      '-keyout',
-      join(tlsDir, 'key.pem'),
-      '-out',
-      join(tlsDir, 'cert.pem'),
-    ],
-    { encoding: 'utf8', timeout: 60_000 },
-  );
-  assert.equal(r.status, 0, r.stderr);
+  selfSignedCert(tlsDir);
   gw = await startTestGateway(upstream, {
     connectionDefault: 'allow',
     rules: 'rules: []',
