@@ -10,22 +10,17 @@ import { readFileSync } from 'node:fs';
 import { connect, isIP, type Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { AirlockError } from '../../core/errors.ts';
+import type { SqlUpstream } from '../../core/policy/connections/sql-upstream.ts';
 import { cachingSha2Proof, nativePasswordProof, rsaEncryptPassword } from './auth.ts';
 import { Cap, Header } from './constants.ts';
 import { ed25519PasswordProof } from './ed25519.ts';
 import { handshakeResponse, parseErr, parseGreeting } from './messages.ts';
 import { MysqlProtocolError, type Packet, PacketReader, packet } from './packets.ts';
 
-export interface UpstreamTarget {
+/** The connection's upstream block, with the password revealed and `ca` an absolute path. */
+export interface UpstreamTarget extends Omit<SqlUpstream, 'password'> {
   readonly name: string;
-  readonly host: string;
-  readonly port: number;
-  readonly database: string;
-  readonly user: string;
   readonly password?: string | undefined;
-  readonly tls: 'off' | 'verify-full';
-  /** Absolute path of a PEM CA file. */
-  readonly ca?: string | undefined;
   readonly timeoutMs?: number;
 }
 
