@@ -25,6 +25,13 @@ const MAX_DECODED = 64 * 1024 * 1024;
 
 export const CREDENTIAL_MARK = '[credential]';
 
+/** `text` with every credential (of 4 characters or more) in it replaced by the mark. */
+export function withoutCredentials(text: string, credentials: readonly string[]): string {
+  for (const c of credentials)
+    if (c.length >= 4 && text.includes(c)) text = text.split(c).join(CREDENTIAL_MARK);
+  return text;
+}
+
 export class BodyCapture {
   readonly #limit: number;
   readonly #chunks: Buffer[] = [];
@@ -76,8 +83,7 @@ export class BodyCapture {
       }
       if (raw.length > this.#limit) truncated = true;
     }
-    let text = raw.subarray(0, this.#limit).toString('utf8');
-    for (const s of secrets) if (s.length >= 4) text = text.split(s).join(CREDENTIAL_MARK);
+    const text = withoutCredentials(raw.subarray(0, this.#limit).toString('utf8'), secrets);
     return { ...out, body: text, ...(truncated ? { truncated: true } : {}) };
   }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classifyHttp, decodedPath, jsonFields } from './classify.ts';
+import fc from 'fast-check';
+import { classifyHttp, decodedPath, jsonFields, plainTarget } from './classify.ts';
 import { normalizeTarget, parseRoute } from './proxy.ts';
 
 const READS = ['GET', 'HEAD', 'OPTIONS'];
@@ -23,6 +24,47 @@ describe('HTTP classification', () => {
       classifyHttp({ method: 'GET', target: '/a%00b', body: undefined, readMethods: READS }).kind,
       'unknown',
     );
+  });
+
+  it('a target taken as it is reads the same as once parsed as a URL', () => {
+    // Characters with a meaning to URL parsing, in a path or a query, and plain ones.
+    const piece = fc.constantFrom(
+      ...'/?#.%2eE:@!$&\'()*+,;=-_~ "<>`{}[]^|\\\t\n\x00\x7f\u00e9aZ09'.split(''),
+      '/.',
+      '/..',
+      '%2e',
+      '%2E',
+      '//',
+      '%00',
+      '%41',
+    );
+    const target = fc.array(piece, { maxLength: 12 }).map((p) => `/${p.join('')}`);
+    fc.assert(
+      fc.property(target, (t) => {
+        // What normalizeTarget gave before it took plain targets as they are.
+        let parsed = t;
+        try {
+          const u = new URL(t, 'http://airlock.invalid');
+          parsed = u.pathname + u.search;
+        } catch {}
+        if (plainTarget(t)) assert.equal(parsed, t);
+        assert.equal(normalizeTarget(t), parsed);
+        const path = t.split('?', 1)[0]!;
+        if (plainTarget(path)) assert.equal(new URL(path, 'http://airlock.invalid').pathname, path);
+        let decoded: string | undefined;
+        try {
+          decoded = decodeURIComponent(new URL(path, 'http://airlock.invalid').pathname);
+          if (decoded.includes('\0')) decoded = undefined;
+        } catch {}
+        assert.equal(decodedPath(t), decoded);
+      }),
+      { numRuns: 5000 },
+    );
+    assert.ok(plainTarget('/v1/items/7.json?page=2&q=a%20b'));
+    assert.ok(!plainTarget('/v1/./items'));
+    assert.ok(!plainTarget('//host/x'));
+    assert.ok(!plainTarget('/x?'));
+    assert.equal(decodedPath('/v1/items/7'), '/v1/items/7');
   });
 
   it('paths are decoded and dot segments resolved for matching', () => {

@@ -27,13 +27,15 @@ export interface HttpRequestFacts {
  */
 export function decodedPath(target: string): string | undefined {
   const raw = target.split('?', 1)[0]!;
-  let pathname: string;
-  try {
-    // WHATWG URL parsing removes dot segments the way upstream servers do.
-    pathname = new URL(raw, 'http://airlock.invalid').pathname;
-  } catch {
-    return undefined;
-  }
+  let pathname = raw;
+  if (!plainTarget(raw))
+    try {
+      // WHATWG URL parsing removes dot segments the way upstream servers do.
+      pathname = new URL(raw, 'http://airlock.invalid').pathname;
+    } catch {
+      return undefined;
+    }
+  if (!pathname.includes('%')) return pathname.includes('\0') ? undefined : pathname;
   try {
     const decoded = decodeURIComponent(pathname);
     if (decoded.includes('\0')) return undefined;
@@ -41,6 +43,22 @@ export function decodedPath(target: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Characters WHATWG URL parsing leaves as they are, in a path and in a query alike. */
+const PLAIN_TARGET = /^\/(?!\/)[A-Za-z0-9\-._~!$&()*+,;=:@/%?]*$/;
+/** A dot segment, also percent-encoded, or the start of one: only URL parsing resolves them. */
+const DOT_SEGMENT = /\/\.|%2e/i;
+
+/**
+ * True when `target` (a path and query) is already what `new URL(target, base)` gives back as
+ * pathname + search, so the parse can be skipped: nothing to percent-encode, no dot segment, no
+ * `//` that would read as a host, no empty query to drop.
+ */
+export function plainTarget(target: string): boolean {
+  if (!PLAIN_TARGET.test(target) || target.endsWith('?')) return false;
+  const q = target.indexOf('?');
+  return !DOT_SEGMENT.test(q < 0 ? target : target.slice(0, q));
 }
 
 export function bodyHash(body: Buffer | undefined): string {

@@ -20,7 +20,15 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-function connectionTokens(value: string | string[] | undefined): Set<string> {
+const NONE: ReadonlySet<string> = new Set();
+const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive']);
+const CLOSE: ReadonlySet<string> = new Set(['close']);
+
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  // Most messages carry one of these; the sets are shared rather than built per message.
+  if (value === undefined) return NONE;
+  if (value === 'keep-alive') return KEEP_ALIVE;
+  if (value === 'close') return CLOSE;
   const text = Array.isArray(value) ? value.join(',') : (value ?? '');
   return new Set(
     text
@@ -38,11 +46,13 @@ export function upstreamHeaders(
 ): Record<string, string | string[]> {
   const named = connectionTokens(incoming.connection);
   const out: Record<string, string | string[]> = {};
-  for (const [key, value] of Object.entries(incoming)) {
+  const replaced = credential?.type === 'header' ? credential.name.toLowerCase() : undefined;
+  for (const key of Object.keys(incoming)) {
+    const value = incoming[key];
     if (value === undefined) continue;
     const k = key.toLowerCase();
     if (HOP_BY_HOP.has(k) || named.has(k) || k === 'authorization' || k === 'content-length') continue;
-    if (credential?.type === 'header' && k === credential.name.toLowerCase()) continue;
+    if (k === replaced) continue;
     out[k] = value;
   }
   if (bodyLength !== undefined) out['content-length'] = String(bodyLength);
@@ -68,7 +78,8 @@ export function callerHeaders(
 ): Record<string, string | string[]> {
   const named = connectionTokens(upstream.connection);
   const out: Record<string, string | string[]> = {};
-  for (const [key, value] of Object.entries(upstream)) {
+  for (const key of Object.keys(upstream)) {
+    const value = upstream[key];
     if (value === undefined) continue;
     const k = key.toLowerCase();
     if ((HOP_BY_HOP.has(k) && k !== 'host') || named.has(k)) continue;

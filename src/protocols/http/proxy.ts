@@ -4,6 +4,7 @@
  * response is written only as fast as the caller reads it; the upstream is read no faster).
  */
 import { randomUUID } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
@@ -21,7 +22,8 @@ import type { Exchange, ProxyAdapter, ResponseFilter } from './adapter.ts';
 import { sendJson } from './adapter.ts';
 import { hasBody, readBody } from './body.ts';
 import { authenticateCaller } from './caller-auth.ts';
-import { BodyCapture, CREDENTIAL_MARK } from './capture.ts';
+import { BodyCapture, withoutCredentials } from './capture.ts';
+import { plainTarget } from './classify.ts';
 import { pruneStaleScratch, removeActiveScratch } from './git/inspect.ts';
 import { callerHeaders, callerToken, upstreamHeaders } from './headers.ts';
 import { hostRoutes, routeByHost } from './host-route.ts';
@@ -140,6 +142,90 @@ class LineFilter extends Transform {
   }
 }
 
+/**
+ * The caller going away, in the form undici takes as a request's `signal` (an EventEmitter with
+ * `aborted`): an AbortController per request, with its EventTarget listeners, costs more than
+ * the rest of a small request's bookkeeping, and nearly every request ends without the caller
+ * leaving. A real AbortSignal is made only for what needs one (a held request's wait).
+ */
+class CallerGone {
+  aborted = false;
+  #listeners: (() => void)[] | undefined;
+  #controller: AbortController | undefined;
+
+  on(_event: 'abort', listener: () => void): this {
+    if (this.#listeners) this.#listeners.push(listener);
+    else this.#listeners = [listener];
+    return this;
+  }
+
+  /** Each listener runs at most once anyway: abort happens once. */
+  once(event: 'abort', listener: () => void): this {
+    return this.on(event, listener);
+  }
+
+  removeListener(_event: 'abort', listener: () => void): this {
+    const i = this.#listeners?.indexOf(listener) ?? -1;
+    if (i >= 0) this.#listeners?.splice(i, 1);
+    return this;
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listeners = this.#listeners;
+    this.#listeners = undefined;
+    if (listeners) for (const l of listeners) l();
+    this.#controller?.abort();
+  }
+
+  /** An AbortSignal that aborts with this (already aborted if the caller has gone). */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.aborted) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+
+  /** For undici, which takes an EventEmitter's `once`/`removeListener`. */
+  get emitter(): EventEmitter {
+    return this as unknown as EventEmitter;
+  }
+}
+
+/** One request as the adapters see it; the query string is parsed only when one asks for it. */
+class ProxyExchange implements Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly method: string;
+  readonly target: string;
+  readonly source: string;
+  body: Buffer | undefined = undefined;
+  #query: URLSearchParams | undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse, target: string, source: string) {
+    this.req = req;
+    this.res = res;
+    this.method = (req.method ?? 'GET').toUpperCase();
+    this.target = target;
+    this.source = source;
+  }
+
+  get pathname(): string {
+    const q = this.target.indexOf('?');
+    return q < 0 ? this.target : this.target.slice(0, q);
+  }
+
+  get query(): URLSearchParams {
+    if (!this.#query) {
+      const q = this.target.indexOf('?');
+      this.#query = new URLSearchParams(q < 0 ? '' : this.target.slice(q + 1));
+    }
+    return this.#query;
+  }
+}
+
 interface ProxySession {
   readonly id: string;
   readonly recording?: EventStreamWriter | undefined;
@@ -162,12 +248,11 @@ function recordedHeaders(
   credentials: readonly string[],
 ): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) {
+  for (const k of Object.keys(headers)) {
+    const v = headers[k];
     if (v === undefined || UNRECORDED_HEADER.test(k)) continue;
-    let text = Array.isArray(v) ? v.join(', ') : v;
     // A credential repeated under another header name is still a credential.
-    for (const c of credentials) if (c.length >= 4) text = text.split(c).join(CREDENTIAL_MARK);
-    out[k] = text;
+    out[k] = withoutCredentials(Array.isArray(v) ? v.join(', ') : v, credentials);
   }
   return out;
 }
@@ -205,6 +290,7 @@ export function parseRoute(url: string): { prefix: string; name: string; target:
  * upstream, and what the rules saw is what the upstream gets.
  */
 export function normalizeTarget(target: string): string {
+  if (plainTarget(target)) return target;
   try {
     const u = new URL(target, 'http://airlock.invalid');
     return u.pathname + u.search;
@@ -219,7 +305,7 @@ export class HttpProxy {
   readonly #adapters: Map<string, ProxyAdapter>;
   readonly #sessions = new WeakMap<Socket, SocketSessions>();
   readonly #slots = new WeakMap<Socket, SocketSlots>();
-  readonly #open = new Set<AbortController>();
+  readonly #open = new Set<CallerGone>();
   readonly #hosts: ReadonlyMap<string, string>;
 
   constructor(o: ProxyOptions) {
@@ -230,26 +316,26 @@ export class HttpProxy {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const abort = new AbortController();
-    this.#open.add(abort);
+    const gone = new CallerGone();
+    this.#open.add(gone);
     const onClose = () => {
-      if (!res.writableFinished) abort.abort();
+      if (!res.writableFinished) gone.abort();
     };
     res.on('close', onClose);
     try {
-      await this.#handle(req, res, abort.signal);
+      await this.#handle(req, res, gone);
     } catch (err) {
       this.#o.log?.error({ err: (err as Error).message }, 'http proxy error');
       if (!res.headersSent)
         sendJson(res, 500, new AirlockError('AIRLOCK_E_INTERNAL', 'the proxy failed').toJSON());
       else res.destroy();
     } finally {
-      this.#open.delete(abort);
+      this.#open.delete(gone);
       res.off('close', onClose);
     }
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  async #handle(req: IncomingMessage, res: ServerResponse, gone: CallerGone): Promise<void> {
     const route = routeByHost(req, this.#hosts) ?? parseRoute(req.url ?? '/');
     const adapter = route ? this.#adapters.get(route.prefix) : undefined;
     if (!route || !adapter) {
@@ -264,25 +350,14 @@ export class HttpProxy {
       return;
     }
     const connection = this.#o.policy.connections.get(route.name);
-    const target = normalizeTarget(route.target);
-    const query = new URLSearchParams(target.includes('?') ? target.slice(target.indexOf('?') + 1) : '');
     const source = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
-    const base: Exchange = {
-      req,
-      res,
-      method: (req.method ?? 'GET').toUpperCase(),
-      target,
-      pathname: target.split('?', 1)[0]!,
-      query,
-      body: undefined,
-      source,
-    };
+    const ex = new ProxyExchange(req, res, normalizeTarget(route.target), source);
     if (connection?.type !== adapter.protocol) {
       const names = [...this.#o.policy.connections.values()]
         .filter((c) => c.type === adapter.protocol)
         .map((c) => c.name);
       adapter.refuse(
-        base,
+        ex,
         new AirlockError(
           'AIRLOCK_E_CONNECTION_UNKNOWN',
           `there is no ${adapter.protocol} connection "${route.name}"`,
@@ -300,7 +375,7 @@ export class HttpProxy {
     const auth = await authenticateCaller(this.#o, req, source, adapter.protocol, connection.name);
     if ('error' in auth) {
       req.resume();
-      adapter.unauthorized(base, auth.error);
+      adapter.unauthorized(ex, auth.error);
       return;
     }
     const principal = auth.principal;
@@ -309,14 +384,13 @@ export class HttpProxy {
     if (refused) {
       req.resume();
       res.shouldKeepAlive = false;
-      adapter.refuse(base, refused, { reason: refused.message });
+      adapter.refuse(ex, refused, { reason: refused.message });
       return;
     }
 
-    let body: Buffer | undefined;
     if (hasBody(req)) {
       try {
-        body = await readBody(
+        ex.body = await readBody(
           req,
           adapter.maxBody(connection as never),
           this.#o.limits?.config.writeTimeoutMs ?? 0,
@@ -324,14 +398,16 @@ export class HttpProxy {
       } catch (err) {
         // The rest of a body not read cannot be told from the next request: the connection ends.
         res.shouldKeepAlive = false;
-        if (isAirlockError(err)) adapter.refuse(base, err);
+        if (isAirlockError(err)) adapter.refuse(ex, err);
         else res.destroy();
         return;
       }
     }
-    const ex: Exchange = { ...base, body };
-    const classified = await adapter.classify(ex, connection as never);
-    const session = await this.#session(req.socket, adapter.protocol, connection, principal, source);
+    const pending = adapter.classify(ex, connection as never);
+    const classified = pending instanceof Promise ? await pending : pending;
+    const session =
+      this.#sessionNow(req.socket, connection, principal) ??
+      (await this.#session(req.socket, adapter.protocol, connection, principal, source));
     const sessionId = session.id;
     const started = Date.now();
     let secrets: string[] | undefined;
@@ -396,7 +472,7 @@ export class HttpProxy {
       const stopWaiting = adapter.waiting?.(ex, hold);
       let settled: Awaited<ReturnType<GatePort['settled']>>;
       try {
-        settled = await this.#o.gate.settled(outcome.request.id, signal);
+        settled = await this.#o.gate.settled(outcome.request.id, gone.signal);
       } finally {
         stopWaiting?.();
       }
@@ -433,7 +509,7 @@ export class HttpProxy {
     });
     const recordLimit = session.recording ? (adapter.recordBody?.(connection as never) ?? 0) : 0;
     const capture = recordLimit > 0 ? new BodyCapture(recordLimit) : undefined;
-    const status = await this.#forward(ex, connection, adapter, signal, filter, capture);
+    const status = await this.#forward(ex, connection, adapter, gone, filter, capture);
     record('allow', {
       ...(outcome.verdict === 'hold' ? { request: outcome.request.id } : {}),
       status: status ?? null,
@@ -487,7 +563,7 @@ export class HttpProxy {
     ex: Exchange,
     connection: PolicyConnection,
     adapter: ProxyAdapter,
-    signal: AbortSignal,
+    gone: CallerGone,
     filter?: ResponseFilter | undefined,
     capture?: BodyCapture | undefined,
   ): Promise<number | undefined> {
@@ -508,10 +584,10 @@ export class HttpProxy {
         path: upstream.basePath + ex.target,
         headers,
         body: ex.body ?? null,
-        signal,
+        signal: gone.emitter,
       });
     } catch (err) {
-      if (signal.aborted) return undefined;
+      if (gone.aborted) return undefined;
       adapter.refuse(
         ex,
         new AirlockError(
@@ -663,6 +739,11 @@ export class HttpProxy {
     ex.res.end(out);
   }
 
+  /** The caller's session on this socket for `connection`, if it has one already. */
+  #sessionNow(socket: Socket, connection: PolicyConnection, principal: Principal): ProxySession | undefined {
+    return this.#sessions.get(socket)?.ids.get(`${connection.name}\0${principal.name}`);
+  }
+
   async #session(
     socket: Socket,
     protocol: string,
@@ -724,7 +805,7 @@ export class HttpProxy {
 
   /** Cancel held requests and stop streams; used on shutdown. */
   async close(): Promise<void> {
-    for (const a of this.#open) a.abort();
+    for (const g of this.#open) g.abort();
     removeActiveScratch();
     await this.#pools.close();
   }
