@@ -547,11 +547,7 @@ export class FederatedSession {
     await Promise.all([...this.#links.values()].map((link) => endUpstream(link.up)));
     await this.downstream.close().catch(() => {});
     if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
-    await this.#recording
-      ?.close(reason)
-      .catch((err: Error) =>
-        this.ctx.log?.error({ session: this.id, err: err.message }, 'mcp session recording failed'),
-      );
+    await this.#recording?.close(reason, this.ctx.log);
     this.ctx.log?.info({ session: this.id, reason }, 'mcp aggregated session closed');
   }
 }

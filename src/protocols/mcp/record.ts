@@ -3,6 +3,7 @@
  * decision, and the result as the caller received it (masked); other requests by method only.
  * Secret-looking argument keys are dropped, as in the audit log.
  */
+import type { Logger } from 'pino';
 import { scrub } from '../../core/gate.ts';
 import type { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
@@ -13,12 +14,14 @@ const MAX_RESULT_CHARS = 64 * 1024;
 
 export class SessionRecording {
   readonly #writer: EventStreamWriter;
+  readonly #session: string;
 
   constructor(
     recorder: Recorder,
     header: { session: string; connection: string; principal: string; source?: string | undefined },
   ) {
     this.#writer = openSessionEvents(recorder, { protocol: 'mcp', ...header });
+    this.#session = header.session;
   }
 
   request(id: unknown, method: string): void {
@@ -44,8 +47,13 @@ export class SessionRecording {
     this.#writer.event('error', { id, error });
   }
 
-  close(reason: string): Promise<unknown> {
+  /** Ends the recording; the session ends whether or not it could be stored (a failure is logged). */
+  async close(reason: string, log: Logger | undefined): Promise<void> {
     this.#writer.event('end', { reason });
-    return this.#writer.close();
+    await this.#writer
+      .close()
+      .catch((err: Error) =>
+        log?.error({ session: this.#session, err: err.message }, 'mcp session recording failed'),
+      );
   }
 }

@@ -566,11 +566,7 @@ export class RelaySession {
     if (this.#upstream) await endUpstream(this.#upstream);
     await this.downstream.close().catch(() => {});
     if (this.#opened) this.ctx.gate.sessionClosed(this.id, { reason });
-    await this.#recording
-      ?.close(reason)
-      .catch((err: Error) =>
-        this.ctx.log?.error({ session: this.id, err: err.message }, 'mcp session recording failed'),
-      );
+    await this.#recording?.close(reason, this.ctx.log);
     this.ctx.log?.info(
       { session: this.id, connection: this.ctx.connection.name, reason },
       'mcp session closed',
