@@ -7,23 +7,24 @@
  * event. Screenshots go to test-artifacts/.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import type { requestJson } from '../src/server/api.ts';
-import { consoleBuilt } from '../src/server/console.ts';
-import { startTestGateway, type TestGateway } from './support/gateway.ts';
+import { ARTIFACTS, buildConsole, launchChromium, NO_CHROMIUM } from './support/chromium.ts';
+import {
+  ACCESS_RULES,
+  issuePersonToken,
+  SUPPORT_ISSUES_TOKENS,
+  startTestGateway,
+  type TestGateway,
+} from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { type ManagedProcess, stopAll } from './support/processes.ts';
 import { psqlCommand } from './support/psql.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const ARTIFACTS = join(ROOT, 'test-artifacts');
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const TIMEOUT = 180_000;
-const SKIP = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`;
+const SKIP = NO_CHROMIUM;
 type RequestView = ReturnType<typeof requestJson>;
 
 async function text(l: Locator): Promise<string> {
@@ -40,58 +41,13 @@ describe('grant controls in the console', { timeout: TIMEOUT }, () => {
   let accessId = 0;
 
   before(async () => {
-    if (!consoleBuilt()) {
-      const r = spawnSync('npm', ['run', '--silent', 'build:web'], { cwd: ROOT, stdio: 'inherit' });
-      assert.equal(r.status, 0, 'npm run build:web failed');
-    }
-    mkdirSync(ARTIFACTS, { recursive: true });
+    buildConsole();
     upstream = await startPostgres();
-    gw = await startTestGateway(upstream, {
-      identities: '  token_admins: [support]\n',
-      rules: `
-rules:
-  - name: reads are free
-    kinds: [read]
-    effect: allow
-  - name: customers are changed on a retry hold
-    tables: [customers]
-    kinds: [write, schema]
-    effect: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: retry, window: 10m }
-  - name: other writes wait for a DBA
-    kinds: [write, schema]
-    effect: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
-
-access:
-  - connections: [app]
-    kinds: [read, write]
-    max: 1h
-    review: { groups: [dba], approvals: 1, expires: 10m }
-
-break_glass:
-  groups: [oncall]
-  min_justification: 15
-`,
-    });
+    gw = await startTestGateway(upstream, { identities: SUPPORT_ISSUES_TOKENS, rules: ACCESS_RULES });
     // An on-call engineer who is not a reviewer: may break glass, may not approve.
-    const res = await gw.api<{ token: string }>(
-      'POST',
-      '/api/v1/tokens',
-      { name: 'olive', kind: 'human', groups: ['oncall'] },
-      'eve',
-    );
-    assert.equal(res.status, 201, res.text);
-    olive = res.body.token;
+    olive = await issuePersonToken(gw, 'olive', ['oncall']);
     // A DBA who is also on call: reviews, and may break glass from the inbox keyboard.
-    const o = await gw.api<{ token: string }>(
-      'POST',
-      '/api/v1/tokens',
-      { name: 'otto', kind: 'human', groups: ['dba', 'oncall'] },
-      'eve',
-    );
-    assert.equal(o.status, 201, o.text);
-    otto = o.body.token;
+    otto = await issuePersonToken(gw, 'otto', ['dba', 'oncall']);
   });
 
   after(async () => {
@@ -107,18 +63,7 @@ break_glass:
     name: string,
     viewport = { width: 1280, height: 900 },
   ): Promise<{ ctx: BrowserContext; page: Page; problems: string[] }> {
-    browser ??= await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-      timeout: 60_000,
-    });
+    browser ??= await launchChromium();
     const ctx = await browser.newContext({ viewport, baseURL: gw.apiUrl });
     const page = await ctx.newPage();
     page.setDefaultTimeout(30_000);

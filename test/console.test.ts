@@ -4,31 +4,27 @@
  * `psql` as the caller whose statements are held. Screenshots go to test-artifacts/.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import Fastify from 'fastify';
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { KIND_RISK } from '../src/core/action.ts';
 import { InProcessEventBus } from '../src/core/approvals/bus.ts';
 import type { ApprovalRequest } from '../src/core/approvals/request.ts';
 import { TokenRegistry } from '../src/core/identity/tokens.ts';
 import { parsePolicy } from '../src/core/policy/load.ts';
-import { CONSOLE_CSP, consoleBuilt, readCookie, SESSION_COOKIE } from '../src/server/console.ts';
+import { CONSOLE_CSP, readCookie, SESSION_COOKIE } from '../src/server/console.ts';
 import { registerEvents, TicketSigner } from '../src/server/events.ts';
 import { KIND_RISK as WEB_KIND_RISK } from '../web/src/risk.ts';
 import { tokenize } from '../web/src/sql.ts';
+import { ARTIFACTS, buildConsole, launchChromium, NO_CHROMIUM } from './support/chromium.ts';
 import { startTestGateway, type TestGateway } from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import type { ManagedProcess } from './support/processes.ts';
 import { stopAll } from './support/processes.ts';
 import { psqlCommand } from './support/psql.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const ARTIFACTS = join(ROOT, 'test-artifacts');
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const TIMEOUT = 180_000;
 
 /** Visible text as a person reads it. */
@@ -228,11 +224,7 @@ describe('console against a gateway', { timeout: TIMEOUT * 3 }, () => {
   const running: ManagedProcess[] = [];
 
   before(async () => {
-    if (!consoleBuilt()) {
-      const r = spawnSync('npm', ['run', '--silent', 'build:web'], { cwd: ROOT, stdio: 'inherit' });
-      assert.equal(r.status, 0, 'npm run build:web failed');
-    }
-    mkdirSync(ARTIFACTS, { recursive: true });
+    buildConsole();
     upstream = await startPostgres();
     gw = await startTestGateway(upstream);
   });
@@ -247,21 +239,7 @@ describe('console against a gateway', { timeout: TIMEOUT * 3 }, () => {
 
   async function launch(): Promise<Browser> {
     // playwright-core gives every launch a fresh temporary profile.
-    browser ??= await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      timeout: 60_000,
-    });
+    browser ??= await launchChromium(['--disable-quic', '--disable-component-update', '--disable-sync']);
     return browser;
   }
 
@@ -401,7 +379,7 @@ describe('console against a gateway', { timeout: TIMEOUT * 3 }, () => {
 
   test('a reviewer sees a held DELETE appear live, approves it, and psql completes', {
     timeout: TIMEOUT,
-    skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
+    skip: NO_CHROMIUM,
   }, async () => {
     const { ctx, page, problems } = await signedIn('alice');
     await page.getByTestId('inbox-empty').waitFor();
@@ -447,7 +425,7 @@ describe('console against a gateway', { timeout: TIMEOUT * 3 }, () => {
 
   test('deny from the keyboard with a reason; the reason reaches psql', {
     timeout: TIMEOUT,
-    skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
+    skip: NO_CHROMIUM,
   }, async () => {
     const { ctx, page, problems } = await signedIn('alice');
     const psql = held('agent', 'DELETE FROM orders WHERE id = 2');
@@ -495,7 +473,7 @@ describe('console against a gateway', { timeout: TIMEOUT * 3 }, () => {
 
   test('a notification that fails is shown in the inbox and on the request page; the request still waits', {
     timeout: TIMEOUT,
-    skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
+    skip: NO_CHROMIUM,
   }, async () => {
     // A webhook receiver that is down: every delivery gets a 500.
     const hook = Fastify();
@@ -566,7 +544,7 @@ describe('console against a gateway', { timeout: TIMEOUT * 3 }, () => {
 
   test('the requester sees no approve button on their own request; a 20 KB statement fits a phone', {
     timeout: TIMEOUT,
-    skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
+    skip: NO_CHROMIUM,
   }, async () => {
     const psql = held('carol', 'DELETE FROM orders WHERE id = 3');
     const id = await pendingId('DELETE FROM orders WHERE id = 3');

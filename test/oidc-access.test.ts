@@ -10,7 +10,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { requestJson } from '../src/server/api.ts';
-import { startTestGateway, type TestGateway } from './support/gateway.ts';
+import {
+  ACCESS_RULES,
+  issuePersonToken,
+  SUPPORT_ISSUES_TOKENS,
+  startTestGateway,
+  type TestGateway,
+} from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { startProcess, stopAll } from './support/processes.ts';
 import { psqlCommand, psqlSession } from './support/psql.ts';
@@ -44,44 +50,13 @@ before(async () => {
   await new Promise<void>((r) => hooks.listen(0, '127.0.0.1', r));
   const hookUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hook`;
   gw = await startTestGateway(upstream, {
-    identities: '  token_admins: [support]\n',
-    rules: `
-rules:
-  - name: reads are free
-    kinds: [read]
-    effect: allow
-  - name: customers are changed on a retry hold
-    tables: [customers]
-    kinds: [write, schema]
-    effect: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: retry, window: 10m }
-  - name: other writes wait for a DBA
-    kinds: [write, schema]
-    effect: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
-
-access:
-  - connections: [app]
-    kinds: [read, write]
-    max: 1h
-    review: { groups: [dba], approvals: 1, expires: 10m }
-
-break_glass:
-  groups: [oncall]
-  min_justification: 15
-
+    identities: SUPPORT_ISSUES_TOKENS,
+    rules: `${ACCESS_RULES}
 notify:
   - { type: webhook, url: "${hookUrl}", secret: "test-webhook-secret", events: [decided] }
 `,
   });
-  const res = await gw.api<{ token: string }>(
-    'POST',
-    '/api/v1/tokens',
-    { name: 'olive', kind: 'human', groups: ['oncall'] },
-    'eve',
-  );
-  assert.equal(res.status, 201, res.text);
-  olive = res.body.token;
+  olive = await issuePersonToken(gw, 'olive', ['oncall']);
 });
 
 after(async () => {

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { startTestGateway, type TestGateway } from './support/gateway.ts';
+import { SUPPORT_ISSUES_TOKENS, startTestGateway, type TestGateway } from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { startProcess, stopAll } from './support/processes.ts';
 import { psqlCommand } from './support/psql.ts';
@@ -23,7 +23,7 @@ let gw: TestGateway;
 before(async () => {
   upstream = await startPostgres();
   // eve (group support) administers tokens in this gateway; alice is an ordinary reviewer.
-  gw = await startTestGateway(upstream, { identities: '  token_admins: [support]\n' });
+  gw = await startTestGateway(upstream, { identities: SUPPORT_ISSUES_TOKENS });
 });
 
 after(async () => {

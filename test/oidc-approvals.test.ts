@@ -7,7 +7,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { requestJson } from '../src/server/api.ts';
-import { startTestGateway, type TestGateway } from './support/gateway.ts';
+import {
+  issuePersonToken,
+  SUPPORT_ISSUES_TOKENS,
+  startTestGateway,
+  type TestGateway,
+} from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { stopAll } from './support/processes.ts';
 import { psqlCommand, psqlSession } from './support/psql.ts';
@@ -23,7 +28,7 @@ const people: Record<string, string> = {};
 before(async () => {
   upstream = await startPostgres();
   gw = await startTestGateway(upstream, {
-    identities: '  token_admins: [support]\n',
+    identities: SUPPORT_ISSUES_TOKENS,
     rules: `
 rules:
   - name: reads are free
@@ -45,14 +50,7 @@ rules:
     ['sam', ['dba', 'security']],
     ['root', ['dba', 'security', 'admins']],
   ] as const) {
-    const res = await gw.api<{ token: string }>(
-      'POST',
-      '/api/v1/tokens',
-      { name, kind: 'human', groups },
-      'eve',
-    );
-    assert.equal(res.status, 201, res.text);
-    people[name] = res.body.token;
+    people[name] = await issuePersonToken(gw, name, groups);
   }
 });
 

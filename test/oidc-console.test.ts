@@ -8,14 +8,14 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './support/chromium.ts';
 import { startTestGateway, type TestGateway } from './support/gateway.ts';
 import { startTestIdp, type TestIdp } from './support/oidc.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { startProcess, stopAll } from './support/processes.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const TEST_TIMEOUT = 120_000;
 
 let upstream: PrivatePostgres;
@@ -49,18 +49,7 @@ after(async () => {
 });
 
 async function newPage(): Promise<Page> {
-  browser ??= await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
-    timeout: 60_000,
-  });
+  browser ??= await launchChromium();
   const ctx = await browser.newContext({ baseURL: gw.apiUrl });
   const page = await ctx.newPage();
   page.setDefaultTimeout(30_000);
