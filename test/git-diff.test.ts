@@ -6,21 +6,19 @@
  * headless Chromium.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
-import { consoleBuilt } from '../src/server/console.ts';
+import { buildConsole, launchChromium } from './support/chromium.ts';
+import { commitFile, gitEnv, gitSyncAs, reposConnection, seedRepo } from './support/git-client.ts';
 import { type GitServer, startGitServer } from './support/git-server.ts';
 import { type HttpTestGateway, startHttpTestGateway } from './support/http-gateway.ts';
 import { startProcess } from './support/processes.ts';
 
 const UPSTREAM_TOKEN = 'git-host-token-diff-3456';
 const GITHUB_TOKEN = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789';
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const ROOT = join(import.meta.dirname, '..');
 
 interface Update {
   ref: string;
@@ -37,22 +35,10 @@ describe('git push diff for reviewers, and scratch mirrors', () => {
   let stale: string;
   const savedTmp = process.env.TMPDIR;
 
-  const env = () => ({
-    ...process.env,
-    HOME: dir,
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_TERMINAL_PROMPT: '0',
-    GIT_AUTHOR_NAME: 'Agent',
-    GIT_AUTHOR_EMAIL: 'agent@example.com',
-    GIT_COMMITTER_NAME: 'Agent',
-    GIT_COMMITTER_EMAIL: 'agent@example.com',
-  });
-  const gitSync = (cwd: string, ...args: string[]) =>
-    execFileSync('git', args, { cwd, env: env(), encoding: 'utf8' }).trim();
+  const env = () => gitEnv(dir);
+  const gitSync = (cwd: string, ...args: string[]) => gitSyncAs(dir, cwd, ...args);
   const commit = (file: string, text: string, message: string) => {
-    writeFileSync(join(work, file), text);
-    gitSync(work, 'add', file);
-    gitSync(work, 'commit', '--quiet', '-m', message);
+    commitFile(dir, work, file, text, message);
   };
   const scratchEntries = () => (existsSync(scratch) ? readdirSync(scratch) : []);
 
@@ -68,20 +54,10 @@ describe('git push diff for reviewers, and scratch mirrors', () => {
     upstream = await startGitServer(UPSTREAM_TOKEN);
     const bare = upstream.createRepo('app');
     dir = mkdtempSync(join(tmp, 'client-'));
-    const seed = join(dir, 'seed');
-    execFileSync('git', ['init', '--quiet', '--initial-branch=main', seed], { env: env() });
-    writeFileSync(join(seed, 'app.py'), 'print("hello")\nprint("bye")\n');
-    gitSync(seed, 'add', '.');
-    gitSync(seed, 'commit', '--quiet', '-m', 'first');
-    gitSync(seed, 'push', '--quiet', bare, 'main');
+    seedRepo(dir, bare, { 'app.py': 'print("hello")\nprint("bye")\n' });
     gw = await startHttpTestGateway({
       secrets: { 'git.token': UPSTREAM_TOKEN },
-      connections: `  repos:
-    type: git
-    upstream: { url: "${upstream.url}" }
-    credential: { type: bearer, token: "\${file:./secrets/git.token}" }
-    default: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }`,
+      connections: reposConnection(upstream),
       rules: `rules:
   - name: reads are free
     connections: [repos]
@@ -155,20 +131,12 @@ describe('git push diff for reviewers, and scratch mirrors', () => {
   });
 
   it('the console shows the diff on the request page, secret masked', async () => {
-    if (!consoleBuilt()) {
-      const r = spawnSync('npm', ['run', '--silent', 'build:web'], { cwd: ROOT, stdio: 'inherit' });
-      assert.equal(r.status, 0, 'npm run build:web failed');
-    }
+    buildConsole();
     gitSync(work, 'checkout', '--quiet', 'main');
     gitSync(work, 'reset', '--quiet', '--hard', 'origin/main');
     commit('app.py', `print("console")\nKEY = "${GITHUB_TOKEN}"\n`, 'for the console');
     const { p, held } = await pushHeld('refs/heads/console');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
-      timeout: 60_000,
-    });
+    const browser = await launchChromium();
     try {
       const page = await (await browser.newContext({ baseURL: gw.apiUrl })).newPage();
       page.setDefaultTimeout(30_000);

@@ -4,11 +4,11 @@
  * policy denial (force-push, an added secret) shown by `git push` and leaving upstream untouched.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { commitFile, gitEnv, gitSyncAs, reposConnection, seedRepo } from './support/git-client.ts';
 import { type GitServer, startGitServer } from './support/git-server.ts';
 import { type HttpTestGateway, startHttpTestGateway } from './support/http-gateway.ts';
 import { startProcess } from './support/processes.ts';
@@ -22,49 +22,24 @@ describe('git through Airlock', () => {
   let remote: string;
   let work: string;
 
-  const env = () => ({
-    ...process.env,
-    HOME: dir,
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_TERMINAL_PROMPT: '0',
-    GIT_AUTHOR_NAME: 'Agent',
-    GIT_AUTHOR_EMAIL: 'agent@example.com',
-    GIT_COMMITTER_NAME: 'Agent',
-    GIT_COMMITTER_EMAIL: 'agent@example.com',
-  });
-  const gitSync = (cwd: string, ...args: string[]) =>
-    execFileSync('git', args, { cwd, env: env(), encoding: 'utf8' }).trim();
+  const env = () => gitEnv(dir);
+  const gitSync = (cwd: string, ...args: string[]) => gitSyncAs(dir, cwd, ...args);
   /** Async, so the gateway in this process keeps serving while git runs. */
   const gitRun = async (cwd: string, ...args: string[]) => {
     const p = startProcess('git', args, { cwd, env: env() });
     const exit = await p.waitForExit(60_000);
     return { code: exit.code, stderr: p.stderr(), stdout: p.stdout(), process: p };
   };
-  const commit = (file: string, text: string, message: string) => {
-    writeFileSync(join(work, file), text);
-    gitSync(work, 'add', file);
-    gitSync(work, 'commit', '--quiet', '-m', message);
-    return gitSync(work, 'rev-parse', 'HEAD');
-  };
+  const commit = (file: string, text: string, message: string) => commitFile(dir, work, file, text, message);
 
   before(async () => {
     upstream = await startGitServer(UPSTREAM_TOKEN);
     const bare = upstream.createRepo('app');
     dir = mkdtempSync(join(tmpdir(), 'airlock-git-client-'));
-    const seed = join(dir, 'seed');
-    execFileSync('git', ['init', '--quiet', '--initial-branch=main', seed], { env: env() });
-    writeFileSync(join(seed, 'README.md'), 'hello\n');
-    gitSync(seed, 'add', '.');
-    gitSync(seed, 'commit', '--quiet', '-m', 'first');
-    gitSync(seed, 'push', '--quiet', bare, 'main');
+    seedRepo(dir, bare, { 'README.md': 'hello\n' });
     gw = await startHttpTestGateway({
       secrets: { 'git.token': UPSTREAM_TOKEN },
-      connections: `  repos:
-    type: git
-    upstream: { url: "${upstream.url}" }
-    credential: { type: bearer, token: "\${file:./secrets/git.token}" }
-    default: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }`,
+      connections: reposConnection(upstream),
       rules: `rules:
   - name: reads are free
     connections: [repos]

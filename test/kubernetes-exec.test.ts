@@ -6,17 +6,16 @@
  * the reason (port-forward: kubernetes-portforward.test.ts).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
-import { kubeconfigFor } from '../src/cli/kubeconfig.ts';
 import { recordingsDirOf } from '../src/core/audit/evidence.ts';
 import { type ParsedAsciicast, parseAsciicast } from '../src/core/recording/asciicast.ts';
 import { type HttpTestGateway, startHttpTestGateway } from './support/http-gateway.ts';
 import { type KubeApiServer, startKubeApiServer } from './support/kube-apiserver.ts';
+import { clusterConnection, type KubectlHome, kubectlHome } from './support/kubectl.ts';
 import { startProcess } from './support/processes.ts';
 
 const CLUSTER_TOKEN = 'cluster-service-account-token-exec-4242';
@@ -26,6 +25,7 @@ describe('kubectl exec and attach through Airlock', { timeout: 600_000 }, () => 
   let apiserver: KubeApiServer;
   let direct: KubeApiServer;
   let gw: HttpTestGateway;
+  let home: KubectlHome;
   let dir: string;
   let kubeconfig: string;
   let directConfig: string;
@@ -38,12 +38,7 @@ describe('kubectl exec and attach through Airlock', { timeout: 600_000 }, () => 
     gw = await startHttpTestGateway({
       tls: true,
       secrets: { 'cluster.token': CLUSTER_TOKEN },
-      connections: `  cluster:
-    type: kubernetes
-    upstream: { url: "${apiserver.url}" }
-    credential: { type: bearer, token: "\${file:./secrets/cluster.token}" }
-    default: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }
+      connections: `${clusterConnection(apiserver)}
   legacy:
     type: kubernetes
     upstream: { url: "${apiserver.url}" }
@@ -83,45 +78,21 @@ describe('kubectl exec and attach through Airlock', { timeout: 600_000 }, () => 
     effect: review
     review: { groups: [dba], hold: wait }`,
     });
-    dir = mkdtempSync(join(tmpdir(), 'airlock-kubectl-exec-'));
-    kubeconfig = join(dir, 'config');
-    writeFileSync(
-      kubeconfig,
-      await kubeconfigFor('cluster', { caFile: join(gw.dir, 'tls', 'cert.pem') }, {
-        AIRLOCK_URL: gw.apiUrl,
-        AIRLOCK_TOKEN: gw.tokens.agent,
-      } as NodeJS.ProcessEnv),
-      { mode: 0o600 },
-    );
-    directConfig = join(dir, 'direct');
-    writeFileSync(
-      directConfig,
-      `apiVersion: v1
-kind: Config
-clusters: [{ name: direct, cluster: { server: "${direct.url}" } }]
-users: [{ name: direct, user: {} }]
-contexts: [{ name: direct, context: { cluster: direct, user: direct, namespace: default } }]
-current-context: direct
-`,
-      { mode: 0o600 },
-    );
+    home = await kubectlHome('airlock-kubectl-exec-', gw, direct);
+    ({ dir, kubeconfig, directConfig } = home);
   });
 
   after(async () => {
     await gw?.close();
     await apiserver?.close();
     await direct?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    home?.remove();
   });
 
   const kubectl = (config: string, args: string[], input?: string) => {
-    const p = startProcess('kubectl', ['--kubeconfig', config, '--cache-dir', join(dir, 'cache'), ...args], {
-      env: { ...process.env, HOME: dir, KUBECONFIG: config },
-    });
-    if (input !== undefined) {
-      p.write(input);
-      p.endInput();
-    } else p.endInput();
+    const p = home.kubectl(config, args);
+    if (input !== undefined) p.write(input);
+    p.endInput();
     return p;
   };
   const both = async (args: string[], input?: string) => {

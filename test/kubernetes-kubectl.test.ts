@@ -6,21 +6,18 @@
  * kubernetes-exec.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { kubeconfigFor } from '../src/cli/kubeconfig.ts';
 import { type HttpTestGateway, startHttpTestGateway } from './support/http-gateway.ts';
 import { type KubeApiServer, startKubeApiServer } from './support/kube-apiserver.ts';
-import { startProcess } from './support/processes.ts';
+import { clusterConnection, type KubectlHome, kubectlHome } from './support/kubectl.ts';
 
 const CLUSTER_TOKEN = 'cluster-service-account-token-5678';
 
 describe('kubectl through Airlock', () => {
   let apiserver: KubeApiServer;
   let gw: HttpTestGateway;
-  let dir: string;
+  let home: KubectlHome;
   let kubeconfig: string;
 
   before(async () => {
@@ -32,12 +29,7 @@ describe('kubectl through Airlock', () => {
     gw = await startHttpTestGateway({
       tls: true,
       secrets: { 'cluster.token': CLUSTER_TOKEN },
-      connections: `  cluster:
-    type: kubernetes
-    upstream: { url: "${apiserver.url}" }
-    credential: { type: bearer, token: "\${file:./secrets/cluster.token}" }
-    default: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }`,
+      connections: clusterConnection(apiserver),
       rules: `rules:
   - name: reads are free
     connections: [cluster]
@@ -55,25 +47,17 @@ describe('kubectl through Airlock', () => {
     effect: review
     review: { groups: [dba], hold: wait }`,
     });
-    dir = mkdtempSync(join(tmpdir(), 'airlock-kubectl-'));
-    kubeconfig = join(dir, 'config');
-    const text = await kubeconfigFor('cluster', { caFile: join(gw.dir, 'tls', 'cert.pem') }, {
-      AIRLOCK_URL: gw.apiUrl,
-      AIRLOCK_TOKEN: gw.tokens.agent,
-    } as NodeJS.ProcessEnv);
-    writeFileSync(kubeconfig, text, { mode: 0o600 });
+    home = await kubectlHome('airlock-kubectl-', gw);
+    ({ kubeconfig } = home);
   });
 
   after(async () => {
     await gw?.close();
     await apiserver?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    home?.remove();
   });
 
-  const kubectl = (...args: string[]) =>
-    startProcess('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args], {
-      env: { ...process.env, HOME: dir, KUBECONFIG: kubeconfig },
-    });
+  const kubectl = (...args: string[]) => home.kubectl(kubeconfig, args);
 
   it('the kubeconfig points at the connection on the HTTP listener', async () => {
     const text = await kubeconfigFor('cluster', {}, {

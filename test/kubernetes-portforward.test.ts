@@ -6,17 +6,16 @@
  * kubectl prints the reason; a reviewed port is held until approved.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
-import { kubeconfigFor } from '../src/cli/kubeconfig.ts';
 import { dataFrame } from '../src/protocols/http/kubernetes/spdy-frames.ts';
 import { type HttpTestGateway, startHttpTestGateway } from './support/http-gateway.ts';
 import { type KubeApiServer, startKubeApiServer } from './support/kube-apiserver.ts';
-import { type ManagedProcess, startProcess } from './support/processes.ts';
+import { clusterConnection, type KubectlHome, kubectlHome } from './support/kubectl.ts';
+import type { ManagedProcess } from './support/processes.ts';
 
 const CLUSTER_TOKEN = 'cluster-service-account-token-pf-7331';
 const TIMEOUT = 120_000;
@@ -41,7 +40,7 @@ describe('kubectl port-forward through Airlock', { timeout: 600_000 }, () => {
   let direct: KubeApiServer;
   let echo: Server;
   let gw: HttpTestGateway;
-  let dir: string;
+  let home: KubectlHome;
   let kubeconfig: string;
   let directConfig: string;
   const running: ManagedProcess[] = [];
@@ -61,12 +60,7 @@ describe('kubectl port-forward through Airlock', { timeout: 600_000 }, () => {
     gw = await startHttpTestGateway({
       tls: true,
       secrets: { 'cluster.token': CLUSTER_TOKEN },
-      connections: `  cluster:
-    type: kubernetes
-    upstream: { url: "${apiserver.url}" }
-    credential: { type: bearer, token: "\${file:./secrets/cluster.token}" }
-    default: review
-    review: { groups: [dba], approvals: 1, expires: 10m, hold: wait }`,
+      connections: clusterConnection(apiserver),
       rules: `rules:
   - name: reads are free
     connections: [cluster]
@@ -90,28 +84,8 @@ describe('kubectl port-forward through Airlock', { timeout: 600_000 }, () => {
     effect: review
     review: { groups: [dba], hold: wait }`,
     });
-    dir = mkdtempSync(join(tmpdir(), 'airlock-kubectl-pf-'));
-    kubeconfig = join(dir, 'config');
-    writeFileSync(
-      kubeconfig,
-      await kubeconfigFor('cluster', { caFile: join(gw.dir, 'tls', 'cert.pem') }, {
-        AIRLOCK_URL: gw.apiUrl,
-        AIRLOCK_TOKEN: gw.tokens.agent,
-      } as NodeJS.ProcessEnv),
-      { mode: 0o600 },
-    );
-    directConfig = join(dir, 'direct');
-    writeFileSync(
-      directConfig,
-      `apiVersion: v1
-kind: Config
-clusters: [{ name: direct, cluster: { server: "${direct.url}" } }]
-users: [{ name: direct, user: {} }]
-contexts: [{ name: direct, context: { cluster: direct, user: direct, namespace: default } }]
-current-context: direct
-`,
-      { mode: 0o600 },
-    );
+    home = await kubectlHome('airlock-kubectl-pf-', gw, direct);
+    ({ kubeconfig, directConfig } = home);
   });
 
   after(async () => {
@@ -120,16 +94,12 @@ current-context: direct
     await apiserver?.close();
     await direct?.close();
     await new Promise<void>((resolve) => (echo ? echo.close(() => resolve()) : resolve()));
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    home?.remove();
   });
 
   /** Starts kubectl port-forward to the pod's `port` on a free local port and returns that port. */
   const forward = async (config: string, port: number) => {
-    const p = startProcess(
-      'kubectl',
-      ['--kubeconfig', config, '--cache-dir', join(dir, 'cache'), 'port-forward', 'pod/web-1', `:${port}`],
-      { env: { ...process.env, HOME: dir, KUBECONFIG: config } },
-    );
+    const p = home.kubectl(config, ['port-forward', 'pod/web-1', `:${port}`]);
     running.push(p);
     const m = await p.waitForOutput(new RegExp(`Forwarding from 127\\.0\\.0\\.1:(\\d+) -> ${port}`), TIMEOUT);
     return { p, local: Number(m[1]) };
