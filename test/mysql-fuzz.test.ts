@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import mysql from 'mysql2/promise';
 import { Cap } from '../src/protocols/mysql/constants.ts';
 import { handshakeResponse } from '../src/protocols/mysql/messages.ts';
 import { packet } from '../src/protocols/mysql/packets.ts';
@@ -17,6 +16,7 @@ import {
   type MysqlTestGateway,
   mariadbAvailable,
   mariadbGatewayHooks,
+  mysqlThrough,
 } from './support/mariadb.ts';
 
 const skip = mariadbAvailable();
@@ -86,13 +86,7 @@ async function login(): Promise<Socket> {
 }
 
 async function stillServing(): Promise<void> {
-  const c = await mysql.createConnection({
-    host: '127.0.0.1',
-    port: gw.mysql.port,
-    user: 'agent',
-    password: gw.tokens.agent,
-    database: MYSQL_CONNECTION,
-  });
+  const c = await mysqlThrough(gw);
   try {
     const [rows] = await c.query('SELECT 1 AS ok');
     assert.deepEqual(rows, [{ ok: 1 }]);

@@ -15,6 +15,7 @@ import {
   mariadbAvailable,
   mariadbCli,
   mariadbGatewayHooks,
+  mysqlThrough,
   type PrivateMariadb,
   startMysqlTestGateway,
 } from './support/mariadb.ts';
@@ -67,19 +68,10 @@ function through(
   who: MysqlPrincipal = 'agent',
   extra: Partial<mysql.ConnectionOptions> = {},
 ): Promise<mysql.Connection> {
-  return mysql
-    .createConnection({
-      host: '127.0.0.1',
-      port: gw.mysql.port,
-      user: who,
-      password: gw.tokens[who],
-      database: MYSQL_CONNECTION,
-      ...extra,
-    })
-    .then((c) => {
-      c.on('error', () => {});
-      return c;
-    });
+  return mysqlThrough(gw, who, extra).then((c) => {
+    c.on('error', () => {});
+    return c;
+  });
 }
 
 function pendingRequest(principal: string, text: string): Promise<RequestView> {
@@ -537,14 +529,7 @@ describe('masking of result rows', { skip, timeout: 5 * 60_000 }, () => {
     await gw3?.close();
   });
 
-  const connectAs = (who: MysqlPrincipal) =>
-    mysql.createConnection({
-      host: '127.0.0.1',
-      port: gw3.mysql.port,
-      user: who,
-      password: gw3.tokens[who],
-      database: MYSQL_CONNECTION,
-    });
+  const connectAs = (who: MysqlPrincipal) => mysqlThrough(gw3, who);
 
   test('text protocol: column rules and detectors, aliases do not escape; exempt groups see values', {
     timeout: TEST_TIMEOUT,

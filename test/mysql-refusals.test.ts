@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import { eventually, pendingRequestWhere } from './support/eventually.ts';
 import {
   MYSQL_CONNECTION,
@@ -14,6 +14,7 @@ import {
   mariadbAvailable,
   mariadbCli,
   mariadbGatewayHooks,
+  mysqlThrough,
   type PrivateMariadb,
 } from './support/mariadb.ts';
 import type { ManagedProcess } from './support/processes.ts';
@@ -73,14 +74,7 @@ function pendingRequest(text: string): Promise<RequestView> {
 }
 
 async function connectAgent(): Promise<mysql.Connection> {
-  const c = await mysql.createConnection({
-    host: '127.0.0.1',
-    port: gw.mysql.port,
-    user: 'agent',
-    password: gw.tokens.agent,
-    database: MYSQL_CONNECTION,
-    multipleStatements: true,
-  });
+  const c = await mysqlThrough(gw, 'agent', { multipleStatements: true });
   c.on('error', () => {});
   return c;
 }

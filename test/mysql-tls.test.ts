@@ -9,11 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import mysql from 'mysql2/promise';
 import {
   MYSQL_CONNECTION,
   type MysqlTestGateway,
   mariadbAvailable,
+  mysqlThrough,
   type PrivateMariadb,
   startMariadb,
   startMysqlTestGateway,
@@ -60,14 +60,7 @@ describe('MySQL through Airlock over TLS', { skip, timeout: 5 * 60_000 }, () => 
   test('mysql2 with TLS to the gateway, the gateway with verify-full TLS to the target', {
     timeout: TEST_TIMEOUT,
   }, async () => {
-    const c = await mysql.createConnection({
-      host: '127.0.0.1',
-      port: gw.mysql.port,
-      user: 'agent',
-      password: gw.tokens.agent,
-      database: MYSQL_CONNECTION,
-      ssl: { ca: cert },
-    });
+    const c = await mysqlThrough(gw, 'agent', { ssl: { ca: cert } });
     try {
       const [rows] = await c.query('SELECT COUNT(*) AS n FROM orders');
       assert.deepEqual(rows, [{ n: 50 }]);

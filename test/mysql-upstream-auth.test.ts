@@ -5,10 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import mysql from 'mysql2/promise';
 import {
-  MYSQL_CONNECTION,
   mariadbAvailable,
+  mysqlThrough,
   type PrivateMariadb,
   startMariadb,
   startMysqlTestGateway,
@@ -37,13 +36,7 @@ GRANT ALL ON app.* TO 'app_ed'@'%'`);
       upstreamUser: { user: 'app_ed', password: 'ed-secret-1' },
     });
     try {
-      const c = await mysql.createConnection({
-        host: '127.0.0.1',
-        port: gw.mysql.port,
-        user: 'agent',
-        password: gw.tokens.agent,
-        database: MYSQL_CONNECTION,
-      });
+      const c = await mysqlThrough(gw);
       try {
         const [rows] = await c.query('SELECT CURRENT_USER() AS u, COUNT(*) AS n FROM orders');
         assert.deepEqual(rows, [{ u: 'app_ed@%', n: 50 }]);
@@ -62,24 +55,15 @@ GRANT ALL ON app.* TO 'app_ed'@'%'`);
       upstreamUser: { user: 'app_rw', password: 'not-the-password' },
     });
     try {
-      await assert.rejects(
-        mysql.createConnection({
-          host: '127.0.0.1',
-          port: gw.mysql.port,
-          user: 'agent',
-          password: gw.tokens.agent,
-          database: MYSQL_CONNECTION,
-        }),
-        (err: Error) => {
-          assert.match(
-            err.message,
-            /Airlock could not log in to the target: connection "shop": the target refused Airlock's login: Access denied/,
-          );
-          assert.match(err.message, /check upstream\.user and upstream\.password/);
-          assert.doesNotMatch(err.message, /not-the-password/);
-          return true;
-        },
-      );
+      await assert.rejects(mysqlThrough(gw), (err: Error) => {
+        assert.match(
+          err.message,
+          /Airlock could not log in to the target: connection "shop": the target refused Airlock's login: Access denied/,
+        );
+        assert.match(err.message, /check upstream\.user and upstream\.password/);
+        assert.doesNotMatch(err.message, /not-the-password/);
+        return true;
+      });
     } finally {
       await gw.close();
     }

@@ -312,6 +312,22 @@ export function mariadbGatewayHooks(
   });
 }
 
+/** A mysql2 connection through the gateway's MySQL listener as `who` (default the agent) to the `shop` connection. */
+export function mysqlThrough(
+  gw: MysqlTestGateway,
+  who: MysqlPrincipal = 'agent',
+  extra: Partial<mysql.ConnectionOptions> = {},
+): Promise<mysql.Connection> {
+  return mysql.createConnection({
+    host: '127.0.0.1',
+    port: gw.mysql.port,
+    user: who,
+    password: gw.tokens[who],
+    database: MYSQL_CONNECTION,
+    ...extra,
+  });
+}
+
 /** The `mariadb` CLI through the gateway as `who` (default the agent), in batch mode (tab-separated output). */
 export function mariadbCli(
   gw: MysqlTestGateway,
