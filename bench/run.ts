@@ -504,8 +504,9 @@ async function main(): Promise<void> {
 }
 
 /**
- * bench/ssh.ts in a bounded section: skipped when sshd is not installed; smaller than its
- * stand-alone defaults unless sized by the environment; stopped at its time budget.
+ * bench/ssh.ts in a bounded section: skipped when sshd is not installed; sized by the
+ * environment (default: the 200 connections and 200 MB the SSH targets are stated for, about two
+ * minutes); stopped at its time budget.
  */
 async function sshSection(): Promise<
   SshBenchResult | { readonly skipped: string } | { readonly failed: string }
@@ -515,7 +516,7 @@ async function sshSection(): Promise<
     log(`${SSHD} is not installed; skipping SSH (Debian: apt-get install openssh-server)`);
     return { skipped: `${SSHD} not installed` };
   }
-  process.env.BENCH_SSH_RUNS ??= '50';
+  process.env.BENCH_SSH_RUNS ??= '200';
   process.env.BENCH_SSH_MB ??= '200';
   const { benchSsh } = await import('./ssh.ts');
   let timer: NodeJS.Timeout | undefined;
