@@ -14,12 +14,13 @@ import {
   type MysqlTestGateway,
   mariadbAvailable,
   mariadbCli,
+  mariadbClient,
   mariadbGatewayHooks,
   mysqlThrough,
   type PrivateMariadb,
   startMysqlTestGateway,
 } from './support/mariadb.ts';
-import { type ManagedProcess, startProcess } from './support/processes.ts';
+import type { ManagedProcess } from './support/processes.ts';
 
 const TEST_TIMEOUT = 120_000;
 const skip = mariadbAvailable();
@@ -48,20 +49,15 @@ function cli(sql: string, o: Parameters<typeof mariadbCli>[2] = {}): ManagedProc
 
 /** The same client straight to the target, for transparency comparisons. */
 function cliDirect(sql: string): ManagedProcess {
-  return startProcess('mariadb', [
-    '--no-defaults',
-    '--batch',
-    '-h',
-    '127.0.0.1',
-    '-P',
-    String(target.port),
-    '-u',
-    target.app.user,
-    `-p${target.app.password}`,
-    target.app.database,
-    '-e',
+  return mariadbClient(
+    {
+      port: target.port,
+      user: target.app.user,
+      password: target.app.password,
+      database: target.app.database,
+    },
     sql,
-  ]);
+  );
 }
 
 function through(

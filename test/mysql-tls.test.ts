@@ -10,15 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  MYSQL_CONNECTION,
   type MysqlTestGateway,
   mariadbAvailable,
+  mariadbCli,
   mysqlThrough,
   type PrivateMariadb,
   startMariadb,
   startMysqlTestGateway,
 } from './support/mariadb.ts';
-import { startProcess, stopAll } from './support/processes.ts';
+import { stopAll } from './support/processes.ts';
 import { selfSignedCert } from './support/tls.ts';
 
 const skip =
@@ -73,22 +73,9 @@ describe('MySQL through Airlock over TLS', { skip, timeout: 5 * 60_000 }, () => 
   });
 
   test('the mariadb client with --ssl', { timeout: TEST_TIMEOUT }, async () => {
-    const p = startProcess('mariadb', [
-      '--no-defaults',
-      '--batch',
-      '--ssl',
-      `--ssl-ca=${join(dir, 'cert.pem')}`,
-      '-h',
-      '127.0.0.1',
-      '-P',
-      String(gw.mysql.port),
-      '-u',
-      'agent',
-      `-p${gw.tokens.agent}`,
-      MYSQL_CONNECTION,
-      '-e',
-      'SELECT COUNT(*) AS n FROM customers',
-    ]);
+    const p = mariadbCli(gw, 'SELECT COUNT(*) AS n FROM customers', {
+      args: ['--ssl', `--ssl-ca=${join(dir, 'cert.pem')}`],
+    });
     const exit = await p.waitForExit(60_000);
     assert.equal(exit.code, 0, p.output());
     assert.equal(p.stdout(), 'n\n20\n');

@@ -15,7 +15,7 @@ import { delimiter, join } from 'node:path';
 import { after, before } from 'node:test';
 import mysql from 'mysql2/promise';
 import { defaultRules } from './gateway.ts';
-import { apiUrlOf, makePolicyDir } from './policy-dir.ts';
+import { apiUrlOf, makePolicyDir, PRINCIPALS } from './policy-dir.ts';
 import { freePort } from './ports.ts';
 import { type ManagedProcess, startProcess, stopAll } from './processes.ts';
 
@@ -197,14 +197,9 @@ INSERT INTO orders (id, customer, total)
 CREATE TABLE audit_notes (id int AUTO_INCREMENT PRIMARY KEY, note text NOT NULL);
 `;
 
-/** Principals every MySQL test gateway knows (the same as the PostgreSQL helper's). */
-export const MYSQL_PRINCIPALS = {
-  agent: { kind: 'agent', groups: ['agents'] },
-  alice: { kind: 'human', groups: ['dba'] },
-  bob: { kind: 'human', groups: ['dba'] },
-  eve: { kind: 'human', groups: ['support'] },
-  bench: { kind: 'service', groups: ['bench'] },
-} as const;
+/** Principals every MySQL test gateway knows: the PostgreSQL helper's, but for carol. */
+const { carol: _carol, ...mysqlPrincipals } = PRINCIPALS;
+export const MYSQL_PRINCIPALS = mysqlPrincipals;
 export type MysqlPrincipal = keyof typeof MYSQL_PRINCIPALS;
 
 /** The connection name callers put where a database name goes. */
@@ -328,26 +323,44 @@ export function mysqlThrough(
   });
 }
 
-/** The `mariadb` CLI through the gateway as `who` (default the agent), in batch mode (tab-separated output). */
-export function mariadbCli(
-  gw: MysqlTestGateway,
+/** The `mariadb` CLI in batch mode (tab-separated output), logged in as given. */
+export function mariadbClient(
+  login: { port: number; user: string; password: string; database: string },
   sql: string,
-  o: { who?: MysqlPrincipal; token?: string; database?: string; port?: number; args?: string[] } = {},
+  args: readonly string[] = [],
 ): ManagedProcess {
-  const who = o.who ?? 'agent';
   return startProcess('mariadb', [
     '--no-defaults',
     '--batch',
     '-h',
     '127.0.0.1',
     '-P',
-    String(o.port ?? gw.mysql.port),
+    String(login.port),
     '-u',
-    who,
-    `-p${o.token ?? gw.tokens[who]}`,
-    ...(o.args ?? []),
-    o.database ?? MYSQL_CONNECTION,
+    login.user,
+    `-p${login.password}`,
+    ...args,
+    login.database,
     '-e',
     sql,
   ]);
+}
+
+/** The `mariadb` CLI through the gateway as `who` (default the agent). */
+export function mariadbCli(
+  gw: MysqlTestGateway,
+  sql: string,
+  o: { who?: MysqlPrincipal; token?: string; database?: string; port?: number; args?: string[] } = {},
+): ManagedProcess {
+  const who = o.who ?? 'agent';
+  return mariadbClient(
+    {
+      port: o.port ?? gw.mysql.port,
+      user: who,
+      password: o.token ?? gw.tokens[who],
+      database: o.database ?? MYSQL_CONNECTION,
+    },
+    sql,
+    o.args,
+  );
 }
