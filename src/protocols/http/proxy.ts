@@ -18,7 +18,7 @@ import type { Limits } from '../../core/limits/limits.ts';
 import type { Policy, PolicyConnection } from '../../core/policy/policy.ts';
 import { EventStreamWriter } from '../../core/recording/events.ts';
 import type { Recorder } from '../../core/recording/types.ts';
-import type { Exchange, ProxyAdapter, ResponseFilter } from './adapter.ts';
+import type { Classified, Exchange, ProxyAdapter, ResponseFilter } from './adapter.ts';
 import { sendJson } from './adapter.ts';
 import { hasBody, readBody } from './body.ts';
 import { authenticateCaller } from './caller-auth.ts';
@@ -152,6 +152,24 @@ class CallerGone {
   aborted = false;
   #listeners: (() => void)[] | undefined;
   #controller: AbortController | undefined;
+  readonly #res: ServerResponse;
+  readonly #onClose: () => void;
+
+  /** Watches `res`: closed before it has finished means the caller has gone. */
+  constructor(res: ServerResponse) {
+    this.#res = res;
+    this.#onClose = this.#closed.bind(this);
+    res.on('close', this.#onClose);
+  }
+
+  #closed(): void {
+    if (!this.#res.writableFinished) this.abort();
+  }
+
+  /** Stops watching the response (the request is over). */
+  detach(): void {
+    this.#res.off('close', this.#onClose);
+  }
 
   on(_event: 'abort', listener: () => void): this {
     if (this.#listeners) this.#listeners.push(listener);
@@ -203,6 +221,7 @@ class ProxyExchange implements Exchange {
   readonly source: string;
   body: Buffer | undefined = undefined;
   #query: URLSearchParams | undefined;
+  #credentials: string[] | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, target: string, source: string) {
     this.req = req;
@@ -223,6 +242,12 @@ class ProxyExchange implements Exchange {
       this.#query = new URLSearchParams(q < 0 ? '' : this.target.slice(q + 1));
     }
     return this.#query;
+  }
+
+  /** The credentials that must not appear in what is recorded of this exchange, read once. */
+  credentials(connection: PolicyConnection): readonly string[] {
+    this.#credentials ??= credentialsIn(connection, this.req);
+    return this.#credentials;
   }
 }
 
@@ -316,12 +341,8 @@ export class HttpProxy {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const gone = new CallerGone();
+    const gone = new CallerGone(res);
     this.#open.add(gone);
-    const onClose = () => {
-      if (!res.writableFinished) gone.abort();
-    };
-    res.on('close', onClose);
     try {
       await this.#handle(req, res, gone);
     } catch (err) {
@@ -331,7 +352,7 @@ export class HttpProxy {
       else res.destroy();
     } finally {
       this.#open.delete(gone);
-      res.off('close', onClose);
+      gone.detach();
     }
   }
 
@@ -410,22 +431,7 @@ export class HttpProxy {
       (await this.#session(req.socket, adapter.protocol, connection, principal, source));
     const sessionId = session.id;
     const started = Date.now();
-    let secrets: string[] | undefined;
-    const credentials = () => {
-      secrets ??= credentialsIn(connection, req);
-      return secrets;
-    };
-    const record = (verdict: string, extra: Record<string, unknown> = {}) =>
-      session.recording?.event('exchange', {
-        method: ex.method,
-        target: ex.target,
-        kind: classified.kind,
-        summary: classified.summary,
-        verdict,
-        headers: recordedHeaders(req.headers, credentials()),
-        ...(classified.attributes.body === undefined ? {} : { body: classified.attributes.body }),
-        ...extra,
-      });
+    const recording = session.recording;
     const action: Action = {
       protocol: adapter.protocol,
       connection: connection.name,
@@ -446,7 +452,7 @@ export class HttpProxy {
       return;
     }
     if (outcome.verdict === 'deny') {
-      record('deny', { reason: outcome.reason });
+      if (recording) this.#record(recording, ex, connection, classified, 'deny', { reason: outcome.reason });
       adapter.refuse(
         ex,
         new AirlockError('AIRLOCK_E_DENIED', outcome.reason, {
@@ -461,7 +467,8 @@ export class HttpProxy {
     if (outcome.verdict === 'hold') {
       const hold = { requestId: outcome.request.id, url: outcome.url, message: outcome.message };
       if (outcome.mode === 'retry') {
-        record('hold', { request: hold.requestId });
+        if (recording)
+          this.#record(recording, ex, connection, classified, 'hold', { request: hold.requestId });
         adapter.retry(ex, hold);
         return;
       }
@@ -477,7 +484,11 @@ export class HttpProxy {
         stopWaiting?.();
       }
       if (settled.status !== 'approved') {
-        record(settled.status, { request: hold.requestId, reason: settled.reason });
+        if (recording)
+          this.#record(recording, ex, connection, classified, settled.status, {
+            request: hold.requestId,
+            reason: settled.reason,
+          });
         adapter.refuse(
           ex,
           new AirlockError(
@@ -510,13 +521,36 @@ export class HttpProxy {
     const recordLimit = session.recording ? (adapter.recordBody?.(connection as never) ?? 0) : 0;
     const capture = recordLimit > 0 ? new BodyCapture(recordLimit) : undefined;
     const status = await this.#forward(ex, connection, adapter, gone, filter, capture);
-    record('allow', {
-      ...(outcome.verdict === 'hold' ? { request: outcome.request.id } : {}),
-      status: status ?? null,
-      ms: Date.now() - started,
-      ...(filter ? { masked: true } : {}),
-      ...(capture ? { response: capture.record(credentials()) } : {}),
-    });
+    if (!recording) return;
+    const extra: Record<string, unknown> = {};
+    if (outcome.verdict === 'hold') extra.request = outcome.request.id;
+    extra.status = status ?? null;
+    extra.ms = Date.now() - started;
+    if (filter) extra.masked = true;
+    if (capture) extra.response = capture.record(ex.credentials(connection));
+    this.#record(recording, ex, connection, classified, 'allow', extra);
+  }
+
+  /** One exchange of the session recording: the request as judged, its outcome, no credentials. */
+  #record(
+    recording: EventStreamWriter,
+    ex: ProxyExchange,
+    connection: PolicyConnection,
+    classified: Classified,
+    verdict: string,
+    extra: Readonly<Record<string, unknown>>,
+  ): void {
+    const fields: Record<string, unknown> = {
+      method: ex.method,
+      target: ex.target,
+      kind: classified.kind,
+      summary: classified.summary,
+      verdict,
+      headers: recordedHeaders(ex.req.headers, ex.credentials(connection)),
+    };
+    if (classified.attributes.body !== undefined) fields.body = classified.attributes.body;
+    for (const k of Object.keys(extra)) fields[k] = extra[k];
+    recording.event('exchange', fields);
   }
 
   /**

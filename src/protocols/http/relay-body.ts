@@ -9,34 +9,69 @@
 import type { Readable, Writable } from 'node:stream';
 
 export function relayBody(src: Readable, dst: Writable): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    const settle = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      src.off('error', settle);
-      src.off('close', srcClosed);
-      dst.off('error', settle);
-      dst.off('finish', finished);
-      dst.off('close', dstClosed);
-      if (err) {
-        src.unpipe(dst);
-        src.destroy();
-        dst.destroy();
-        reject(err);
-      } else resolve();
-    };
-    const finished = () => settle();
-    const dstClosed = () => settle(new Error('the caller closed the connection before the body was sent'));
-    const srcClosed = () => {
-      // A body that closes without ending was cut off upstream.
-      if (!src.readableEnded) settle(new Error('the upstream closed the connection mid-body'));
-    };
-    src.on('error', settle);
-    src.on('close', srcClosed);
-    dst.on('error', settle);
-    dst.on('finish', finished);
-    dst.on('close', dstClosed);
+  return new Promise<void>((resolve, reject) => new Relay(src, dst, resolve, reject));
+}
+
+/**
+ * The listeners of one relay, as bound methods: every request takes this path, and closures
+ * assigned to names are each given their name at run time by the TypeScript loader.
+ */
+class Relay {
+  readonly #src: Readable;
+  readonly #dst: Writable;
+  readonly #resolve: () => void;
+  readonly #reject: (err: Error) => void;
+  readonly #onError: (err: Error) => void;
+  readonly #onSrcClose: () => void;
+  readonly #onFinish: () => void;
+  readonly #onDstClose: () => void;
+  #settled = false;
+
+  constructor(src: Readable, dst: Writable, resolve: () => void, reject: (err: Error) => void) {
+    this.#src = src;
+    this.#dst = dst;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#onError = this.#settle.bind(this);
+    this.#onSrcClose = this.#srcClosed.bind(this);
+    this.#onFinish = this.#finished.bind(this);
+    this.#onDstClose = this.#dstClosed.bind(this);
+    src.on('error', this.#onError);
+    src.on('close', this.#onSrcClose);
+    dst.on('error', this.#onError);
+    dst.on('finish', this.#onFinish);
+    dst.on('close', this.#onDstClose);
     src.pipe(dst);
-  });
+  }
+
+  #finished(): void {
+    this.#settle();
+  }
+
+  #dstClosed(): void {
+    this.#settle(new Error('the caller closed the connection before the body was sent'));
+  }
+
+  #srcClosed(): void {
+    // A body that closes without ending was cut off upstream.
+    if (!this.#src.readableEnded) this.#settle(new Error('the upstream closed the connection mid-body'));
+  }
+
+  #settle(err?: Error): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    const src = this.#src;
+    const dst = this.#dst;
+    src.off('error', this.#onError);
+    src.off('close', this.#onSrcClose);
+    dst.off('error', this.#onError);
+    dst.off('finish', this.#onFinish);
+    dst.off('close', this.#onDstClose);
+    if (err) {
+      src.unpipe(dst);
+      src.destroy();
+      dst.destroy();
+      this.#reject(err);
+    } else this.#resolve();
+  }
 }
