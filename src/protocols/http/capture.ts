@@ -69,21 +69,29 @@ export class BodyCapture {
   record(secrets: readonly string[]): Record<string, unknown> {
     const out: Record<string, unknown> = { bytes: this.#total };
     if (this.#total === 0 || this.#limit <= 0) return out;
-    if (!TEXTUAL.test(this.#type)) return { ...out, body_omitted: `not text (${this.#type || 'untyped'})` };
-    let raw: Buffer = Buffer.concat(this.#chunks, this.#kept);
+    if (!TEXTUAL.test(this.#type)) {
+      out.body_omitted = `not text (${this.#type || 'untyped'})`;
+      return out;
+    }
+    let raw: Buffer = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#kept);
     let truncated = this.#total > this.#kept;
     if (this.#encoding !== 'identity') {
       const decode = PARTIAL_DECODERS[this.#encoding];
-      if (!decode) return { ...out, body_omitted: `encoded (${this.#encoding})` };
+      if (!decode) {
+        out.body_omitted = `encoded (${this.#encoding})`;
+        return out;
+      }
       try {
         // The first bytes of a compressed body may expand far: bounded, then cut to the limit.
         raw = decode(raw, Math.min(this.#limit * 1024, MAX_DECODED));
       } catch {
-        return { ...out, body_omitted: `encoded (${this.#encoding}), not decoded` };
+        out.body_omitted = `encoded (${this.#encoding}), not decoded`;
+        return out;
       }
       if (raw.length > this.#limit) truncated = true;
     }
-    const text = withoutCredentials(raw.subarray(0, this.#limit).toString('utf8'), secrets);
-    return { ...out, body: text, ...(truncated ? { truncated: true } : {}) };
+    out.body = withoutCredentials(raw.toString('utf8', 0, Math.min(raw.length, this.#limit)), secrets);
+    if (truncated) out.truncated = true;
+    return out;
   }
 }

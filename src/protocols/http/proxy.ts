@@ -258,6 +258,8 @@ interface ProxySession {
 
 interface SocketSessions {
   readonly ids: Map<string, ProxySession>;
+  /** The session the socket's last request used: a keep-alive caller mostly stays in one. */
+  last?: { readonly connection: string; readonly principal: string; readonly session: ProxySession };
 }
 
 /** Connection slots a caller's socket holds, one per principal that has used it. */
@@ -775,7 +777,13 @@ export class HttpProxy {
 
   /** The caller's session on this socket for `connection`, if it has one already. */
   #sessionNow(socket: Socket, connection: PolicyConnection, principal: Principal): ProxySession | undefined {
-    return this.#sessions.get(socket)?.ids.get(`${connection.name}\0${principal.name}`);
+    const s = this.#sessions.get(socket);
+    if (!s) return undefined;
+    const last = s.last;
+    if (last?.connection === connection.name && last.principal === principal.name) return last.session;
+    const session = s.ids.get(`${connection.name}\0${principal.name}`);
+    if (session) s.last = { connection: connection.name, principal: principal.name, session };
+    return session;
   }
 
   async #session(
