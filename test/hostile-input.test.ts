@@ -15,40 +15,9 @@ import { startTestGateway, type TestGateway } from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
 import { stopAll } from './support/processes.ts';
 import { pgThrough } from './support/psql.ts';
+import { exchange } from './support/raw-exchange.ts';
 
 const STARTUP_TIMEOUT_MS = 500;
-
-interface Exchange {
-  readonly closed: boolean;
-  readonly reply: Buffer;
-}
-
-/** Sends the chunks (a few ms apart) and reads until the server closes or `waitMs` passes. */
-function exchange(port: number, chunks: readonly Buffer[], waitMs: number): Promise<Exchange> {
-  return new Promise((resolve) => {
-    const got: Buffer[] = [];
-    const socket = connect({ host: '127.0.0.1', port });
-    let done = false;
-    const finish = (closed: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ closed, reply: Buffer.concat(got) });
-    };
-    const timer = setTimeout(() => finish(false), waitMs);
-    socket.on('data', (d) => got.push(d));
-    socket.on('error', () => finish(true));
-    socket.on('close', () => finish(true));
-    socket.on('connect', async () => {
-      for (const c of chunks) {
-        if (socket.destroyed) return;
-        socket.write(c);
-        await new Promise((ok) => setTimeout(ok, Math.min(5, c.length % 7)));
-      }
-    });
-  });
-}
 
 /** A reply is nothing, or SSL/GSS refusals ('N') followed by backend frames ending in ErrorResponse. */
 function assertWellFormed(reply: Buffer): void {

@@ -17,6 +17,7 @@ import ssh2 from 'ssh2';
 import { mutated, splitAt } from './fuzz/targets.ts';
 import type { ManagedProcess } from './support/processes.ts';
 import { stopAll } from './support/processes.ts';
+import { exchange } from './support/raw-exchange.ts';
 import { type SshTestGateway, startSshTestGateway } from './support/ssh-gateway.ts';
 import { generateKey, type PrivateSshd, startSshd } from './support/sshd.ts';
 
@@ -99,40 +100,6 @@ const hostile: fc.Arbitrary<Buffer> = fc.oneof(
   partialKex,
   mutated(partialKex),
 );
-
-interface Exchange {
-  readonly closed: boolean;
-  readonly ms: number;
-  readonly reply: Buffer;
-}
-
-/** Sends the chunks (a few ms apart) and reads until the server closes or `waitMs` passes. */
-function exchange(port: number, chunks: readonly Buffer[], waitMs: number): Promise<Exchange> {
-  return new Promise((resolve) => {
-    const got: Buffer[] = [];
-    const t0 = Date.now();
-    const socket = connect({ host: '127.0.0.1', port });
-    let done = false;
-    const finish = (closed: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ closed, ms: Date.now() - t0, reply: Buffer.concat(got) });
-    };
-    const timer = setTimeout(() => finish(false), waitMs);
-    socket.on('data', (d) => got.push(d));
-    socket.on('error', () => finish(true));
-    socket.on('close', () => finish(true));
-    socket.on('connect', async () => {
-      for (const c of chunks) {
-        if (socket.destroyed) return;
-        socket.write(c);
-        await new Promise((ok) => setTimeout(ok, Math.min(5, c.length % 7)));
-      }
-    });
-  });
-}
 
 /** Audit events are appended in batches: waits (bounded) until `check` finds what it wants. */
 async function eventually(what: string, check: () => boolean): Promise<void> {
