@@ -19,6 +19,11 @@ export interface LimitsConfig {
   readonly writeTimeoutMs: number;
   /** Bytes a caller may send while one of its commands is held for approval. */
   readonly maxHeldBytes: number;
+  /**
+   * How often a caller waiting on a held command is reminded. The reminder is also traffic, so
+   * idle timeouts of proxies and clients between the caller and Airlock do not end the wait.
+   */
+  readonly holdNoticeIntervalMs: number;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -29,6 +34,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   startupTimeoutMs: 15_000,
   writeTimeoutMs: 5 * 60_000,
   maxHeldBytes: 1024 * 1024,
+  holdNoticeIntervalMs: 30_000,
 };
 
 export type LimitEvent = (type: string, data: Record<string, unknown>) => void;

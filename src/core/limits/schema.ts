@@ -23,6 +23,9 @@ export const limitsSchema = z.strictObject({
   startup_timeout: duration.default(DEFAULT_LIMITS.startupTimeoutMs),
   write_timeout: duration.default(DEFAULT_LIMITS.writeTimeoutMs),
   max_held_bytes: count.default(DEFAULT_LIMITS.maxHeldBytes),
+  hold_notice_interval: duration
+    .refine((ms) => ms >= 100, 'at least 100ms')
+    .default(DEFAULT_LIMITS.holdNoticeIntervalMs),
 });
 
 export function limitsConfig(l: z.output<typeof limitsSchema> | undefined): LimitsConfig {
@@ -39,5 +42,6 @@ export function limitsConfig(l: z.output<typeof limitsSchema> | undefined): Limi
     startupTimeoutMs: l.startup_timeout,
     writeTimeoutMs: l.write_timeout,
     maxHeldBytes: l.max_held_bytes,
+    holdNoticeIntervalMs: l.hold_notice_interval,
   };
 }

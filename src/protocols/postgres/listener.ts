@@ -4,6 +4,7 @@
  */
 import { createSecureContext } from 'node:tls';
 import type { ListenerOptions } from '../../core/adapter-ports.ts';
+import { DEFAULT_LIMITS } from '../../core/limits/limits.ts';
 import { type SessionListener, startSessionListener } from '../../core/session-listener.ts';
 import { CancelKeys } from './cancel.ts';
 import { Catalogs } from './catalog.ts';
@@ -13,7 +14,7 @@ import { PgSession } from './session.ts';
 export interface PostgresListenerOptions extends ListenerOptions {
   /** PEM strings; when absent SSLRequest is answered 'N'. */
   tls?: { cert: string; key: string };
-  /** While a statement is held, a NoticeResponse goes to the caller this often. */
+  /** While a statement is held, a NoticeResponse goes to the caller this often (over `limits`). */
   keepaliveNoticeMs?: number;
 }
 
@@ -32,7 +33,8 @@ export async function startPostgresListener(o: PostgresListenerOptions): Promise
     tokens: o.tokens,
     tls,
     log: o.log,
-    keepaliveNoticeMs: o.keepaliveNoticeMs ?? 30_000,
+    keepaliveNoticeMs:
+      o.keepaliveNoticeMs ?? o.limits?.config.holdNoticeIntervalMs ?? DEFAULT_LIMITS.holdNoticeIntervalMs,
     cancelKeys,
     limits: o.limits,
     ...(o.limits ? { startupTimeoutMs: o.limits.config.startupTimeoutMs } : {}),
