@@ -26,6 +26,7 @@ CREATE MATERIALIZED VIEW mv AS SELECT id FROM t;
 CREATE UNIQUE INDEX mv_id ON mv (id);
 CREATE TABLE pgbench_accounts (aid int PRIMARY KEY, abalance int);
 CREATE FUNCTION safe_double(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2';
+CREATE FUNCTION flip(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2';
 CREATE FUNCTION count_t() RETURNS bigint STABLE LANGUAGE sql AS 'SELECT count(*) FROM t';
 CREATE FUNCTION bump() RETURNS int VOLATILE LANGUAGE plpgsql AS
   $$BEGIN INSERT INTO audit_notes (note) VALUES ('bumped'); RETURN 1; END$$;
@@ -57,6 +58,10 @@ rules:
   - name: reads are free
     connections: [app]
     kinds: [read]
+    effect: allow
+  - name: definitions pass, so a schema change can go through the gateway
+    connections: [app]
+    kinds: [schema]
     effect: allow
   - name: writes are refused here
     kinds: [write]
@@ -117,7 +122,7 @@ test('functions are judged by their volatility on the target', async () => {
   assert.doesNotMatch(missing.err, /does not exist/, 'unknown functions never reach the target');
 });
 
-test('a function redefined as volatile through the gateway is judged anew', async () => {
+test('a function redefined outside the gateway is judged anew once its cached answer expires', async () => {
   assert.equal((await through('SELECT safe_double(1)')).out, '2\n');
   // Redefined outside the gateway: seen once the short function cache expires.
   await upstream.psql(
@@ -134,4 +139,25 @@ test('a function redefined as volatile through the gateway is judged anew', asyn
     assert.ok(Date.now() < deadline, 'the new volatility was never seen');
     await new Promise((res) => setTimeout(res, 1000));
   }
+});
+
+test('volatile built-ins known to be harmless pass as reads', async () => {
+  const r = await through(
+    'SELECT random() >= 0, clock_timestamp() IS NOT NULL, gen_random_uuid() IS NOT NULL',
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, 't|t|t\n');
+});
+
+test('a function redefined through the gateway is judged anew by the next statement', async () => {
+  // Judged immutable, and the answer cached.
+  assert.equal((await through('SELECT flip(1)')).out, '2\n');
+  const redefine = await through(
+    `CREATE OR REPLACE FUNCTION flip(int) RETURNS int VOLATILE LANGUAGE sql AS 'SELECT $1 * 2'`,
+  );
+  assert.equal(redefine.code, 0, redefine.err);
+  // The schema change dropped the cached answer: no waiting for it to expire.
+  const after = await through('SELECT flip(1)');
+  assert.notEqual(after.code, 0);
+  assert.match(after.err, /writes are refused in this test/);
 });
