@@ -4,7 +4,8 @@
  * Airlock, and stdout and stderr must match (backend PIDs, which differ per connection, aside).
  * Then the behaviours a script cannot show: Ctrl-C in psql cancels the statement on the target,
  * a caller that stops reading makes the gateway stop reading instead of buffering, drivers'
- * prepared-statement caches and pipelines, and TLS from callers with sslmode=verify-full.
+ * prepared-statement caches and pipelines, parameter status changes and notifications sent by
+ * other sessions, and TLS from callers with sslmode=verify-full.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -283,6 +284,50 @@ test('pipelined extended-protocol messages get byte-identical answers', { timeou
     const b = await answers(through);
     assert.ok(a.includes(Buffer.from('division by zero')));
     assert.equal(b.toString('hex'), a.toString('hex'));
+  } finally {
+    direct.end();
+    through.end();
+  }
+});
+
+test('parameter status changes and notifications from other sessions reach the caller', {
+  timeout: TIMEOUT,
+}, async () => {
+  const direct = await WireClient.connect({
+    host: upstream.host,
+    port: upstream.port,
+    database: 'app',
+    user: upstream.app.user,
+    token: upstream.app.password,
+  });
+  const through = await WireClient.connect(gw.target('bench'));
+  try {
+    // PostgreSQL reports changed settings before ReadyForQuery; RESET ALL reports them back.
+    const statements = [
+      "SET application_name = 'renamed'; SET TimeZone = 'Asia/Tokyo'; SET DateStyle = 'SQL, DMY'",
+      "SET IntervalStyle = 'iso_8601'; SET standard_conforming_strings = off",
+      'RESET ALL',
+    ];
+    const answers = async (w: WireClient) => {
+      const out: Buffer[] = [];
+      for (const sql of statements) {
+        w.write(serialize.query(sql));
+        out.push(...(await w.until('Z')).map((f) => f.raw));
+      }
+      return Buffer.concat(out);
+    };
+    const a = await answers(direct);
+    const b = await answers(through);
+    assert.ok(a.includes(Buffer.from('application_name\0renamed\0')), 'PostgreSQL reported the change');
+    assert.equal(b.toString('hex'), a.toString('hex'));
+
+    // A notification sent by another session arrives while the caller sends nothing.
+    through.write(serialize.query('LISTEN "airlock probe"'));
+    await through.until('Z');
+    await upstream.psql(`NOTIFY "airlock probe", 'from elsewhere'`);
+    const note = (await through.until('A')).at(-1)!;
+    const [channel, payload] = note.raw.toString('utf8', 9, note.raw.length - 1).split('\0');
+    assert.deepEqual([channel, payload], ['airlock probe', 'from elsewhere']);
   } finally {
     direct.end();
     through.end();
