@@ -1,14 +1,19 @@
 /**
  * Every PostgreSQL session is recorded as an event stream: statements with the decision and the
  * rule, parameters, results with row counts and durations, errors and notices — masked as the
- * caller saw them — sealed into the audit chain when the session ends.
+ * caller saw them — sealed into the audit chain when the session ends; `airlock replay` shows it
+ * as a timeline.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { eventually, pendingRequestFrom } from './support/eventually.ts';
 import { startTestGateway, type TestGateway } from './support/gateway.ts';
 import { type PrivatePostgres, startPostgres } from './support/postgres.ts';
-import { stopAll } from './support/processes.ts';
+import { startProcess, stopAll } from './support/processes.ts';
 import { pgThrough } from './support/psql.ts';
+
+const ROOT = join(import.meta.dirname, '..');
 
 let upstream: PrivatePostgres;
 let gw: TestGateway;
@@ -119,4 +124,67 @@ test('a session is recorded as statements, decisions, results and errors, masked
   );
   assert.equal(verified.status, 200, verified.text);
   assert.notEqual(verified.body.verification.ok, false, verified.text);
+});
+
+test('airlock replay shows a session as a timeline: masked parameters, a held statement, its decision and notice', {
+  timeout: 180_000,
+}, async () => {
+  const c = await pgThrough(gw.target('agent'));
+  await c.query('SELECT $1::text AS note', ['mail me at someone@example.org']);
+  const block = "DO $$ BEGIN RAISE NOTICE 'hello from %', 'a block'; END $$";
+  const held = c.query(block);
+  const request = await pendingRequestFrom<{ id: number; principal: { name: string }; summary: string }>(
+    gw.api,
+    'agent',
+    'RAISE NOTICE',
+  );
+  assert.equal((await gw.api('POST', `/api/v1/requests/${request.id}/approve`, {}, 'alice')).status, 200);
+  await held;
+  await c.end();
+
+  const session = await eventually('the recording of the session to be sealed', async () => {
+    const res = await gw.api<{ recordings: RecordingJson[] }>(
+      'GET',
+      '/api/v1/recordings?connection=app',
+      undefined,
+      'alice',
+    );
+    for (const r of res.body.recordings.filter((x) => x.principal === 'agent' && x.status === 'closed')) {
+      const content = await fetch(`${gw.apiUrl}/api/v1/recordings/${r.id}/content`, {
+        headers: { authorization: `Bearer ${gw.tokens.alice}` },
+      });
+      if ((await content.text()).includes('RAISE NOTICE')) return r.session;
+    }
+    return undefined;
+  });
+
+  const p = startProcess(process.execPath, [join(ROOT, 'bin/airlock.js'), 'replay', session], {
+    cwd: ROOT,
+    env: { ...process.env, AIRLOCK_URL: gw.apiUrl, AIRLOCK_TOKEN: gw.tokens.alice },
+  });
+  p.endInput();
+  const exit = await p.waitForExit(120_000);
+  assert.equal(exit.code, 0, p.output());
+  assert.match(p.stderr(), /verified, sha256 [0-9a-f]{64} matches audit record \d+/);
+  const lines = p.stdout().trim().split('\n');
+  const timeline = lines.map((l) => l.replace(/^\+\d+\.\d{3}s\s+/, '').replace(/\s+/g, ' '));
+  assert.match(lines[0]!, /^session began \S+ .*principal="agent"/);
+  assert.ok(
+    lines.slice(1).every((l) => /^\+\d+\.\d{3}s /.test(l)),
+    p.stdout(),
+  );
+  assert.deepEqual(
+    timeline.slice(1).map((l) => l.split(' ')[0]),
+    ['statement', 'result', 'statement', 'decision', 'notice', 'result', 'end'],
+  );
+  assert.equal(
+    timeline[1],
+    'statement allow by "reads are free" [read] SELECT $1::text AS note parameters=["mail me at [redacted email]"]',
+  );
+  assert.match(timeline[2]!, /^result SELECT 1, 1 row, [\d.]+ ms$/);
+  assert.match(timeline[3]!, new RegExp(`^statement hold by "\\S.*" request ${request.id} \\[admin\\] DO `));
+  assert.equal(timeline[4], `decision request ${request.id} approved`);
+  assert.equal(timeline[5], 'notice NOTICE 00000: hello from a block');
+  assert.match(timeline[6]!, /^result DO, [\d.]+ ms$/);
+  assert.doesNotMatch(p.stdout(), /someone@example\.org/);
 });

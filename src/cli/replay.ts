@@ -1,7 +1,8 @@
 /**
  * `airlock replay SESSION`: plays a session's recordings after checking each one against the
  * hash the audit log holds for it. A recording that does not match is not played: the command
- * says which one and why, and exits with status 2.
+ * says which one and why, and exits with status 2. Terminal recordings play as they were shown;
+ * event recordings (statements, requests, tool calls) print as a timeline.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { recordingsDirOf } from '../core/audit/evidence.ts';
 import { AirlockError } from '../core/errors.ts';
 import { loadPolicyFile } from '../core/policy/load.ts';
 import { parseAsciicast } from '../core/recording/asciicast.ts';
+import { timelineLines } from '../core/recording/timeline.ts';
 import type { RecordingFormat, RecordingMeta } from '../core/recording/types.ts';
 import { checkRecording, type RecordingCheck } from '../core/recording/verify.ts';
 import type { AuditRecord, Store } from '../core/store.ts';
@@ -129,7 +131,7 @@ async function loadFromStore(store: Store, dir: string, target: string): Promise
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function play(l: Loaded, speed: number, write: (s: string) => void): Promise<void> {
+async function play(l: Loaded, speed: number, raw: boolean, write: (s: string) => void): Promise<void> {
   const text = l.bytes.toString('utf8');
   if (l.meta.format === 'asciicast-v2') {
     const cast = parseAsciicast(text);
@@ -141,9 +143,11 @@ async function play(l: Loaded, speed: number, write: (s: string) => void): Promi
     }
     return;
   }
-  const lines = text.split('\n').filter((x) => x.length > 0);
-  // Line 1 is the stream's header.
-  for (const line of lines.slice(1)) write(`${line}\n`);
+  if (raw) {
+    write(text.endsWith('\n') || text.length === 0 ? text : `${text}\n`);
+    return;
+  }
+  for (const line of timelineLines(text)) write(`${line}\n`);
 }
 
 export function registerReplayCommand(program: Command, io: { out: Print; err: Print }): void {
@@ -155,39 +159,45 @@ export function registerReplayCommand(program: Command, io: { out: Print; err: P
     .option('-c, --config <file>', 'read the store and recordings named in this policy file directly')
     .option('--speed <n>', 'play terminal output in real time × n (0: all at once)', '0')
     .option('--verify-only', 'check the recordings, do not play them')
-    .action(async (target: string, o: { config?: string; speed: string; verifyOnly?: boolean }) => {
-      const speed = Number(o.speed);
-      if (!Number.isFinite(speed) || speed < 0)
-        throw new AirlockError('AIRLOCK_E_BAD_REQUEST', `--speed "${o.speed}" is not a non-negative number`);
-      let loaded: Loaded[];
-      if (o.config) {
-        const policy = loadPolicyFile(o.config);
-        const store = await openStore(policy.store, policy.baseDir);
-        try {
-          loaded = await loadFromStore(store, recordingsDirOf(policy), target);
-        } finally {
-          await store.close();
+    .option('--raw', 'print event recordings as stored (JSON lines) instead of as a timeline')
+    .action(
+      async (target: string, o: { config?: string; speed: string; verifyOnly?: boolean; raw?: boolean }) => {
+        const speed = Number(o.speed);
+        if (!Number.isFinite(speed) || speed < 0)
+          throw new AirlockError(
+            'AIRLOCK_E_BAD_REQUEST',
+            `--speed "${o.speed}" is not a non-negative number`,
+          );
+        let loaded: Loaded[];
+        if (o.config) {
+          const policy = loadPolicyFile(o.config);
+          const store = await openStore(policy.store, policy.baseDir);
+          try {
+            loaded = await loadFromStore(store, recordingsDirOf(policy), target);
+          } finally {
+            await store.close();
+          }
+        } else loaded = await loadViaApi(target);
+        if (loaded.length === 0)
+          throw new AirlockError('AIRLOCK_E_BAD_REQUEST', `no recordings for session ${target}`, {
+            hint: 'list recordings with GET /api/v1/recordings; sessions without a recorded stream have none',
+            status: 404,
+          });
+        let bad = 0;
+        for (const l of loaded) {
+          const m = l.meta;
+          if (!l.check.ok) {
+            bad += 1;
+            err(`recording ${m.id} FAILED verification: ${l.check.message}`);
+            continue;
+          }
+          err(
+            `recording ${m.id} (${m.format}, ${m.connection}${m.principal ? `, ${m.principal}` : ''}): verified, sha256 ${l.check.sha256} matches audit record ${l.check.auditSeq}${m.droppedBytes > 0 ? `; ${m.droppedBytes} bytes were not recorded (disk too slow)` : ''}`,
+          );
+          if (!o.verifyOnly) await play(l, speed, o.raw === true, (s) => process.stdout.write(s));
         }
-      } else loaded = await loadViaApi(target);
-      if (loaded.length === 0)
-        throw new AirlockError('AIRLOCK_E_BAD_REQUEST', `no recordings for session ${target}`, {
-          hint: 'list recordings with GET /api/v1/recordings; sessions without a recorded stream have none',
-          status: 404,
-        });
-      let bad = 0;
-      for (const l of loaded) {
-        const m = l.meta;
-        if (!l.check.ok) {
-          bad += 1;
-          err(`recording ${m.id} FAILED verification: ${l.check.message}`);
-          continue;
-        }
-        err(
-          `recording ${m.id} (${m.format}, ${m.connection}${m.principal ? `, ${m.principal}` : ''}): verified, sha256 ${l.check.sha256} matches audit record ${l.check.auditSeq}${m.droppedBytes > 0 ? `; ${m.droppedBytes} bytes were not recorded (disk too slow)` : ''}`,
-        );
-        if (!o.verifyOnly) await play(l, speed, (s) => process.stdout.write(s));
-      }
-      if (!o.verifyOnly) out('');
-      if (bad > 0) throw new CommanderError(2, 'airlock.evidence', 'a recording does not verify');
-    });
+        if (!o.verifyOnly) out('');
+        if (bad > 0) throw new CommanderError(2, 'airlock.evidence', 'a recording does not verify');
+      },
+    );
 }
