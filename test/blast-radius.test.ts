@@ -1,6 +1,6 @@
 /**
- * Blast radius: a held write carries the planner's estimate of the rows it would touch, read
- * on a side connection with EXPLAIN (never executed). Real psql through a test gateway to a
+ * Blast radius: a held write carries the tables it touches and the planner's estimate of the
+ * rows it would touch, read on a side connection with EXPLAIN (never executed). Real psql through a test gateway to a
  * private PostgreSQL.
  */
 import assert from 'node:assert/strict';
@@ -14,6 +14,7 @@ interface Req {
   id: number;
   summary: string;
   estimatedRows: number | null;
+  parts: { kind: string; tables: string[] }[];
 }
 
 describe('blast radius for reviewers', { timeout: 120_000 }, () => {
@@ -72,5 +73,24 @@ describe('blast radius for reviewers', { timeout: 120_000 }, () => {
     for (const id of [r1.id, r2.id])
       await gw.api('POST', `/api/v1/requests/${id}/deny`, { reason: 'no' }, 'alice');
     await Promise.all([one.waitForExit(20_000), ddl.waitForExit(20_000)]);
+  });
+
+  test('a held write names the tables it touches, those it joins and those inside a CTE', async () => {
+    const join =
+      'UPDATE orders SET total = total FROM customers c WHERE orders.customer = c.name AND c.id = 1';
+    const cte = 'WITH d AS (DELETE FROM orders WHERE id = 5 RETURNING customer) SELECT * FROM d';
+    const callers = [join, cte].map((sql) => psqlCommand(gw.target('agent'), sql));
+    const [joined, hidden] = [await held(join), await held(cte)];
+    assert.deepEqual(
+      joined.parts.map((p) => [p.kind, [...p.tables].sort()]),
+      [['write', ['customers', 'orders']]],
+    );
+    assert.deepEqual(
+      hidden.parts.map((p) => [p.kind, p.tables]),
+      [['write', ['orders']]],
+    );
+    for (const r of [joined, hidden])
+      await gw.api('POST', `/api/v1/requests/${r.id}/deny`, { reason: 'no' }, 'alice');
+    await Promise.all(callers.map((c) => c.waitForExit(20_000)));
   });
 });
