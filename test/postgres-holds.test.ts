@@ -6,6 +6,7 @@
  * since psql only shows it in an interactive prompt.
  */
 import assert from 'node:assert/strict';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { serialize } from 'pg-protocol';
 import type { requestJson } from '../src/server/api.ts';
@@ -19,6 +20,7 @@ import { WireClient } from './support/wire.ts';
 type RequestView = ReturnType<typeof requestJson>;
 
 const WAIT = 30_000;
+const IDLE_CUTOFF_MS = 2_000;
 const READY_FOR_QUERY = 'Z'.charCodeAt(0);
 const COMMAND_COMPLETE = 'C'.charCodeAt(0);
 const ERROR_RESPONSE = 'E'.charCodeAt(0);
@@ -97,6 +99,46 @@ describe('held statements and real clients', { timeout: 5 * 60_000 }, () => {
     p.endInput();
     assert.equal((await p.waitForExit(WAIT)).code, 0, p.output());
     assert.equal(await orderExists(41), true);
+  });
+
+  test('the reminders keep an idle-timeout between psql and Airlock from ending the wait', async () => {
+    // A relay that drops a connection after 2 s with no bytes either way, as a load balancer does.
+    const relay = createServer((caller) => {
+      const onward = connect({ host: gw.pg.host, port: gw.pg.port });
+      const drop = () => {
+        caller.destroy();
+        onward.destroy();
+      };
+      for (const s of [caller, onward]) {
+        s.setTimeout(IDLE_CUTOFF_MS, drop);
+        s.on('error', drop);
+        s.on('close', drop);
+      }
+      caller.pipe(onward).pipe(caller);
+    });
+    await new Promise<void>((ok) => relay.listen(0, '127.0.0.1', ok));
+    try {
+      const port = (relay.address() as AddressInfo).port;
+      const p = psqlSession({ ...gw.target('agent'), host: '127.0.0.1', port });
+      p.write('DELETE FROM orders WHERE id = 47;\n');
+      const id = requestIdFrom((await p.waitForOutput(/NOTICE:.*request \d+/, WAIT, 'stderr'))[0]);
+      // Six reminders at 500 ms span more than the relay's cutoff.
+      const reminder = new RegExp(`still waiting for approval: request ${id} `, 'g');
+      await eventually(
+        'six reminders through the relay',
+        async () => ((p.stderr().match(reminder)?.length ?? 0) >= 6 ? true : undefined),
+        20_000,
+      );
+      await decide(id, 'approve');
+      await p.waitForOutput(/DELETE 1/, WAIT, 'stdout');
+      p.write("SELECT 'same connection' AS marker;\n");
+      await p.waitForOutput(/same connection/, WAIT, 'stdout');
+      p.endInput();
+      assert.equal((await p.waitForExit(WAIT)).code, 0, p.output());
+      assert.equal(await orderExists(47), false);
+    } finally {
+      await new Promise((ok) => relay.close(ok));
+    }
   });
 
   test('psql: approved inside a transaction, the statement runs in it and the block goes on', async () => {
