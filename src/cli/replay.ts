@@ -150,6 +150,13 @@ async function play(l: Loaded, speed: number, raw: boolean, write: (s: string) =
   for (const line of timelineLines(text)) write(`${line}\n`);
 }
 
+interface ReplayOptions {
+  config?: string;
+  speed: string;
+  verifyOnly?: boolean;
+  raw?: boolean;
+}
+
 export function registerReplayCommand(program: Command, io: { out: Print; err: Print }): void {
   const { out, err } = io;
   program
@@ -160,44 +167,39 @@ export function registerReplayCommand(program: Command, io: { out: Print; err: P
     .option('--speed <n>', 'play terminal output in real time × n (0: all at once)', '0')
     .option('--verify-only', 'check the recordings, do not play them')
     .option('--raw', 'print event recordings as stored (JSON lines) instead of as a timeline')
-    .action(
-      async (target: string, o: { config?: string; speed: string; verifyOnly?: boolean; raw?: boolean }) => {
-        const speed = Number(o.speed);
-        if (!Number.isFinite(speed) || speed < 0)
-          throw new AirlockError(
-            'AIRLOCK_E_BAD_REQUEST',
-            `--speed "${o.speed}" is not a non-negative number`,
-          );
-        let loaded: Loaded[];
-        if (o.config) {
-          const policy = loadPolicyFile(o.config);
-          const store = await openStore(policy.store, policy.baseDir);
-          try {
-            loaded = await loadFromStore(store, recordingsDirOf(policy), target);
-          } finally {
-            await store.close();
-          }
-        } else loaded = await loadViaApi(target);
-        if (loaded.length === 0)
-          throw new AirlockError('AIRLOCK_E_BAD_REQUEST', `no recordings for session ${target}`, {
-            hint: 'list recordings with GET /api/v1/recordings; sessions without a recorded stream have none',
-            status: 404,
-          });
-        let bad = 0;
-        for (const l of loaded) {
-          const m = l.meta;
-          if (!l.check.ok) {
-            bad += 1;
-            err(`recording ${m.id} FAILED verification: ${l.check.message}`);
-            continue;
-          }
-          err(
-            `recording ${m.id} (${m.format}, ${m.connection}${m.principal ? `, ${m.principal}` : ''}): verified, sha256 ${l.check.sha256} matches audit record ${l.check.auditSeq}${m.droppedBytes > 0 ? `; ${m.droppedBytes} bytes were not recorded (disk too slow)` : ''}`,
-          );
-          if (!o.verifyOnly) await play(l, speed, o.raw === true, (s) => process.stdout.write(s));
+    .action(async (target: string, o: ReplayOptions) => {
+      const speed = Number(o.speed);
+      if (!Number.isFinite(speed) || speed < 0)
+        throw new AirlockError('AIRLOCK_E_BAD_REQUEST', `--speed "${o.speed}" is not a non-negative number`);
+      let loaded: Loaded[];
+      if (o.config) {
+        const policy = loadPolicyFile(o.config);
+        const store = await openStore(policy.store, policy.baseDir);
+        try {
+          loaded = await loadFromStore(store, recordingsDirOf(policy), target);
+        } finally {
+          await store.close();
         }
-        if (!o.verifyOnly) out('');
-        if (bad > 0) throw new CommanderError(2, 'airlock.evidence', 'a recording does not verify');
-      },
-    );
+      } else loaded = await loadViaApi(target);
+      if (loaded.length === 0)
+        throw new AirlockError('AIRLOCK_E_BAD_REQUEST', `no recordings for session ${target}`, {
+          hint: 'list recordings with GET /api/v1/recordings; sessions without a recorded stream have none',
+          status: 404,
+        });
+      let bad = 0;
+      for (const l of loaded) {
+        const m = l.meta;
+        if (!l.check.ok) {
+          bad += 1;
+          err(`recording ${m.id} FAILED verification: ${l.check.message}`);
+          continue;
+        }
+        err(
+          `recording ${m.id} (${m.format}, ${m.connection}${m.principal ? `, ${m.principal}` : ''}): verified, sha256 ${l.check.sha256} matches audit record ${l.check.auditSeq}${m.droppedBytes > 0 ? `; ${m.droppedBytes} bytes were not recorded (disk too slow)` : ''}`,
+        );
+        if (!o.verifyOnly) await play(l, speed, o.raw === true, (s) => process.stdout.write(s));
+      }
+      if (!o.verifyOnly) out('');
+      if (bad > 0) throw new CommanderError(2, 'airlock.evidence', 'a recording does not verify');
+    });
 }
