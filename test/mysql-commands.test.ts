@@ -8,14 +8,18 @@
  */
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { describe, test } from 'node:test';
-import type mysql from 'mysql2/promise';
+import { networkInterfaces } from 'node:os';
+import { after, before, describe, test } from 'node:test';
+import mysql from 'mysql2/promise';
 import { Cap, Command } from '../src/protocols/mysql/constants.ts';
 import { handshakeResponse, parseErr } from '../src/protocols/mysql/messages.ts';
 import { type Packet, PacketReader, packet } from '../src/protocols/mysql/packets.ts';
+import type { Gateway } from '../src/server/gateway.ts';
 import { eventually, pendingRequestFrom } from './support/eventually.ts';
 import {
   MYSQL_CONNECTION,
+  MYSQL_DEFAULT_RULES,
+  MYSQL_PRINCIPALS,
   type MysqlTestGateway,
   mariadbAvailable,
   mariadbCli,
@@ -24,6 +28,8 @@ import {
   mysqlThrough,
   type PrivateMariadb,
 } from './support/mariadb.ts';
+import { makePolicyDir } from './support/policy-dir.ts';
+import { startProcess } from './support/processes.ts';
 
 const TEST_TIMEOUT = 120_000;
 const skip = mariadbAvailable();
@@ -455,6 +461,92 @@ describe('MySQL protocol details through Airlock', { skip, timeout: 10 * 60_000 
       });
     } finally {
       w.close();
+    }
+  });
+});
+
+/** An address of this host that is not loopback, to be a caller from elsewhere. */
+function outsideAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces()))
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return undefined;
+}
+
+const outside = outsideAddress();
+
+describe('a caller that is not on this host', {
+  skip: skip ?? (outside ? undefined : 'this host has no address besides loopback'),
+  timeout: 5 * 60_000,
+}, () => {
+  let gateway: Gateway | undefined;
+  let files: ReturnType<typeof makePolicyDir<typeof MYSQL_PRINCIPALS>>;
+  let port = 0;
+  before(async () => {
+    files = makePolicyDir('airlock-mysql-outside-', MYSQL_PRINCIPALS);
+    files.secret('upstream.password', `${target.app.password}\n`);
+    files.writePolicy(
+      { listen: ['mysql'] },
+      `connections:
+  ${MYSQL_CONNECTION}:
+    type: mysql
+    upstream:
+      host: 127.0.0.1
+      port: ${target.port}
+      database: ${target.app.database}
+      user: ${target.app.user}
+      password: "\${file:./secrets/upstream.password}"
+    default: review
+${MYSQL_DEFAULT_RULES}`,
+    );
+    gateway = await files.start({ listen: { mysql: `${outside}:0` } });
+    port = gateway.listeners.mysql!.port;
+  });
+  after(async () => {
+    if (gateway) await files.close(gateway);
+  });
+
+  const cli = (args: string[]) =>
+    startProcess('mariadb', [
+      '--no-defaults',
+      '--batch',
+      '-h',
+      outside!,
+      '-P',
+      String(port),
+      '-u',
+      'agent',
+      `-p${files.tokens.agent}`,
+      ...args,
+      MYSQL_CONNECTION,
+      '-e',
+      'SELECT 5 AS five',
+    ]);
+
+  test('the token in clear on a plain connection is refused; encrypted with the server key it is accepted', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    // Connector/C sends the token in clear when the server offers no TLS.
+    const plain = cli([]);
+    assert.notEqual((await plain.waitForExit(60_000)).code, 0, plain.output());
+    assert.match(
+      plain.stderr(),
+      /ERROR 1045 \(28000\).*Access denied by Airlock: the client sent the Airlock token in clear on an unencrypted connection.*TLS/,
+    );
+    assert.doesNotMatch(plain.stderr(), new RegExp(files.tokens.agent));
+
+    // mysql2 asks for the key and encrypts the token with it: no TLS needed.
+    const c = await mysql.createConnection({
+      host: outside,
+      port,
+      user: 'agent',
+      password: files.tokens.agent,
+      database: MYSQL_CONNECTION,
+    });
+    try {
+      const [rows] = await c.query('SELECT 5 AS five');
+      assert.deepEqual(rows, [{ five: 5 }]);
+    } finally {
+      await c.end();
     }
   });
 });

@@ -339,8 +339,15 @@ export class MysqlSession {
           return;
         }
         // The token itself, NUL-terminated. Over TLS that is the protocol; on a plain connection
-        // some clients (MariaDB Connector/C) send it so too rather than asking for our key, as a
-        // PostgreSQL client answers a cleartext password request: TLS is what protects it.
+        // some clients (MariaDB Connector/C) send it so too rather than asking for our key. A
+        // MySQL server refuses that; we take it only from this host, where it crossed no network,
+        // so that a caller elsewhere learns to use TLS before the token is out there again.
+        if (!this.#tls && !isLoopback(this.#raw.remoteAddress))
+          throw new MysqlProtocolError(
+            'Access denied by Airlock: the client sent the Airlock token in clear on an unencrypted connection — connect with TLS (mariadb --ssl), or with a client that encrypts it with the server key (mysql2, mysql)',
+            1045,
+            '28000',
+          );
         const end = p.payload.indexOf(0);
         this.#gotToken((end < 0 ? p.payload : p.payload.subarray(0, end)).toString('utf8'));
         return;
@@ -1160,4 +1167,11 @@ export class MysqlSession {
     this.#ctx.log?.info({ session: this.id, reason }, 'mysql session closed');
     this.#onClosed();
   }
+}
+
+/** Whether a peer address is this host's loopback (127.0.0.0/8 or ::1, also as IPv4-mapped IPv6). */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
 }
