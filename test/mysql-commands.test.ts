@@ -313,7 +313,7 @@ describe('MySQL protocol details through Airlock', { skip, timeout: 10 * 60_000 
     }
   });
 
-  test('compression is not offered: mariadb --compress falls back and sees the same output', {
+  test('compression is not offered: mariadb --compress and mysql2 compress fall back', {
     timeout: TEST_TIMEOUT,
   }, async () => {
     const sql = 'SELECT id, customer FROM orders ORDER BY id LIMIT 3';
@@ -327,6 +327,14 @@ describe('MySQL protocol details through Airlock', { skip, timeout: 10 * 60_000 
     assert.equal(ed.code, 0, d.output());
     assert.equal(ea.code, 0, a.output());
     assert.equal(a.stdout(), d.stdout());
+    // mysql2 likewise turns compression on only when the server offers it.
+    const z = await through({ compress: true });
+    try {
+      const [rows] = await z.query('SELECT id FROM orders WHERE id = 3');
+      assert.deepEqual(rows, [{ id: 3 }]);
+    } finally {
+      await z.end();
+    }
     // The greeting does not carry CLIENT_COMPRESS, so no client can turn it on.
     const s = connect(gw.mysql.port, '127.0.0.1');
     s.on('error', () => {});
@@ -372,6 +380,108 @@ describe('MySQL protocol details through Airlock', { skip, timeout: 10 * 60_000 
     } finally {
       await c.end();
     }
+  });
+
+  test('a client that names no database picks the connection by its user name', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const p = startProcess('mariadb', [
+      '--no-defaults',
+      '--batch',
+      '-h',
+      '127.0.0.1',
+      '-P',
+      String(gw.mysql.port),
+      '-u',
+      MYSQL_CONNECTION,
+      `-p${gw.tokens.agent}`,
+      '-e',
+      'SELECT DATABASE() AS db, COUNT(*) AS n FROM app.orders',
+    ]);
+    assert.equal((await p.waitForExit(60_000)).code, 0, p.output());
+    assert.equal(p.stdout(), 'db\tn\napp\t50\n');
+    const c = await mysqlThrough(gw, 'agent', { user: MYSQL_CONNECTION, database: undefined });
+    try {
+      const [rows] = await c.query('SELECT DATABASE() AS db');
+      assert.deepEqual(rows, [{ db: 'app' }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('COM_QUIT ends the target session too', { timeout: TEST_TIMEOUT }, async () => {
+    const c = await through();
+    const [rows] = await c.query('SELECT CONNECTION_ID() AS id');
+    const id = Number((rows as { id: number }[])[0]!.id);
+    const alive = async () =>
+      ((await target.query(`SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ${id}`)) as unknown[])
+        .length;
+    assert.equal(await alive(), 1);
+    await c.end();
+    await eventually('the target session to end', async () => ((await alive()) === 0 ? true : undefined));
+  });
+
+  test('the audit trail of a MySQL session: opened, allowed, held, approved, executed, closed; the chain verifies', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const c = await through();
+    await c.query('SELECT id FROM orders WHERE id = 33');
+    const held = c.query('DELETE FROM orders WHERE id = 33');
+    held.catch(() => {});
+    const req = await pendingRequestFrom<RequestView>(gw.api, 'agent', 'DELETE FROM orders WHERE id = 33');
+    assert.equal((await gw.api('POST', `/api/v1/requests/${req.id}/approve`, {}, 'bob')).status, 200);
+    await held;
+    await c.end();
+    interface AuditRecord {
+      seq: number;
+      type: string;
+      data: Record<string, unknown>;
+    }
+    const audit = async () => {
+      const res = await gw.api<{ records: AuditRecord[] }>(
+        'GET',
+        '/api/v1/audit?limit=1000',
+        undefined,
+        'alice',
+      );
+      assert.equal(res.status, 200, res.text);
+      return res.body.records;
+    };
+    const read = (await audit()).find(
+      (r) => r.type === 'action.allowed' && r.data.summary === 'SELECT id FROM orders WHERE id = 33',
+    );
+    assert.ok(read, 'the read is audited');
+    const session = read.data.sessionId;
+    const mine = (r: AuditRecord) =>
+      r.data.sessionId === session ||
+      r.data.session === session ||
+      r.data.requestId === req.id ||
+      r.data.id === req.id;
+    const records = await eventually('the session to be closed in the audit log', async () => {
+      const all = (await audit()).filter(mine);
+      return all.some((r) => r.type === 'recording.closed') ? all : undefined;
+    });
+    assert.deepEqual(
+      records.map((r) => r.type),
+      [
+        'session.opened',
+        'action.allowed',
+        'request.created',
+        'request.approval',
+        'request.approved',
+        'action.forwarded',
+        'request.executed',
+        'session.closed',
+        'recording.closed',
+      ],
+    );
+    for (const r of records.filter((x) => x.data.protocol !== undefined))
+      assert.equal(r.data.protocol, 'mysql', r.type);
+    const forwarded = records.find((r) => r.type === 'action.forwarded')!;
+    assert.equal(forwarded.data.summary, 'DELETE FROM orders WHERE id = 33');
+    assert.deepEqual(forwarded.data.approvers, ['bob']);
+    const verify = await gw.api<{ ok: boolean }>('GET', '/api/v1/audit/verify', undefined, 'alice');
+    assert.equal(verify.body.ok, true, verify.text);
   });
 
   test('COM_FIELD_LIST is a read of that table and returns its columns', {
