@@ -27,6 +27,7 @@ import {
   mariadbGatewayHooks,
   mysqlThrough,
   type PrivateMariadb,
+  startMysqlTestGateway,
 } from './support/mariadb.ts';
 import { makePolicyDir } from './support/policy-dir.ts';
 import { startProcess } from './support/processes.ts';
@@ -658,5 +659,83 @@ ${MYSQL_DEFAULT_RULES}`,
     } finally {
       await c.end();
     }
+  });
+});
+
+describe('recordings of a masked session', { skip, timeout: 5 * 60_000 }, () => {
+  let masked: MysqlTestGateway | undefined;
+  before(async () => {
+    masked = await startMysqlTestGateway(target, {
+      extra: `masking:
+  - connections: [${MYSQL_CONNECTION}]
+    columns: ["customers.card_number"]
+    detectors: [email]
+    strategy: redact
+`,
+    });
+  });
+  after(async () => {
+    await masked?.close();
+  });
+
+  test('results with their row counts as for PostgreSQL; an error echoing a masked value is masked in it', {
+    timeout: TEST_TIMEOUT,
+  }, async () => {
+    const g = masked!;
+    const c = await mysqlThrough(g, 'eve', { multipleStatements: true });
+    c.on('error', () => {});
+    const [text] = await c.query('SELECT id, email, card_number FROM customers WHERE id IN (14, 15)');
+    const [bin] = await c.execute('SELECT name, email, card_number FROM customers WHERE id = ?', [15]);
+    await c.query('SELECT 1; SELECT 2 UNION SELECT 3');
+    await assert.rejects(c.query('SELECT * FROM `customer14@example.com`'), /doesn't exist/);
+    await c.end();
+    const seen = JSON.stringify([text, bin]);
+    assert.match(seen, /Customer 15/);
+    assert.doesNotMatch(seen, /customer1[45]@example\.com|4111 1111 1111 001[45]/);
+    interface RecordingJson {
+      id: string;
+      principal?: string;
+      status: string;
+    }
+    const recording = await eventually('a sealed recording', async () => {
+      const res = await g.api<{ recordings: RecordingJson[] }>(
+        'GET',
+        `/api/v1/recordings?connection=${MYSQL_CONNECTION}`,
+        undefined,
+        'alice',
+      );
+      const r = res.body.recordings.find((x) => x.principal === 'eve');
+      return r?.status === 'closed' ? r : undefined;
+    });
+    const res = await fetch(`${g.apiUrl}/api/v1/recordings/${recording.id}/content`, {
+      headers: { authorization: `Bearer ${g.tokens.alice}` },
+    });
+    assert.equal(res.status, 200);
+    const content = await res.text();
+    const events = content
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const shown = events.map((e) =>
+      e.type === 'result' && e.rows !== undefined ? `result:${e.rows}` : String(e.type),
+    );
+    // The prepare's own answer is a result without rows; its execute returned one row.
+    assert.deepEqual(shown, [
+      'statement',
+      'result:2',
+      'result',
+      'statement',
+      'result:1',
+      'statement',
+      'result:3',
+      'statement',
+      'error',
+      'end',
+    ]);
+    const error = events.find((e) => e.type === 'error')!;
+    assert.equal(error.code, 1146);
+    assert.doesNotMatch(content, /customer1[45]@example\.com/);
+    assert.doesNotMatch(content, /4111 1111 1111 001[45]/);
   });
 });

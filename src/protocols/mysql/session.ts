@@ -48,6 +48,7 @@ import {
   Command,
   ErrorCode,
   GATEWAY_CAPABILITIES,
+  Header,
   isAsciiSafeCollation,
   PASSED_CAPABILITIES,
   Status,
@@ -563,6 +564,8 @@ export class MysqlSession {
       return Promise.resolve();
     }
     this.#tracker.start(expect, binary);
+    this.#resultRows = 0;
+    this.#resultExpect = expect;
     const done = new Promise<void>((resolve) => {
       this.#responseDone = resolve;
     });
@@ -1012,6 +1015,8 @@ export class MysqlSession {
         }
         const phase = this.#tracker.phase;
         const ev = this.#tracker.frame(f);
+        if (phase === 'rows' && ev === undefined && !f.continued && this.#tracker.phase === 'rows')
+          this.#resultRows++;
         if (this.#rows && !this.#swallow) {
           const masked = this.#maskFrame(f, phase, ev?.type === 'done');
           if (masked) {
@@ -1059,6 +1064,9 @@ export class MysqlSession {
   };
 
   #swallowSeq = 0;
+  /** Rows of the response in flight (result set rows), for its recording. */
+  #resultRows = 0;
+  #resultExpect: Expect = 'ok';
 
   #finishResponse(error: boolean, out: Buffer[], last: Frame): void {
     this.#lastError = error || this.#swallow !== undefined;
@@ -1072,7 +1080,14 @@ export class MysqlSession {
           message: this.#masker ? this.#masker.scan(e.message) : e.message,
           ms,
         });
-      } else this.#record('result', { ms });
+      } else {
+        // As for PostgreSQL: the rows a result set returned, or the rows a statement changed.
+        const expect = this.#resultExpect;
+        if (expect === 'result' || expect === 'rows' || expect === 'fields') {
+          const affected = last.payload[0] === Header.OK ? okAffectedRows(last.payload) : undefined;
+          this.#record('result', { rows: affected ?? this.#resultRows, ms });
+        } else this.#record('result', { ms });
+      }
     }
     if (this.#swallow) {
       out.push(packet(this.#swallow, this.#swallowSeq));
@@ -1174,4 +1189,15 @@ export function isLoopback(address: string | undefined): boolean {
   if (address === undefined) return false;
   const a = address.startsWith('::ffff:') ? address.slice(7) : address;
   return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
+}
+
+/** The affected-rows count of an OK packet, or undefined when it is malformed. */
+function okAffectedRows(payload: Buffer): number | undefined {
+  try {
+    const c = new Cursor(payload, 'the OK packet');
+    c.u8();
+    return c.lenenc() ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
