@@ -13,7 +13,7 @@
  *    rule covers it, or a detector flags its text form).
  */
 import type { SessionMasker } from '../../core/masking/masker.ts';
-import type { MaskSpec } from '../../core/masking/strategy.ts';
+import { type MaskSpec, STRATEGY_RANK } from '../../core/masking/strategy.ts';
 import { Cursor, lenencBytes, MysqlProtocolError } from './packets.ts';
 
 interface Column {
@@ -56,9 +56,54 @@ function fixedWidth(type: number): number | 'lenbyte' | undefined {
   }
 }
 
+/**
+ * What the statement in flight could compute from masked columns. The server names a source column
+ * only for a plain column reference: `CONCAT(card_number, '')`, `MAX(card_number)`, a scalar
+ * subquery or a derived table's column arrive without one (or naming the derived table). Such a
+ * value is masked with `spec` whenever the statement names a masked column anywhere — more than
+ * needed at times, never less.
+ */
+export interface Derivation {
+  readonly spec: MaskSpec;
+  /** The statement's tables, lower case without schema; a source outside them is derived too. */
+  readonly tables: ReadonlySet<string>;
+}
+
+const IDENTIFIER = /`((?:[^`]|``)+)`|[A-Za-z_$][A-Za-z0-9_$]*/g;
+
+/**
+ * The strictest column mask any name in `texts` could stand for (every word and backquoted name
+ * is taken as a possible column name), with the tables the statement reads.
+ */
+export function derivation(
+  masker: SessionMasker,
+  texts: readonly string[],
+  tables: readonly string[],
+): Derivation | undefined {
+  if (!masker.hasColumns) return undefined;
+  let spec: MaskSpec | undefined;
+  const seen = new Set<string>();
+  for (const text of texts)
+    for (const m of text.matchAll(IDENTIFIER)) {
+      const raw = m[1] !== undefined ? m[1].replaceAll('``', '`') : m[0];
+      if (seen.has(raw)) continue;
+      seen.add(raw);
+      // Column names are case-insensitive to the server; rules are matched as written and in lower case.
+      for (const name of [raw, raw.toLowerCase()]) {
+        const s = masker.columnByName(name);
+        if (s && (!spec || STRATEGY_RANK[s.strategy] > STRATEGY_RANK[spec.strategy])) spec = s;
+      }
+    }
+  if (!spec) return undefined;
+  const names = new Set<string>();
+  for (const t of tables) names.add(t.split('.').pop()!.replaceAll('`', '').toLowerCase());
+  return { spec, tables: names };
+}
+
 export class RowMasker {
   #columns: Column[] = [];
   readonly #masker: SessionMasker;
+  #derivation: Derivation | undefined;
 
   constructor(masker: SessionMasker) {
     this.#masker = masker;
@@ -67,6 +112,11 @@ export class RowMasker {
   /** A new result set starts. */
   reset(): void {
     this.#columns = [];
+  }
+
+  /** The statement whose results come next (derivation() of its text), or undefined. */
+  statement(d: Derivation | undefined): void {
+    this.#derivation = d;
   }
 
   column(payload: Buffer): void {
@@ -82,12 +132,14 @@ export class RowMasker {
     c.u16(); // character set
     c.u32(); // length
     const type = c.u8();
-    const spec = this.#masker.column({
+    let spec = this.#masker.column({
       schema: schema || undefined,
       table: orgTable || table || undefined,
       column: orgName || undefined,
       output: name,
     });
+    const d = this.#derivation;
+    if (!spec && d && (!orgName || !orgTable || !d.tables.has(orgTable.toLowerCase()))) spec = d.spec;
     this.#columns.push({ type, spec, stringy: STRING_TYPES.has(type) });
   }
 

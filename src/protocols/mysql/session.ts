@@ -55,7 +55,7 @@ import {
   UTF8MB4_GENERAL_CI,
 } from './constants.ts';
 import { LOCAL_INFILE_OFF, localInfileRefusal } from './infile.ts';
-import { RowMasker } from './masking.ts';
+import { derivation, RowMasker } from './masking.ts';
 import {
   authMoreData,
   authSwitchRequest,
@@ -738,6 +738,22 @@ export class MysqlSession {
     return c;
   }
 
+  /** Tells the row masker which statement's results come next. */
+  #maskingFor(texts: readonly string[], parts: readonly MysqlPart[]): void {
+    const rows = this.#rows;
+    if (!rows || !this.#masker) return;
+    let d = derivation(
+      this.#masker,
+      texts,
+      parts.flatMap((x) => x.tables ?? []),
+    );
+    // EXECUTE of a name we never saw prepared: its text is unknown, so any value may be masked.
+    const strictest = this.#masker.strictestColumn;
+    if (!d && strictest && parts.some((x) => x.executes !== undefined && x.kind === 'unknown'))
+      d = { spec: strictest, tables: new Set() };
+    rows.statement(d);
+  }
+
   /** EXECUTE name: what we saw prepared under that name, or unknown. */
   #resolveDynamic(parts: readonly MysqlPart[]): { parts: readonly MysqlPart[]; resolved: string[] } {
     if (!parts.some((x) => x.prepares || x.deallocates || x.executes !== undefined))
@@ -790,6 +806,7 @@ export class MysqlSession {
     if (verdict !== true) return this.#deny(p, verdict);
     const defines = parts.filter((x) => x.prepares || x.deallocates);
     this.#infileAllowed = infile;
+    this.#maskingFor([sql, ...resolved], parts);
     await this.#forward(p, 'result');
     for (const part of defines) {
       // After an error the server stops at the failing statement: we cannot tell which names it
@@ -879,6 +896,7 @@ export class MysqlSession {
       const verdict = await this.#judge(this.#action(st.text, normalized, parts, attributes));
       if (verdict !== true) return this.#deny(p, verdict);
     }
+    this.#maskingFor([st.text], parts);
     // Long data is consumed by the execute.
     st.longData.clear();
     st.longDataBytes = 0;
