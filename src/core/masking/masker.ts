@@ -105,6 +105,21 @@ export class SessionMasker {
     return spec;
   }
 
+  /**
+   * The strictest rule that names this table (or any table, by a glob), for a value that may be
+   * drawn from any of its columns. Rules on a bare column name are left to columnByName.
+   */
+  anyColumnOf(schema: string, table: string): MaskSpec | undefined {
+    let spec: MaskSpec | undefined;
+    for (const c of this.#columns) {
+      const p = c.parts;
+      if (p.length < 2 || !globMatch(p[p.length - 2]!, table)) continue;
+      if (p.length === 3 && !globMatch(p[0]!, schema)) continue;
+      spec = stricter(spec, c.spec);
+    }
+    return spec;
+  }
+
   /** The strictest column mask, for values whose source cannot be told at all. */
   get strictestColumn(): MaskSpec | undefined {
     let spec: MaskSpec | undefined;

@@ -5,7 +5,8 @@
  * https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_binary_resultset.html
  *
  * The server names each result column's source (schema, original table, original column) in its
- * column definition, so column rules see through aliases without a catalog. How values change,
+ * column definition, so column rules see through aliases without a catalog; for a view's column
+ * it names the view, whose definition views.ts reads. How values change,
  * keeping every row valid for its declared column type:
  *  - a string-typed value a column rule covers, or in which a detector finds something, carries
  *    the masked text;
@@ -15,6 +16,7 @@
 import type { SessionMasker } from '../../core/masking/masker.ts';
 import { type MaskSpec, STRATEGY_RANK } from '../../core/masking/strategy.ts';
 import { Cursor, lenencBytes, MysqlProtocolError } from './packets.ts';
+import type { SourceLookup } from './views.ts';
 
 interface Column {
   readonly type: number;
@@ -69,6 +71,14 @@ export interface Derivation {
   readonly tables: ReadonlySet<string>;
 }
 
+/** Schemas of the server's own catalog, which hold no views of user tables. */
+const SYSTEM_SCHEMAS = new Set(['information_schema', 'performance_schema']);
+
+function stricter(a: MaskSpec | undefined, b: MaskSpec | undefined): MaskSpec | undefined {
+  if (!b) return a;
+  return !a || STRATEGY_RANK[b.strategy] > STRATEGY_RANK[a.strategy] ? b : a;
+}
+
 const IDENTIFIER = /`((?:[^`]|``)+)`|[A-Za-z_$][A-Za-z0-9_$]*/g;
 
 /**
@@ -104,9 +114,12 @@ export class RowMasker {
   #columns: Column[] = [];
   readonly #masker: SessionMasker;
   #derivation: Derivation | undefined;
+  readonly #sources: SourceLookup | undefined;
 
-  constructor(masker: SessionMasker) {
+  /** `sources` tells views from tables (views.ts); without it every named source is taken as a table. */
+  constructor(masker: SessionMasker, sources?: SourceLookup) {
     this.#masker = masker;
+    this.#sources = sources;
   }
 
   /** A new result set starts. */
@@ -138,6 +151,12 @@ export class RowMasker {
       column: orgName || undefined,
       output: name,
     });
+    if (this.#sources && orgTable && !SYSTEM_SCHEMAS.has(schema.toLowerCase())) {
+      // The server names a view as its columns' source: what the view reads decides the mask.
+      const src = this.#sources.source(schema, orgTable, orgName || name);
+      if (src.kind === 'unknown') spec = stricter(spec, this.#masker.strictestColumn);
+      else if (src.kind === 'view') spec = stricter(spec, src.spec);
+    }
     const d = this.#derivation;
     if (!spec && d && (!orgName || !orgTable || !d.tables.has(orgTable.toLowerCase()))) spec = d.spec;
     this.#columns.push({ type, spec, stringy: STRING_TYPES.has(type) });

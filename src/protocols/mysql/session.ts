@@ -82,6 +82,7 @@ import { type Expect, type Phase, ResponseTracker } from './response.ts';
 import { classifyShaped } from './shape.ts';
 import { connectUpstream, type UpstreamSession } from './upstream.ts';
 import { USE_OTHER_CONNECTION, useMeaning, useOutcome, useStatement } from './use.ts';
+import { ViewCatalog } from './views.ts';
 
 export interface SessionContext {
   readonly policy: Policy;
@@ -181,6 +182,10 @@ export class MysqlSession {
   /** Masks result rows when the policy's masking rules apply to this session. */
   #rows: RowMasker | undefined;
   #masker: SessionMasker | undefined;
+  /** Which relations are views, looked up when column rules apply (views.ts). */
+  #views: ViewCatalog | undefined;
+  /** The last statement may have changed views: what was looked up is forgotten first. */
+  #viewsStale = false;
   #recording: EventStreamWriter | undefined;
   #forwardedAt = 0;
 
@@ -449,8 +454,19 @@ export class MysqlSession {
     this.#origin = originOf(signIn, principal);
     const masker = maskerFor(policy.masking, connection.name, principal);
     this.#masker = masker;
-    if (masker) this.#rows = new RowMasker(masker);
     const up = connection.upstream;
+    if (masker?.hasColumns)
+      this.#views = new ViewCatalog(masker, {
+        name: connection.name,
+        host: up.host,
+        port: up.port,
+        database: up.database,
+        user: up.user,
+        password: up.password?.reveal(),
+        tls: up.tls,
+        ca: up.ca,
+      });
+    if (masker) this.#rows = new RowMasker(masker, this.#views);
     let capabilities = hello.capabilities & PASSED_CAPABILITIES;
     if (!connection.localInfile) capabilities &= ~Cap.LOCAL_FILES;
     const collation = isAsciiSafeCollation(hello.collation) ? hello.collation : UTF8MB4_GENERAL_CI;
@@ -739,9 +755,25 @@ export class MysqlSession {
   }
 
   /** Tells the row masker which statement's results come next. */
-  #maskingFor(texts: readonly string[], parts: readonly MysqlPart[]): void {
+  async #maskingFor(texts: readonly string[], parts: readonly MysqlPart[]): Promise<void> {
     const rows = this.#rows;
     if (!rows || !this.#masker) return;
+    const views = this.#views;
+    if (views) {
+      if (this.#viewsStale) views.clear();
+      // A statement that may create or change views cannot have them looked up before it runs:
+      // its results treat every named source as unknown (strictest rule), and the cache starts over.
+      this.#viewsStale = parts.some(
+        (x) =>
+          !(x.kind === 'read' || x.kind === 'session' || (x.kind === 'write' && !/^call\b/i.test(x.text))),
+      );
+      if (this.#viewsStale) views.clear();
+      else
+        await views.prepare(
+          texts,
+          parts.flatMap((x) => x.tables ?? []),
+        );
+    }
     let d = derivation(
       this.#masker,
       texts,
@@ -806,7 +838,7 @@ export class MysqlSession {
     if (verdict !== true) return this.#deny(p, verdict);
     const defines = parts.filter((x) => x.prepares || x.deallocates);
     this.#infileAllowed = infile;
-    this.#maskingFor([sql, ...resolved], parts);
+    await this.#maskingFor([sql, ...resolved], parts);
     await this.#forward(p, 'result');
     for (const part of defines) {
       // After an error the server stops at the failing statement: we cannot tell which names it
@@ -896,7 +928,7 @@ export class MysqlSession {
       const verdict = await this.#judge(this.#action(st.text, normalized, parts, attributes));
       if (verdict !== true) return this.#deny(p, verdict);
     }
-    this.#maskingFor([st.text], parts);
+    await this.#maskingFor([st.text], parts);
     // Long data is consumed by the execute.
     st.longData.clear();
     st.longDataBytes = 0;
@@ -1190,6 +1222,7 @@ export class MysqlSession {
     const done = this.#responseDone;
     this.#responseDone = undefined;
     done?.();
+    this.#views?.close();
     this.#releaseSlot?.();
     this.#releaseSlot = undefined;
     if (this.#recording) {
