@@ -644,6 +644,20 @@ ${MYSQL_DEFAULT_RULES}`,
       /ERROR 1045 \(28000\).*Access denied by Airlock: the client sent the Airlock token in clear on an unencrypted connection.*TLS/,
     );
     assert.doesNotMatch(plain.stderr(), new RegExp(files.tokens.agent));
+    // Refused like a wrong token: a failed sign-in in the audit log, without the token.
+    const failed = await eventually('the refused sign-in in the audit log', async () => {
+      const r = await files.api(gateway!)<{ records: { type: string; data: Record<string, unknown> }[] }>(
+        'GET',
+        '/api/v1/audit/search?type=auth.failed&limit=100',
+        undefined,
+        'alice',
+      );
+      return r.body.records.find(
+        (a) => a.data.protocol === 'mysql' && a.data.reason === 'AIRLOCK_E_PROTOCOL',
+      );
+    });
+    assert.equal(failed.data.source?.toString().startsWith(`${outside}:`), true, JSON.stringify(failed.data));
+    assert.doesNotMatch(JSON.stringify(failed.data), new RegExp(files.tokens.agent));
 
     // mysql2 asks for the key and encrypts the token with it: no TLS needed.
     const c = await mysql.createConnection({

@@ -348,12 +348,23 @@ export class MysqlSession {
         // some clients (MariaDB Connector/C) send it so too rather than asking for our key. A
         // MySQL server refuses that; we take it only from this host, where it crossed no network,
         // so that a caller elsewhere learns to use TLS before the token is out there again.
-        if (!this.#tls && !isLoopback(this.#raw.remoteAddress))
+        if (!this.#tls && !isLoopback(this.#raw.remoteAddress)) {
+          // A refused sign-in like any other: audited, with the reason and never the token.
+          const hello = this.#hello;
+          this.#ctx.gate.authFailed({
+            protocol: 'mysql',
+            source: this.#source,
+            connection: hello?.database ?? hello?.user ?? '',
+            user: hello?.user ?? '',
+            reason: 'AIRLOCK_E_PROTOCOL',
+            detail: 'token sent in clear on an unencrypted connection',
+          });
           throw new MysqlProtocolError(
             'Access denied by Airlock: the client sent the Airlock token in clear on an unencrypted connection — connect with TLS (mariadb --ssl), or with a client that encrypts it with the server key (mysql2, mysql)',
             1045,
             '28000',
           );
+        }
         const end = p.payload.indexOf(0);
         this.#gotToken((end < 0 ? p.payload : p.payload.subarray(0, end)).toString('utf8'));
         return;
