@@ -80,7 +80,7 @@ import {
 import { displayValue, parseExecute } from './params.ts';
 import { type Expect, type Phase, ResponseTracker } from './response.ts';
 import { classifyShaped } from './shape.ts';
-import { connectUpstream, type UpstreamSession } from './upstream.ts';
+import { connectUpstream, type UpstreamSession, type UpstreamTarget } from './upstream.ts';
 import { USE_OTHER_CONNECTION, useMeaning, useOutcome, useStatement } from './use.ts';
 import { ViewCatalog } from './views.ts';
 
@@ -466,35 +466,24 @@ export class MysqlSession {
     const masker = maskerFor(policy.masking, connection.name, principal);
     this.#masker = masker;
     const up = connection.upstream;
-    if (masker?.hasColumns)
-      this.#views = new ViewCatalog(masker, {
-        name: connection.name,
-        host: up.host,
-        port: up.port,
-        database: up.database,
-        user: up.user,
-        password: up.password?.reveal(),
-        tls: up.tls,
-        ca: up.ca,
-      });
+    // One target for the session's own connection and the view lookups' side connection.
+    const target: UpstreamTarget = {
+      name: connection.name,
+      host: up.host,
+      port: up.port,
+      database: up.database,
+      user: up.user,
+      password: up.password?.reveal(),
+      tls: up.tls,
+      ca: up.ca,
+    };
+    if (masker?.hasColumns) this.#views = new ViewCatalog(masker, target);
     if (masker) this.#rows = new RowMasker(masker, this.#views);
     let capabilities = hello.capabilities & PASSED_CAPABILITIES;
     if (!connection.localInfile) capabilities &= ~Cap.LOCAL_FILES;
     const collation = isAsciiSafeCollation(hello.collation) ? hello.collation : UTF8MB4_GENERAL_CI;
     try {
-      this.#upstream = await connectUpstream(
-        {
-          name: connection.name,
-          host: up.host,
-          port: up.port,
-          database: up.database,
-          user: up.user,
-          password: up.password?.reveal(),
-          tls: up.tls,
-          ca: up.ca,
-        },
-        { capabilities, collation },
-      );
+      this.#upstream = await connectUpstream(target, { capabilities, collation });
     } catch (err) {
       const e = isAirlockError(err) ? err : new AirlockError('AIRLOCK_E_UPSTREAM_UNAVAILABLE', String(err));
       log?.warn(
