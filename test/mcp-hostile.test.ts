@@ -17,9 +17,17 @@ import { type McpTestGateway, startMcpTestGateway } from './support/mcp-gateway.
 import { type HttpToolServer, startHttpToolServer } from './support/mcp-http-server.ts';
 import { leaksIn } from './support/secret-scan.ts';
 
+// Everything but reads is refused: a mutated body can be a valid request for a made-up method,
+// which the connection's default (review) would hold for a reviewer, and this test needs every
+// answer at once.
 const RULES = `
 rules:
   - { name: reads are free, connections: [tools], kinds: [read], effect: allow }
+  - name: nothing else
+    connections: [tools]
+    kinds: [write, schema, privilege, admin, exec, session, transfer, unknown]
+    effect: deny
+    reason: only reads in this test
 `;
 /** What the test gateway allows a message to be (the endpoint's default). */
 const BODY_LIMIT = 4 * 1024 * 1024;
@@ -247,6 +255,13 @@ describe('MCP endpoint under hostile input', { timeout: 10 * 60_000 }, () => {
     );
     assertProtocolAnswer(a, 'tools/call with arguments 5');
     assert.match(a.text, /"error"/);
+    // A valid request for a method MCP does not define (here a mangled " tools/call") is not
+    // relayed as if harmless: it is judged as unknown and refused by policy, with a reason.
+    const odd = await post(JSON.stringify({ ...TOOL_CALL, method: ' tools/call' }));
+    assertProtocolAnswer(odd, 'a made-up method');
+    assert.match(odd.text, /"error"/);
+    assert.match(odd.text, /only reads in this test/);
+    assert.doesNotMatch(odd.text, /still here|"content"/);
   });
 
   test('random and mutated bodies never get a 5xx', { timeout: 300_000 }, async () => {
