@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { SqliteStore } from '../../store/sqlite.ts';
 import { isAirlockError } from '../errors.ts';
 import type { AuditRecord } from '../store.ts';
+import { canonical } from './canonical.ts';
 import { GENESIS, hashRecord } from './chain.ts';
 import { AuditLog } from './log.ts';
 import { verifyChain } from './verify.ts';
@@ -112,6 +113,34 @@ describe('AuditLog', () => {
     data.v = 2;
     await log.flush();
     assert.deepEqual((await store.readAudit(1, 1))[0]!.data, { v: 1 });
+    assert.equal((await verifyChain(store)).ok, true);
+    await store.close();
+  });
+
+  test("a batched record keeps only its text, not the caller's object, and reads back the same data", async () => {
+    const handed: AuditRecord[] = [];
+    class Capturing extends FlakyStore {
+      override async appendAudit(records: readonly AuditRecord[]): Promise<void> {
+        handed.push(...records);
+        return super.appendAudit(records);
+      }
+    }
+    const store = new Capturing();
+    await store.migrate();
+    const log = new AuditLog(store, { batchMs: 10_000 });
+    await log.init();
+    const data = { principal: { name: 'ci', groups: ['deploy'] }, summary: `SELECT ${'x, '.repeat(50)}1` };
+    log.appendLater('action.allowed', data);
+    const durable = { sessionId: 's1' };
+    const record = await log.append('session.closed', durable);
+    assert.equal(handed.length, 2);
+    // The waiting batch holds nothing of the caller's: its data is rebuilt from the text.
+    assert.notEqual(handed[0]!.data, data);
+    assert.deepEqual(handed[0]!.data, data);
+    assert.equal(handed[0]!.dataJson, canonical(data));
+    // A durable append hands its own object back on the record it resolves with.
+    assert.equal(record.data, durable);
+    assert.deepEqual((await store.readAudit(1, 2)).map((r) => r.data), [data, durable]);
     assert.equal((await verifyChain(store)).ok, true);
     await store.close();
   });
