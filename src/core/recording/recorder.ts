@@ -230,7 +230,11 @@ class FileRecordingWriter implements RecordingWriter {
     if (typeof chunk === 'string') {
       // Text (every event of an event stream, every asciicast line) is gathered as a string and
       // encoded and hashed once per flush, not once per event: a statement's two events would
-      // otherwise cost two buffers and two hash updates on the data path.
+      // otherwise cost two buffers and two hash updates on the data path. Each piece is
+      // flattened first (reading a character does that): it waits up to FLUSH_MS, long enough
+      // to be copied by a young-generation collection, and an event built by concatenation is
+      // a tree of pieces (and a slice that keeps its whole source alive) until then.
+      chunk.charCodeAt(0);
       this.text += chunk;
     } else {
       this.takeText();
