@@ -107,7 +107,6 @@ export interface SessionContext {
 export const MAX_COMMAND = 64 * 1024 * 1024;
 /** Commands a caller may send ahead while one is in flight or held. */
 const MAX_QUEUED_BYTES = 1024 * 1024;
-const MAX_CLASSIFY_CACHE = 1000;
 const PARAM_DISPLAY_MAX = 1000;
 const MAX_LONG_DATA = 16 * 1024 * 1024;
 
@@ -176,7 +175,6 @@ export class MysqlSession {
   readonly #prepared = new Map<number, Prepared>();
   /** SQL-level PREPARE names we saw forwarded, with what they were prepared from. */
   readonly #sqlPrepared = new Map<string, readonly MysqlPart[] | undefined>();
-  readonly #classified = new Map<string, ClassifiedSql>();
   #pausedClient = false;
   #releaseSlot: (() => void) | undefined;
   /** Masks result rows when the policy's masking rules apply to this session. */
@@ -745,13 +743,9 @@ export class MysqlSession {
   }
 
   #classify(sql: string): ClassifiedSql {
-    const c0 = this.#classified.get(sql);
-    if (c0) return c0;
-    // Statements that differ only in literal values share one parse (shape.ts).
-    const c = classifyShaped(sql, { database: this.#connection!.upstream.database });
-    if (this.#classified.size >= MAX_CLASSIFY_CACHE) this.#classified.clear();
-    this.#classified.set(sql, c);
-    return c;
+    // Statements that differ only in literal values share one parse (shape.ts); the others are
+    // kept by text for every session.
+    return classifyShaped(sql, { database: this.#connection!.upstream.database });
   }
 
   /** Tells the row masker which statement's results come next. */

@@ -155,3 +155,38 @@ describe('the shape cache never changes a classification', () => {
       assert.deepEqual(classifyShaped(c.sql, OPTS), classifySql(c.sql, OPTS), c.sql);
   });
 });
+
+describe('the exact-text cache', () => {
+  test('a statement no template serves is classified once per text and database, for every session', () => {
+    for (const sql of [
+      'BEGIN',
+      'COMMIT',
+      "SET NAMES 'utf8mb4'",
+      'CREATE TABLE t_cache (id int)',
+      'USE other',
+    ]) {
+      const first = classifyShaped(sql, OPTS);
+      assert.equal(classifyShaped(sql, OPTS), first, sql);
+      assert.deepEqual(first, classifySql(sql, OPTS), sql);
+    }
+    // The database is part of the key: USE of the connection's own database is not admin.
+    assert.notEqual(classifyShaped('USE other', OPTS).parts[0]!.kind, 'read');
+    assert.deepEqual(
+      classifyShaped('USE other', { database: 'other' }),
+      classifySql('USE other', { database: 'other' }),
+    );
+    assert.notDeepEqual(
+      classifyShaped('USE other', { database: 'other' }),
+      classifyShaped('USE other', OPTS),
+    );
+  });
+
+  test('statements a template serves are rebuilt each time, not kept per text', () => {
+    classifyShaped('SELECT k FROM sbtest1 WHERE id = 1', OPTS);
+    const a = classifyShaped('SELECT k FROM sbtest1 WHERE id = 4242', OPTS);
+    const b = classifyShaped('SELECT k FROM sbtest1 WHERE id = 4242', OPTS);
+    assert.notEqual(a, b);
+    assert.deepEqual(a, b);
+    assert.deepEqual(a, classifySql('SELECT k FROM sbtest1 WHERE id = 4242', OPTS));
+  });
+});

@@ -109,18 +109,50 @@ function templateOf(shape: Shape, fresh: ClassifiedSql, opts: ClassifyOptions): 
  */
 export function classifyShaped(sql: string, opts: ClassifyOptions = {}): ClassifiedSql {
   const shape = shapeOf(sql, opts);
-  if (!shape) return classifySql(sql, opts);
+  if (!shape) return classifyExact(sql, opts);
   const cached = shapes.get(shape.key);
   if (cached) {
     const part: MysqlPart = { ...cached, text: shape.statement.text };
     return { parts: [part], normalized: identityOf(shape.statement), empty: false };
   }
+  if (cached === null) return classifyExact(sql, opts);
   const fresh = classifySql(sql, opts);
-  if (cached === undefined) {
-    if (shapes.size >= MAX_SHAPES) shapes.clear();
-    shapes.set(shape.key, templateOf(shape, fresh, opts));
-  }
+  const template = templateOf(shape, fresh, opts);
+  if (shapes.size >= MAX_SHAPES) shapes.clear();
+  shapes.set(shape.key, template);
+  if (!template) remember(exactKey(sql, opts), fresh);
   return fresh;
+}
+
+/**
+ * Statements no shape template serves (BEGIN, COMMIT, SET, DDL, ...) come back with the same
+ * text again and again from every session; a classification depends only on the text and the
+ * connection's database, so it is kept once per pair for the whole process. Statements a
+ * template serves are not kept: their literals make most texts unique, and a cache of texts
+ * that never come back only holds garbage long enough to be promoted into the old generation.
+ */
+const exact = new Map<string, ClassifiedSql>();
+const MAX_EXACT = 2000;
+/** Longer texts are classified each time rather than kept. */
+const MAX_EXACT_TEXT = 4096;
+
+function exactKey(sql: string, opts: ClassifyOptions): string {
+  return `${opts.database ?? ''}\0${sql}`;
+}
+
+function classifyExact(sql: string, opts: ClassifyOptions): ClassifiedSql {
+  const key = exactKey(sql, opts);
+  const hit = exact.get(key);
+  if (hit) return hit;
+  const result = classifySql(sql, opts);
+  remember(key, result);
+  return result;
+}
+
+function remember(key: string, result: ClassifiedSql): void {
+  if (key.length > MAX_EXACT_TEXT) return;
+  if (exact.size >= MAX_EXACT) exact.clear();
+  exact.set(key, result);
 }
 
 /** Whether a shape is cached as reusable (tests). */

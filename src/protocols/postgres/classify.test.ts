@@ -3,7 +3,7 @@ import { before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { POSTGRES_EVASIONS } from '../../../test/corpus/postgres-evasions.ts';
 import { kindOfParts } from '../../core/action.ts';
-import { classifySql, initClassifier, refinePart, unknownFunctions } from './classify.ts';
+import { classifySql, classifySqlUncached, initClassifier, refinePart, unknownFunctions } from './classify.ts';
 
 before(async () => {
   await initClassifier();
@@ -277,6 +277,27 @@ describe('properties', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('caches', () => {
+  test('a statement no shape template serves is classified once per text, for every session', () => {
+    for (const sql of ['BEGIN', 'COMMIT', "SET search_path = 'app'", 'CREATE TABLE t_cache (id int)']) {
+      const first = classifySql(sql);
+      assert.equal(classifySql(sql), first, sql);
+      assert.deepEqual(first, classifySqlUncached(sql), sql);
+    }
+  });
+
+  test('statements a template serves are rebuilt each time, not kept per text', () => {
+    const sql = 'SELECT abalance FROM pgbench_accounts WHERE aid = 4242;';
+    classifySql('SELECT abalance FROM pgbench_accounts WHERE aid = 1;');
+    const a = classifySql(sql);
+    const b = classifySql(sql);
+    // Literal values make most such texts unique; keeping them would only hold garbage.
+    assert.notEqual(a, b);
+    assert.deepEqual(a, b);
+    assert.deepEqual(a, classifySqlUncached(sql));
   });
 });
 

@@ -100,15 +100,45 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 export function classifySql(sql: string): ClassifiedSql {
   if (!ready) throw new Error('initClassifier() must complete before classifySql()');
   const shape = shapeOf(sql);
-  if (!shape) return classifyUncached(sql).result;
+  if (!shape) return classifyExact(sql);
   const cached = shapes.get(shape.key);
   if (cached) return fromTemplate(cached, shape, sql);
+  if (cached === null) return classifyExact(sql);
   const fresh = classifyUncached(sql);
-  if (cached === undefined) {
-    if (shapes.size >= MAX_SHAPES) shapes.clear();
-    shapes.set(shape.key, templateOf(sql, shape, fresh) ?? null);
-  }
+  const template = templateOf(sql, shape, fresh) ?? null;
+  if (shapes.size >= MAX_SHAPES) shapes.clear();
+  shapes.set(shape.key, template);
+  if (!template) remember(sql, fresh.result);
   return fresh.result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The exact-text cache
+
+/**
+ * Statements no shape template serves (BEGIN, COMMIT, SET, DDL, ...) come back with the same
+ * text again and again from every session; a classification depends on nothing but the text,
+ * so it is kept once per text for the whole process. Statements a template serves are not kept
+ * here: their literals make most texts unique, and a cache of texts that never come back only
+ * holds garbage long enough to be promoted into the old generation.
+ */
+const exact = new Map<string, ClassifiedSql>();
+const MAX_EXACT = 2000;
+/** Longer texts are classified each time rather than kept. */
+const MAX_EXACT_TEXT = 4096;
+
+function classifyExact(sql: string): ClassifiedSql {
+  const hit = exact.get(sql);
+  if (hit) return hit;
+  const result = classifyUncached(sql).result;
+  remember(sql, result);
+  return result;
+}
+
+function remember(sql: string, result: ClassifiedSql): void {
+  if (sql.length > MAX_EXACT_TEXT) return;
+  if (exact.size >= MAX_EXACT) exact.clear();
+  exact.set(sql, result);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -99,7 +99,6 @@ export const STARTUP_TIMEOUT_MS = 15_000;
 export const MAX_QUEUED_BYTES = 1024 * 1024;
 /** An extended-query batch without Sync is judged and forwarded once it reaches this size. */
 const MAX_BATCH_BYTES = 1024 * 1024;
-const MAX_CLASSIFY_CACHE = 1000;
 /** Parameter values longer than this are shown truncated, and enter the identity as a hash. */
 const PARAM_DISPLAY_MAX = 1000;
 
@@ -212,7 +211,6 @@ export class PgSession {
   // Extended query state
   readonly #statements = new Map<string, Statement>();
   readonly #portals = new Map<string, Portal>();
-  readonly #classified = new Map<string, ClassifiedSql>();
   /** SQL PREPARE / DECLARE seen: names may exist on the target that we never saw defined. */
   #sqlPrepared = false;
   #sqlCursors = false;
@@ -758,15 +756,6 @@ export class PgSession {
     }
   }
 
-  #classify(sql: string): ClassifiedSql {
-    let c = this.#classified.get(sql);
-    if (c) return c;
-    c = classifySql(sql);
-    if (this.#classified.size >= MAX_CLASSIFY_CACHE) this.#classified.clear();
-    this.#classified.set(sql, c);
-    return c;
-  }
-
   #action(
     summary: string,
     normalized: string,
@@ -791,7 +780,7 @@ export class PgSession {
 
   async #simpleQuery(f: Frame): Promise<void> {
     const sql = parseQuery(f);
-    const c = this.#classify(sql);
+    const c = classifySql(sql);
     if (c.empty) {
       this.#forwardTerminator(f.raw);
       return;
@@ -866,7 +855,7 @@ export class PgSession {
       switch (f.type) {
         case FrontendType.Parse: {
           const p = parseParse(f);
-          const classified = this.#classify(p.query);
+          const classified = classifySql(p.query);
           const ambiguous = p.name !== '' && (this.#statements.has(p.name) || this.#sqlPrepared);
           this.#statements.set(p.name, { text: p.query, classified, ambiguous });
           break;
