@@ -16,6 +16,8 @@
  * classified exactly alike; otherwise the shape is remembered as not reusable. The identity
  * (`normalized`) and each part's text are always built from the caller's own text.
  */
+
+import { TextCache } from '../../core/text-cache.ts';
 import {
   type ClassifiedSql,
   type ClassifyOptions,
@@ -27,7 +29,6 @@ import { type LexedStatement, lexStatements, normalizeTokens, type Token } from 
 
 /** Longer texts are classified as usual, so the cache holds short keys only. */
 const MAX_LENGTH = 4096;
-const MAX_SHAPES = 2000;
 const REUSABLE = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'ReplaceStmt']);
 const FIRST_WORDS = new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REPLACE']);
 const PLAIN_INT = /^[1-9][0-9]{0,8}$/;
@@ -35,7 +36,7 @@ const PLAIN_INT = /^[1-9][0-9]{0,8}$/;
 type Facts = Omit<MysqlPart, 'text'>;
 
 /** Shape key → what a statement of that shape classifies as, or null: never reused. */
-const shapes = new Map<string, Facts | null>();
+const shapes = new TextCache<Facts | null>(2000);
 
 type LiteralClass = 'int' | 'zero' | 'str' | 'empty';
 
@@ -118,9 +119,8 @@ export function classifyShaped(sql: string, opts: ClassifyOptions = {}): Classif
   if (cached === null) return classifyExact(sql, opts);
   const fresh = classifySql(sql, opts);
   const template = templateOf(shape, fresh, opts);
-  if (shapes.size >= MAX_SHAPES) shapes.clear();
   shapes.set(shape.key, template);
-  if (!template) remember(exactKey(sql, opts), fresh);
+  if (!template) exact.set(exactKey(sql, opts), fresh);
   return fresh;
 }
 
@@ -131,28 +131,14 @@ export function classifyShaped(sql: string, opts: ClassifyOptions = {}): Classif
  * template serves are not kept: their literals make most texts unique, and a cache of texts
  * that never come back only holds garbage long enough to be promoted into the old generation.
  */
-const exact = new Map<string, ClassifiedSql>();
-const MAX_EXACT = 2000;
-/** Longer texts are classified each time rather than kept. */
-const MAX_EXACT_TEXT = 4096;
+const exact = new TextCache<ClassifiedSql>(2000, MAX_LENGTH);
 
 function exactKey(sql: string, opts: ClassifyOptions): string {
   return `${opts.database ?? ''}\0${sql}`;
 }
 
 function classifyExact(sql: string, opts: ClassifyOptions): ClassifiedSql {
-  const key = exactKey(sql, opts);
-  const hit = exact.get(key);
-  if (hit) return hit;
-  const result = classifySql(sql, opts);
-  remember(key, result);
-  return result;
-}
-
-function remember(key: string, result: ClassifiedSql): void {
-  if (key.length > MAX_EXACT_TEXT) return;
-  if (exact.size >= MAX_EXACT) exact.clear();
-  exact.set(key, result);
+  return exact.getOrCompute(exactKey(sql, opts), () => classifySql(sql, opts));
 }
 
 /** Whether a shape is cached as reusable (tests). */

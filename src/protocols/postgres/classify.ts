@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { loadModule, parseSync } from 'libpg-query';
 import { type ActionKind, type ActionPart, KIND_RISK, type SqlStatementPart } from '../../core/action.ts';
+import { TextCache } from '../../core/text-cache.ts';
 import { type Literal, type Shape, shapeOf, statementText } from './shape.ts';
 
 type Obj = Record<string, unknown>;
@@ -106,9 +107,8 @@ export function classifySql(sql: string): ClassifiedSql {
   if (cached === null) return classifyExact(sql);
   const fresh = classifyUncached(sql);
   const template = templateOf(sql, shape, fresh) ?? null;
-  if (shapes.size >= MAX_SHAPES) shapes.clear();
   shapes.set(shape.key, template);
-  if (!template) remember(sql, fresh.result);
+  if (!template) exact.set(sql, fresh.result);
   return fresh.result;
 }
 
@@ -122,23 +122,10 @@ export function classifySql(sql: string): ClassifiedSql {
  * here: their literals make most texts unique, and a cache of texts that never come back only
  * holds garbage long enough to be promoted into the old generation.
  */
-const exact = new Map<string, ClassifiedSql>();
-const MAX_EXACT = 2000;
-/** Longer texts are classified each time rather than kept. */
-const MAX_EXACT_TEXT = 4096;
+const exact = new TextCache<ClassifiedSql>(2000, 4096);
 
 function classifyExact(sql: string): ClassifiedSql {
-  const hit = exact.get(sql);
-  if (hit) return hit;
-  const result = classifyUncached(sql).result;
-  remember(sql, result);
-  return result;
-}
-
-function remember(sql: string, result: ClassifiedSql): void {
-  if (sql.length > MAX_EXACT_TEXT) return;
-  if (exact.size >= MAX_EXACT) exact.clear();
-  exact.set(sql, result);
+  return exact.getOrCompute(sql, (text) => classifyUncached(text).result);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,9 +133,8 @@ function remember(sql: string, result: ClassifiedSql): void {
 
 /** Statement types whose classification never depends on a literal's value. */
 const SHAPE_STATEMENTS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
-const MAX_SHAPES = 2000;
 /** Shape key → template, or null for a shape that cannot be reused. */
-const shapes = new Map<string, ShapeTemplate | null>();
+const shapes = new TextCache<ShapeTemplate | null>(2000);
 
 interface ShapeTemplate {
   readonly part: Omit<SqlPart, 'text'>;
