@@ -181,7 +181,13 @@ describe('the exact-text cache', () => {
     );
   });
 
-  test('statements a template serves are rebuilt each time, not kept per text', () => {
+  test('statements with placeholders instead of values are kept per text', () => {
+    const first = classifyShaped('SELECT k FROM sbtest1 WHERE id = ?', OPTS);
+    assert.equal(classifyShaped('SELECT k FROM sbtest1 WHERE id = ?', OPTS), first);
+    assert.deepEqual(first, classifySql('SELECT k FROM sbtest1 WHERE id = ?', OPTS));
+  });
+
+  test('statements with literal values are rebuilt from their template each time, not kept per text', () => {
     classifyShaped('SELECT k FROM sbtest1 WHERE id = 1', OPTS);
     const a = classifyShaped('SELECT k FROM sbtest1 WHERE id = 4242', OPTS);
     const b = classifyShaped('SELECT k FROM sbtest1 WHERE id = 4242', OPTS);

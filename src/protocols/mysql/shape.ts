@@ -109,27 +109,36 @@ function templateOf(shape: Shape, fresh: ClassifiedSql, opts: ClassifyOptions): 
  * shape is first seen and by property tests (shape.test.ts).
  */
 export function classifyShaped(sql: string, opts: ClassifyOptions = {}): ClassifiedSql {
+  const key = exactKey(sql, opts);
+  const hit = exact.get(key);
+  if (hit) return hit;
   const shape = shapeOf(sql, opts);
-  if (!shape) return classifyExact(sql, opts);
-  const cached = shapes.get(shape.key);
-  if (cached) {
+  let result: ClassifiedSql;
+  let templated = false;
+  const cached = shape && shapes.get(shape.key);
+  if (shape && cached) {
     const part: MysqlPart = { ...cached, text: shape.statement.text };
-    return { parts: [part], normalized: identityOf(shape.statement), empty: false };
+    result = { parts: [part], normalized: identityOf(shape.statement), empty: false };
+    templated = true;
+  } else {
+    result = classifySql(sql, opts);
+    if (shape && cached === undefined) {
+      const template = templateOf(shape, result, opts);
+      shapes.set(shape.key, template);
+      templated = template !== null;
+    }
   }
-  if (cached === null) return classifyExact(sql, opts);
-  const fresh = classifySql(sql, opts);
-  const template = templateOf(shape, fresh, opts);
-  shapes.set(shape.key, template);
-  if (!template) exact.set(exactKey(sql, opts), fresh);
-  return fresh;
+  if (!templated || !shape || literalFree(shape.statement)) exact.set(key, result);
+  return result;
 }
 
 /**
- * Statements no shape template serves (BEGIN, COMMIT, SET, DDL, ...) come back with the same
- * text again and again from every session; a classification depends only on the text and the
- * connection's database, so it is kept once per pair for the whole process. Statements a
- * template serves are not kept: their literals make most texts unique, and a cache of texts
- * that never come back only holds garbage long enough to be promoted into the old generation.
+ * Exact texts are kept for the whole process, keyed with the connection's database (the only
+ * other thing a classification depends on): statements no shape template serves (BEGIN, COMMIT,
+ * SET, DDL, ...) and statements without literal values (placeholders), which come back with the
+ * same text again and again from every session. Statements with literal values are not kept:
+ * their values make most texts unique, the template serves them, and a cache of texts that
+ * never come back only holds garbage long enough to be promoted into the old generation.
  */
 const exact = new TextCache<ClassifiedSql>(2000, MAX_LENGTH);
 
@@ -137,8 +146,9 @@ function exactKey(sql: string, opts: ClassifyOptions): string {
   return `${opts.database ?? ''}\0${sql}`;
 }
 
-function classifyExact(sql: string, opts: ClassifyOptions): ClassifiedSql {
-  return exact.getOrCompute(exactKey(sql, opts), () => classifySql(sql, opts));
+function literalFree(s: LexedStatement): boolean {
+  for (const t of s.tokens) if (literalClass(t) !== undefined) return false;
+  return true;
 }
 
 /** Whether a shape is cached as reusable (tests). */

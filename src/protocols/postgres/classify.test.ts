@@ -289,7 +289,14 @@ describe('caches', () => {
     }
   });
 
-  test('statements a template serves are rebuilt each time, not kept per text', () => {
+  test('statements with placeholders instead of values are kept per text', () => {
+    const sql = 'SELECT abalance FROM pgbench_accounts WHERE aid = $1';
+    const first = classifySql(sql);
+    assert.equal(classifySql(sql), first);
+    assert.deepEqual(first, classifySqlUncached(sql));
+  });
+
+  test('statements with literal values are rebuilt from their template each time, not kept per text', () => {
     const sql = 'SELECT abalance FROM pgbench_accounts WHERE aid = 4242;';
     classifySql('SELECT abalance FROM pgbench_accounts WHERE aid = 1;');
     const a = classifySql(sql);

@@ -100,33 +100,40 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  */
 export function classifySql(sql: string): ClassifiedSql {
   if (!ready) throw new Error('initClassifier() must complete before classifySql()');
+  const hit = exact.get(sql);
+  if (hit) return hit;
   const shape = shapeOf(sql);
-  if (!shape) return classifyExact(sql);
-  const cached = shapes.get(shape.key);
-  if (cached) return fromTemplate(cached, shape, sql);
-  if (cached === null) return classifyExact(sql);
-  const fresh = classifyUncached(sql);
-  const template = templateOf(sql, shape, fresh) ?? null;
-  shapes.set(shape.key, template);
-  if (!template) exact.set(sql, fresh.result);
-  return fresh.result;
+  let result: ClassifiedSql;
+  let templated = false;
+  const cached = shape && shapes.get(shape.key);
+  if (shape && cached) {
+    result = fromTemplate(cached, shape, sql);
+    templated = true;
+  } else {
+    const fresh = classifyUncached(sql);
+    result = fresh.result;
+    if (shape && cached === undefined) {
+      const template = templateOf(sql, shape, fresh) ?? null;
+      shapes.set(shape.key, template);
+      templated = template !== null;
+    }
+  }
+  if (!templated || shape!.literals.length === 0) exact.set(sql, result);
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
 // The exact-text cache
 
 /**
- * Statements no shape template serves (BEGIN, COMMIT, SET, DDL, ...) come back with the same
- * text again and again from every session; a classification depends on nothing but the text,
- * so it is kept once per text for the whole process. Statements a template serves are not kept
- * here: their literals make most texts unique, and a cache of texts that never come back only
- * holds garbage long enough to be promoted into the old generation.
+ * Exact texts are kept for the whole process: statements no shape template serves (BEGIN,
+ * COMMIT, SET, DDL, ...) and statements without literal values (`$1` placeholders, which drivers
+ * parse again and again), which come back with the same text from every session; a
+ * classification depends on nothing but the text. Statements with literal values are not kept:
+ * their values make most texts unique, the template serves them, and a cache of texts that
+ * never come back only holds garbage long enough to be promoted into the old generation.
  */
 const exact = new TextCache<ClassifiedSql>(2000, 4096);
-
-function classifyExact(sql: string): ClassifiedSql {
-  return exact.getOrCompute(sql, (text) => classifyUncached(text).result);
-}
 
 // ---------------------------------------------------------------------------------------------
 // The shape cache
