@@ -4,8 +4,8 @@ import { SqliteStore } from '../../store/sqlite.ts';
 import { isAirlockError } from '../errors.ts';
 import type { AuditRecord } from '../store.ts';
 import { canonical } from './canonical.ts';
-import { GENESIS, hashRecord } from './chain.ts';
-import { AuditLog } from './log.ts';
+import { GENESIS, hashCanonicalData, hashRecord } from './chain.ts';
+import { AuditLog, type SharedAuditWriter } from './log.ts';
 import { verifyChain } from './verify.ts';
 
 /** A real store whose audit writes can be made to fail, like a full disk. */
@@ -140,7 +140,10 @@ describe('AuditLog', () => {
     assert.equal(handed[0]!.dataJson, canonical(data));
     // A durable append hands its own object back on the record it resolves with.
     assert.equal(record.data, durable);
-    assert.deepEqual((await store.readAudit(1, 2)).map((r) => r.data), [data, durable]);
+    assert.deepEqual(
+      (await store.readAudit(1, 2)).map((r) => r.data),
+      [data, durable],
+    );
     assert.equal((await verifyChain(store)).ok, true);
     await store.close();
   });
@@ -178,6 +181,84 @@ describe('AuditLog', () => {
     const v = await verifyChain(store);
     assert.equal(v.ok, true);
     assert.equal(v.count, 3);
+    await store.close();
+  });
+
+  test('records queued behind a durable record that failed are chained again without it', async () => {
+    const { store, log } = await setup({ batchMs: 10_000 });
+    log.appendLater('read', { i: 1 });
+    store.failing = true;
+    const refused = log.append('write', { i: 2 });
+    log.appendLater('read', { i: 3 });
+    await assert.rejects(refused, /audit log could not be written/);
+    store.failing = false;
+    log.appendLater('read', { i: 4 });
+    await log.flush();
+    assert.deepEqual(
+      (await store.readAudit(1, 10)).map((r) => [r.seq, r.data.i]),
+      [
+        [1, 1],
+        [2, 3],
+        [3, 4],
+      ],
+    );
+    assert.equal((await verifyChain(store)).ok, true);
+    await store.close();
+  });
+
+  test('records queued while another replica appended are chained after its records', async () => {
+    /** A store several replicas share: another one appends a record before each batch of ours. */
+    class SharedStore extends FlakyStore implements SharedAuditWriter {
+      /** Runs once, while the first batch is in flight. */
+      inFlight: (() => void) | undefined;
+      async appendAuditOnHead(records: readonly AuditRecord[]): Promise<readonly AuditRecord[]> {
+        const during = this.inFlight;
+        this.inFlight = undefined;
+        during?.();
+        const head = (await this.auditHead())!;
+        const theirs = { at: 1, type: 'other.replica', data: { n: head.seq } };
+        const chained: AuditRecord[] = [];
+        let prev = { seq: head.seq, hash: head.hash };
+        for (const r of [theirs, ...records]) {
+          const seq = prev.seq + 1;
+          const dataJson = canonical(r.data);
+          const hash = hashCanonicalData(seq, r.at, r.type, dataJson, prev.hash);
+          chained.push({ seq, at: r.at, type: r.type, data: r.data, dataJson, prevHash: prev.hash, hash });
+          prev = { seq, hash };
+        }
+        await this.appendAudit(chained);
+        return chained.slice(1);
+      }
+    }
+    const store = new SharedStore();
+    await store.migrate();
+    await store.appendAudit([
+      {
+        seq: 1,
+        at: 1,
+        type: 'first',
+        data: {},
+        prevHash: GENESIS,
+        hash: hashCanonicalData(1, 1, 'first', '{}', GENESIS),
+      },
+    ]);
+    const log = new AuditLog(store, { batchMs: 10_000 });
+    await log.init();
+    log.appendLater('read', { i: 1 });
+    // Queued while the first batch is in flight, linked to where that batch was expected to end.
+    store.inFlight = () => log.appendLater('read', { i: 3 });
+    const record = await log.append('write', { i: 2 });
+    assert.equal(record.seq, 4);
+    log.appendLater('read', { i: 4 });
+    await log.flush();
+    const all = await store.readAudit(1, 20);
+    assert.deepEqual(
+      all.map((r) => r.type),
+      ['first', 'other.replica', 'read', 'write', 'other.replica', 'read', 'read'],
+    );
+    const v = await verifyChain(store);
+    assert.equal(v.ok, true, JSON.stringify(v));
+    assert.equal(v.count, 7);
     await store.close();
   });
 
