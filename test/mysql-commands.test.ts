@@ -14,12 +14,9 @@ import mysql from 'mysql2/promise';
 import { Cap, Command } from '../src/protocols/mysql/constants.ts';
 import { handshakeResponse, parseErr } from '../src/protocols/mysql/messages.ts';
 import { type Packet, PacketReader, packet } from '../src/protocols/mysql/packets.ts';
-import type { Gateway } from '../src/server/gateway.ts';
 import { eventually, pendingRequestFrom } from './support/eventually.ts';
 import {
   MYSQL_CONNECTION,
-  MYSQL_DEFAULT_RULES,
-  MYSQL_PRINCIPALS,
   type MysqlTestGateway,
   mariadbAvailable,
   mariadbCli,
@@ -29,7 +26,6 @@ import {
   type PrivateMariadb,
   startMysqlTestGateway,
 } from './support/mariadb.ts';
-import { makePolicyDir } from './support/policy-dir.ts';
 import { startProcess } from './support/processes.ts';
 
 const TEST_TIMEOUT = 120_000;
@@ -589,31 +585,14 @@ describe('a caller that is not on this host', {
   skip: skip ?? (outside ? undefined : 'this host has no address besides loopback'),
   timeout: 5 * 60_000,
 }, () => {
-  let gateway: Gateway | undefined;
-  let files: ReturnType<typeof makePolicyDir<typeof MYSQL_PRINCIPALS>>;
+  let outsider: MysqlTestGateway | undefined;
   let port = 0;
   before(async () => {
-    files = makePolicyDir('airlock-mysql-outside-', MYSQL_PRINCIPALS);
-    files.secret('upstream.password', `${target.app.password}\n`);
-    files.writePolicy(
-      { listen: ['mysql'] },
-      `connections:
-  ${MYSQL_CONNECTION}:
-    type: mysql
-    upstream:
-      host: 127.0.0.1
-      port: ${target.port}
-      database: ${target.app.database}
-      user: ${target.app.user}
-      password: "\${file:./secrets/upstream.password}"
-    default: review
-${MYSQL_DEFAULT_RULES}`,
-    );
-    gateway = await files.start({ listen: { mysql: `${outside}:0` } });
-    port = gateway.listeners.mysql!.port;
+    outsider = await startMysqlTestGateway(target, { mysqlListen: `${outside}:0` });
+    port = outsider.mysql.port;
   });
   after(async () => {
-    if (gateway) await files.close(gateway);
+    await outsider?.close();
   });
 
   const cli = (args: string[]) =>
@@ -626,7 +605,7 @@ ${MYSQL_DEFAULT_RULES}`,
       String(port),
       '-u',
       'agent',
-      `-p${files.tokens.agent}`,
+      `-p${outsider!.tokens.agent}`,
       ...args,
       MYSQL_CONNECTION,
       '-e',
@@ -643,10 +622,10 @@ ${MYSQL_DEFAULT_RULES}`,
       plain.stderr(),
       /ERROR 1045 \(28000\).*Access denied by Airlock: the client sent the Airlock token in clear on an unencrypted connection.*TLS/,
     );
-    assert.doesNotMatch(plain.stderr(), new RegExp(files.tokens.agent));
+    assert.doesNotMatch(plain.stderr(), new RegExp(outsider!.tokens.agent));
     // Refused like a wrong token: a failed sign-in in the audit log, without the token.
     const failed = await eventually('the refused sign-in in the audit log', async () => {
-      const r = await files.api(gateway!)<{ records: { type: string; data: Record<string, unknown> }[] }>(
+      const r = await outsider!.api<{ records: { type: string; data: Record<string, unknown> }[] }>(
         'GET',
         '/api/v1/audit/search?type=auth.failed&limit=100',
         undefined,
@@ -657,14 +636,14 @@ ${MYSQL_DEFAULT_RULES}`,
       );
     });
     assert.equal(failed.data.source?.toString().startsWith(`${outside}:`), true, JSON.stringify(failed.data));
-    assert.doesNotMatch(JSON.stringify(failed.data), new RegExp(files.tokens.agent));
+    assert.doesNotMatch(JSON.stringify(failed.data), new RegExp(outsider!.tokens.agent));
 
     // mysql2 asks for the key and encrypts the token with it: no TLS needed.
     const c = await mysql.createConnection({
       host: outside,
       port,
       user: 'agent',
-      password: files.tokens.agent,
+      password: outsider!.tokens.agent,
       database: MYSQL_CONNECTION,
     });
     try {

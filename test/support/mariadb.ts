@@ -234,6 +234,8 @@ export interface MysqlGatewayOptions {
   /** YAML lines appended under `upstream:` (6-space indent). */
   upstreamExtra?: string;
   tls?: { cert: string; key: string };
+  /** Where the MySQL listener binds (default a random loopback port). */
+  mysqlListen?: string;
 }
 
 export async function startMysqlTestGateway(
@@ -265,7 +267,7 @@ ${opts.connectionExtra ?? ''}
 ${opts.rules ?? MYSQL_DEFAULT_RULES}
 ${opts.extra ?? ''}`,
   );
-  const gateway = await files.start();
+  const gateway = await files.start(opts.mysqlListen ? { listen: { mysql: opts.mysqlListen } } : {});
   const addr = gateway.listeners.mysql;
   if (!addr) {
     await files.close(gateway);
