@@ -93,13 +93,6 @@ export class AuditLog {
   private readonly now: () => number;
   private head: { seq: number; hash: string } | undefined;
   private queued: Queued[] = [];
-  /**
-   * The chain position after the last queued record, assuming the queue commits as queued.
-   * Each record is hashed when it is queued, a statement's worth of work at a time, instead of
-   * a whole batch in one go when it is written (half a millisecond for 512 records, during which
-   * every session waits); the write checks each link and hashes again whatever no longer fits.
-   */
-  private tailLink: { seq: number; hash: string } | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Tail of the write queue: every write runs after the previous one settled. */
   private tail: Promise<unknown> = Promise.resolve();
@@ -255,12 +248,17 @@ export class AuditLog {
     return { at: this.now(), type, dataJson };
   }
 
+  /**
+   * Queues a record linked onto the chain after the last queued one (or the committed head).
+   * Each record is hashed when it is queued, a statement's worth of work at a time, instead of a
+   * whole batch in one go when it is written (half a millisecond for 512 records, during which
+   * every session waits); the write checks each link and hashes again whatever no longer fits.
+   */
   private push(item: Queued): void {
-    const after = this.tailLink ?? this.head!;
+    const after = this.queued.at(-1)?.link ?? this.head!;
     const seq = after.seq + 1;
     const hash = hashCanonicalData(seq, item.at, item.type, item.dataJson, after.hash);
     item.link = { seq, prevHash: after.hash, hash };
-    this.tailLink = { seq, hash };
     this.queued.push(item);
   }
 
@@ -268,7 +266,6 @@ export class AuditLog {
   private relinkQueue(): void {
     const queued = this.queued;
     this.queued = [];
-    this.tailLink = undefined;
     for (const item of queued) this.push(item);
   }
 
@@ -341,7 +338,6 @@ export class AuditLog {
     // Another replica's records came first (the store chained these after them): what is still
     // queued moves along too.
     if (last.hash !== records[records.length - 1]!.hash) this.relinkQueue();
-    else if (this.queued.length === 0) this.tailLink = undefined;
     this.lastWriteFailed = false;
     if (this.queued.length < this.maxQueued) this.overflowed = false;
     if (this.cp) this.afterCommit(committed);
