@@ -27,13 +27,4 @@ export class TextCache<T> {
     if (this.#entries.size >= this.#maxEntries && !this.#entries.has(key)) this.#entries.clear();
     this.#entries.set(key, value);
   }
-
-  /** The kept value, or `compute(key)` kept (if the key is not too long) and returned. */
-  getOrCompute(key: string, compute: (key: string) => T): T {
-    const hit = this.#entries.get(key);
-    if (hit !== undefined) return hit;
-    const value = compute(key);
-    this.set(key, value);
-    return value;
-  }
 }
