@@ -240,14 +240,19 @@ test("pg's prepared-statement cache and pipelined queries", { timeout: TIMEOUT }
   }
 });
 
-test('pipelined extended-protocol messages get byte-identical answers', { timeout: TIMEOUT }, async () => {
-  const direct = await WireClient.connect({
+/** A raw protocol client straight to the target, as the app user. */
+function directWire(): Promise<WireClient> {
+  return WireClient.connect({
     host: upstream.host,
     port: upstream.port,
     database: 'app',
     user: upstream.app.user,
     token: upstream.app.password,
   });
+}
+
+test('pipelined extended-protocol messages get byte-identical answers', { timeout: TIMEOUT }, async () => {
+  const direct = await directWire();
   const through = await WireClient.connect(gw.target('bench'));
   try {
     const pipeline = [
@@ -293,13 +298,7 @@ test('pipelined extended-protocol messages get byte-identical answers', { timeou
 test('parameter status changes and notifications from other sessions reach the caller', {
   timeout: TIMEOUT,
 }, async () => {
-  const direct = await WireClient.connect({
-    host: upstream.host,
-    port: upstream.port,
-    database: 'app',
-    user: upstream.app.user,
-    token: upstream.app.password,
-  });
+  const direct = await directWire();
   const through = await WireClient.connect(gw.target('bench'));
   try {
     // PostgreSQL reports changed settings before ReadyForQuery; RESET ALL reports them back.
