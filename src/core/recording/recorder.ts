@@ -12,6 +12,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type FileHandle, mkdir, open, readdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { flatText } from '../flat-text.ts';
 import type { AuditRecord } from '../store.ts';
 import type {
   Recorder,
@@ -230,12 +231,9 @@ class FileRecordingWriter implements RecordingWriter {
     if (typeof chunk === 'string') {
       // Text (every event of an event stream, every asciicast line) is gathered as a string and
       // encoded and hashed once per flush, not once per event: a statement's two events would
-      // otherwise cost two buffers and two hash updates on the data path. Each piece is
-      // flattened first (reading a character does that): it waits up to FLUSH_MS, long enough
-      // to be copied by a young-generation collection, and an event built by concatenation is
-      // a tree of pieces (and a slice that keeps its whole source alive) until then.
-      chunk.charCodeAt(0);
-      this.text += chunk;
+      // otherwise cost two buffers and two hash updates on the data path. Each piece waits up
+      // to FLUSH_MS, so it waits flattened.
+      this.text += flatText(chunk);
     } else {
       this.takeText();
       const buf = Buffer.from(chunk);
